@@ -1,0 +1,1 @@
+"""pytest plugin (entry point ``hil``): ``--target``, ``--inventory`` and the board fixtures."""
