@@ -33,11 +33,13 @@ class Progress:
         if self.tty:
             self.stream.write("\r\x1b[K" + text)
             self.stream.flush()
-        elif message != self._last_msg or now - self._last >= self.min_interval:
-            if now - self._last >= self.min_interval or message != self._last_msg:
-                self.stream.write(text + "\n")
-                self.stream.flush()
-                self._last = now
+        elif (message != self._last_msg and now - self._last >= 1.0) or (
+            now - self._last >= self.min_interval
+        ):
+            # Logs (CI): a new message at most once a second, a heartbeat every interval.
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self._last = now
         self._last_msg = message
 
     def done(self, message: str = "done") -> None:
