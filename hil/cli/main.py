@@ -1,8 +1,70 @@
-"""The ``hil`` command line."""
+"""The ``hil`` command line: one subcommand module per area, one exit-code policy.
 
+Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 130 interrupted.
+Expected failures (`HilError`) print a one-line cause and a hint, never a traceback;
+``HIL_DEBUG=1`` shows the traceback for developers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
 import sys
+import traceback
+from collections.abc import Sequence
+
+from hil.cli import commands
+from hil.cli.context import Context
+from hil.errors import HilError
+
+EPILOG = """\
+boards come from inventory.yaml (see README); --board defaults to its default_board.
+exit codes: 0 ok, 1 failure, 2 usage/config error.  HIL_DEBUG=1 shows tracebacks."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("hil: under construction", file=sys.stderr)
-    return 1
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 on usage errors: keep that
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hil",
+        description="Build, flash and test Whole Process Persistence on the lab board and its "
+        "emulated twin.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--inventory", metavar="PATH", help="inventory file "
+                        "(default: $HIL_INVENTORY or the repository's inventory.yaml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in commands.MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ctx = Context(args)
+    try:
+        rc = args.func(ctx)
+        return int(rc or 0)
+    except HilError as exc:
+        if os.environ.get("HIL_DEBUG"):
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
