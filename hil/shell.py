@@ -283,8 +283,19 @@ class Shell:
                 f"{type(exc).__name__}",
                 "the host went away (power cycle?); use wait_reachable before retrying",
             ) from exc
-        result = CommandResult(command, res.exited, res.stdout, res.stderr,
-                               time.monotonic() - start)
+        elapsed = time.monotonic() - start
+        if res.exited == -1:  # the channel closed without an exit status
+            self.close()
+            if elapsed >= timeout - 0.1:  # invoke's timer fired but reported it as -1
+                raise TimeoutExpired(
+                    f"'{command}' on {self.destination} did not finish within {timeout:.0f} s",
+                    "the command may hang; raise its timeout or check the host",
+                )
+            raise HilError(
+                f"connection to {self.destination} lost while running '{command}'",
+                "the host went away (power cycle?); use wait_reachable before retrying",
+            )
+        result = CommandResult(command, res.exited, res.stdout, res.stderr, elapsed)
         if check and not result.ok:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
             raise HilError(
