@@ -1,0 +1,222 @@
+"""kvmd backend of the twin: PiKVM's buttons, screen, keyboard and mains relay drive QEMU.
+
+The same `hil.pikvm_server.KvmdServer` that serves the simulated board serves this
+backend, so the client code is identical for the lab board and the twin. Semantics:
+
+* power LED = QEMU is running (the guest powering itself off ends QEMU: LED off);
+* power press while off = start QEMU from the chip file; short press while on = ACPI
+  power button (QMP system_powerdown); long press = hard off (QMP quit / kill);
+  reset = QMP system_reset;
+* the mains relay channel: in state `mains_cut_state` (True, as kvmd's relay switched
+  "on" to open the mains) QEMU is SIGKILLed at once (RAM lost, chip and persistent
+  device files kept) and power presses do nothing until mains return;
+* the screen is QMP screendump (503 while off); keys become QMP send-key chords;
+* the virtual USB drive stores images in ``<state>/msd`` (kvmd semantics reused from
+  the simulated backend; the twin does not attach them as USB storage yet).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from hil.emulated.machine import Machine
+from hil.errors import HilError
+from hil.pikvm import AtxState, GpioChannel, GpioState, MsdImage, MsdState
+from hil.pikvm_server import (
+    KvmdBusyError,
+    KvmdError,
+    KvmdUnavailableError,
+    SimulatedBoardBackend,
+)
+
+log = logging.getLogger(__name__)
+
+
+class QemuKvmdBackend:
+    """The `KvmdBackend` of one twin. Thread-safe; one ATX press at a time (else 409)."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        *,
+        relay_channel: str = "relay",
+        mains_cut_state: bool = True,
+        press_s: float = 0.1,
+        long_press_s: float = 0.5,
+    ) -> None:
+        self.machine = machine
+        self.relay_channel = relay_channel
+        self.mains_cut_state = mains_cut_state
+        self.press_s = press_s
+        self.long_press_s = long_press_s
+        self._lock = threading.RLock()
+        self._atx_busy = False
+        self._relay = not mains_cut_state  # mains present at start
+        self._relay_busy = False
+        # MSD storage semantics are the simulated backend's, with files in the state dir
+        self._msd = SimulatedBoardBackend(machine.state.msd_dir, gpio_channels=(),
+                                          mains_channel=None)
+
+    @property
+    def mains(self) -> bool:
+        with self._lock:
+            return self._relay != self.mains_cut_state
+
+    # -- ATX ------------------------------------------------------------------------------
+
+    def atx_state(self) -> AtxState:
+        with self._lock:
+            return AtxState(True, self._atx_busy, self.machine.running, False)
+
+    def atx_power(self, action: str, wait: bool) -> None:
+        led = self.machine.running
+        button = {
+            "on": None if led else "power",
+            "off": "power" if led else None,
+            "off_hard": "power_long" if led else None,
+            "reset_hard": "reset" if led else None,
+        }[action]
+        if button is None:
+            with self._lock:
+                self._check_atx()
+            return
+        self.atx_click(button, wait)
+
+    def _check_atx(self) -> None:
+        if self._atx_busy:
+            raise KvmdBusyError("performing another ATX operation", "AtxIsBusyError")
+
+    def atx_click(self, button: str, wait: bool) -> None:
+        with self._lock:
+            self._check_atx()
+            self._atx_busy = True
+        duration = self.long_press_s if button == "power_long" else self.press_s
+        if wait:
+            self._press(button, duration)
+        else:
+            threading.Thread(target=self._press, args=(button, duration), daemon=True,
+                             name=f"atx-{button}").start()
+
+    def _press(self, button: str, duration: float) -> None:
+        try:
+            time.sleep(duration)
+            if not self.mains:
+                log.info("ATX %s ignored: mains are off", button)
+                return
+            if button == "power":
+                if self.machine.running:
+                    log.info("ATX power (short) while on: ACPI power button")
+                    self.machine.powerdown()
+                else:
+                    log.info("ATX power while off: power on")
+                    self.machine.start()
+            elif button == "power_long":
+                log.info("ATX power long: hard off")
+                self.machine.quit()
+            elif button == "reset" and self.machine.running:
+                log.info("ATX reset")
+                self.machine.reset()
+        except HilError as e:
+            log.error("ATX %s failed: %s", button, e)
+            raise KvmdError(str(e)) from None
+        finally:
+            with self._lock:
+                self._atx_busy = False
+
+    # -- streamer / HID -----------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        if not self.machine.running:
+            raise KvmdUnavailableError("no video signal: the twin is powered off")
+        try:
+            return self.machine.screendump_jpeg()
+        except HilError as e:
+            raise KvmdUnavailableError(f"no video signal: {e}") from None
+
+    def _hid(self, fn: object, *args: object) -> None:
+        if not self.machine.running:
+            raise KvmdError("the twin is powered off: no keyboard", "HidOfflineError")
+        try:
+            fn(*args)  # type: ignore[operator]
+        except HilError as e:
+            raise KvmdError(str(e), "HidError") from None
+
+    def hid_print(self, text: str) -> None:
+        self._hid(self.machine.type_text, text)
+
+    def hid_send_key(self, key: str) -> None:
+        self._hid(self.machine.send_key, key)
+
+    def hid_send_shortcut(self, keys: Sequence[str]) -> None:
+        self._hid(self.machine.send_shortcut, list(keys))
+
+    # -- GPIO: the mains relay ------------------------------------------------------------
+
+    def gpio_state(self) -> GpioState:
+        with self._lock:
+            ch = GpioChannel(self.relay_channel, self._relay, busy=self._relay_busy)
+            return GpioState({ch.name: ch})
+
+    def _check_gpio(self, channel: str) -> None:
+        if channel != self.relay_channel:
+            raise KvmdError(f"unknown GPIO channel {channel!r}", "GpioChannelNotFoundError")
+        if self._relay_busy:
+            raise KvmdBusyError(f"GPIO channel {channel!r} is busy", "GpioChannelIsBusyError")
+
+    def _set_relay(self, state: bool) -> None:
+        with self._lock:
+            self._relay = state
+            cut = state == self.mains_cut_state
+        if cut and self.machine.kill():
+            log.info("mains cut: QEMU killed")
+        elif not cut:
+            log.info("mains restored (the machine stays off until powered on)")
+
+    def gpio_switch(self, channel: str, state: bool, wait: bool) -> None:
+        with self._lock:
+            self._check_gpio(channel)
+        self._set_relay(state)
+
+    def gpio_pulse(self, channel: str, delay: float | None, wait: bool) -> None:
+        delay = 0.1 if delay is None else min(max(delay, 0.1), 30.0)
+        with self._lock:
+            self._check_gpio(channel)
+            self._relay_busy = True
+        self._set_relay(True)
+
+        def finish() -> None:
+            time.sleep(delay)
+            try:
+                self._set_relay(False)
+            finally:
+                with self._lock:
+                    self._relay_busy = False
+
+        if wait:
+            finish()
+        else:
+            threading.Thread(target=finish, daemon=True, name="relay-pulse").start()
+
+    # -- MSD ------------------------------------------------------------------------------
+
+    def msd_state(self) -> MsdState:
+        return self._msd.msd_state()
+
+    def msd_write(self, name: str, stream: BinaryIO, size: int | None) -> MsdImage:
+        return self._msd.msd_write(name, stream, size)
+
+    def msd_set_params(self, image: str | None, cdrom: bool | None, rw: bool | None) -> None:
+        self._msd.msd_set_params(image, cdrom, rw)
+
+    def msd_set_connected(self, connected: bool) -> None:
+        self._msd.msd_set_connected(connected)
+
+    def msd_remove(self, name: str) -> None:
+        self._msd.msd_remove(name)
+
+    def msd_reset(self) -> None:
+        self._msd.msd_reset()

@@ -1,0 +1,99 @@
+"""The twin's daemon: ``python -m hil.emulated.daemon --state DIR``.
+
+One detached process per twin serves the kvmd-compatible API on loopback and owns the
+QEMU of every power-on, so the twin behaves like a board behind a PiKVM that outlives
+the command that started it (`hil emulate up`, a pytest session). It stops on SIGTERM
+or SIGINT, and takes its QEMU with it: explicitly on exit, and through PR_SET_PDEATHSIG
+if it is killed outright.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+
+from hil.emulated.backend import QemuKvmdBackend
+from hil.emulated.machine import Machine, ensure_files
+from hil.emulated.state import StateDir, kill_tracked, tracked_pid
+from hil.errors import HilError
+from hil.pikvm_server import KvmdServer
+
+log = logging.getLogger("hil.emulated.daemon")
+
+
+def serve(state: StateDir) -> int:
+    config = state.read_config()
+    marker = str(state.path)
+    other = tracked_pid(state.daemon_pidfile, marker)
+    if other is not None and other != os.getpid():
+        log.error("another daemon (pid %d) already serves %s", other, state.path)
+        return 1
+    # a QEMU left behind by a crashed daemon of this very state dir
+    if kill_tracked(state.qemu_pidfile, marker, signal.SIGKILL):
+        log.warning("killed a stray QEMU of this twin")
+    ensure_files(state, config)
+    state.daemon_pidfile.write_text(f"{os.getpid()}\n")
+
+    machine = Machine(state, config)
+    atexit.register(machine.shutdown)
+    backend = QemuKvmdBackend(machine, relay_channel=config.relay_channel)
+    try:
+        server = KvmdServer(
+            backend,
+            user=config.pikvm_user,
+            password=state.read_password(),
+            host="127.0.0.1",
+            port=config.ports.kvmd,
+        )
+    except OSError as e:
+        log.error("cannot serve the kvmd API on 127.0.0.1:%d: %s", config.ports.kvmd, e)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("serving kvmd API at %s for %s (serial %d, ssh %d)", server.url, state.path,
+             config.ports.serial, config.ports.ssh)
+    try:
+        while not stop.wait(1.0):
+            # the server keeps every request record for tests; a daemon must not grow forever
+            if len(server.requests) > 1000:
+                del server.requests[:-100]
+    finally:
+        server.stop()
+        machine.shutdown()
+        with contextlib.suppress(FileNotFoundError):
+            state.daemon_pidfile.unlink()
+        log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hil.emulated.daemon")
+    parser.add_argument("--state", required=True, help="the twin's state directory")
+    args = parser.parse_args(argv)
+    state = StateDir(args.state)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return serve(state)
+    except HilError as e:
+        log.error("%s%s", e, f" (hint: {e.hint})" if e.hint else "")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

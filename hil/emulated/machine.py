@@ -1,0 +1,287 @@
+"""The twin's machine: one QEMU q35 process per power-on, owned by the twin's daemon.
+
+"Powered on" means a QEMU process is running; powering off ends it. Each power-on
+starts QEMU afresh from whatever the chip file holds (`-bios chip.bin`), so a flashed
+image takes effect at the next power-on exactly as on a board, and a garbled image
+genuinely fails to boot. RAM is lost with the process; the chip file and the
+persistent-device file (ivshmem, file-backed, shared) survive.
+
+QEMU is started from one long-lived launcher thread with PR_SET_PDEATHSIG, so it dies
+with that thread (i.e. with the daemon) even if the daemon is SIGKILLed; its pid is
+also written to ``qemu.pid`` and only ever killed after checking that its command line
+names this state directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from hil.emulated.keys import text_to_chords, web_key_to_qcode
+from hil.emulated.qmp import QmpClient, QmpError
+from hil.emulated.state import StateDir, TwinConfig, kill_tracked
+from hil.errors import HilError, MissingToolError
+
+log = logging.getLogger(__name__)
+
+QEMU = "qemu-system-x86_64"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def qemu_argv(state: StateDir, config: TwinConfig) -> list[str]:
+    """The QEMU command line for one power-on of the twin described by `config`."""
+    ports = config.ports
+    serial = (
+        f"socket,id=ser0,host=127.0.0.1,port={ports.serial},server=on,wait=off,"
+        f"logfile={state.serial_log},logappend=on"
+    )
+    return [
+        QEMU,
+        "-name", "wpp-twin",
+        "-machine", "q35,smm=on",
+        "-accel", "tcg",
+        "-m", str(config.memory_mib),
+        "-smp", str(config.smp),
+        "-nodefaults",
+        "-no-user-config",
+        "-display", "none",
+        "-device", "VGA",
+        "-bios", str(state.chip),
+        "-chardev", serial,
+        "-serial", "chardev:ser0",
+        "-chardev", f"socket,id=qmp,path={state.qmp_socket},server=on,wait=off",
+        "-mon", "chardev=qmp,mode=control",
+        "-chardev", f"file,id=dbg,path={state.debugcon_log},append=on",
+        "-device", "isa-debugcon,iobase=0xe9,chardev=dbg",
+        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ports.ssh}-:22",
+        "-device", "virtio-net-pci,netdev=net0",
+        "-object",
+        f"memory-backend-file,id=pdev,share=on,mem-path={state.pdev},size={config.pdev_size}",
+        "-device", "ivshmem-plain,memdev=pdev",
+        *config.extra_qemu_args,
+    ]
+
+
+class Machine:
+    """Start/stop/inspect the QEMU of one twin; thread-safe (the kvmd server is threaded)."""
+
+    def __init__(self, state: StateDir, config: TwinConfig) -> None:
+        if shutil.which(QEMU) is None:
+            raise MissingToolError(QEMU, "qemu-system-x86")
+        self.state = state
+        self.config = config
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.RLock()
+        self._launcher = ThreadPoolExecutor(1, thread_name_prefix="qemu-launcher")
+        self.boots = 0
+
+    # -- power ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            return self._proc.pid if self.running and self._proc else None
+
+    def start(self) -> bool:
+        """Power on: start QEMU from the chip file. False if it was already running."""
+        with self._lock:
+            if self.running:
+                return False
+            self._reap()
+            proc = self._launcher.submit(self._spawn).result()
+            self._proc = proc
+            self.state.qemu_pidfile.write_text(f"{proc.pid}\n")
+            self.boots += 1
+        # QEMU refuses bad options, busy ports or unreadable files within a moment
+        if not self._wait_monitor(10.0):
+            with self._lock:
+                code = proc.poll()
+            if code is not None:
+                self._reap()
+                raise HilError(
+                    f"QEMU exited at power-on (code {code}): {self._qemu_error()}",
+                    f"see {self.state.qemu_log}",
+                )
+        return True
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        argv = qemu_argv(self.state, self.config)
+        with contextlib.suppress(FileNotFoundError):
+            self.state.qmp_socket.unlink()
+        logf = open(self.state.qemu_log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            logf.write(f"--- power on {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+            logf.flush()
+            return subprocess.Popen(
+                argv,
+                cwd=self.state.path,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            logf.close()
+
+    def _wait_monitor(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if not self.running:
+                return False
+            if self.state.qmp_socket.exists():
+                return True
+            time.sleep(0.05)
+        return self.running
+
+    def _qemu_error(self) -> str:
+        try:
+            lines = self.state.qemu_log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        errors = [ln for ln in lines if not ln.startswith("---")]
+        return errors[-1][:300] if errors else "no message"
+
+    def _reap(self) -> None:
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is not None:
+                self._proc = None
+                with contextlib.suppress(FileNotFoundError):
+                    self.state.qemu_pidfile.unlink()
+
+    def kill(self) -> bool:
+        """Mains cut: SIGKILL at once (RAM lost, files kept). False if it was off."""
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                self._reap()
+                return False
+            proc.kill()
+            proc.wait(10)
+            self._reap()
+            return True
+
+    def quit(self, timeout: float = 5.0) -> bool:
+        """Hard power off (long press): QMP quit, SIGKILL if QEMU does not exit in time."""
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                self._reap()
+                return False
+            with contextlib.suppress(QmpError):
+                self.qmp("quit")
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            self._reap()
+            return True
+
+    def powerdown(self) -> None:
+        """Short press of the power button while on: ACPI power-button event."""
+        self.qmp("system_powerdown")
+
+    def reset(self) -> None:
+        """Reset button: a warm reset of the running machine (RAM content not preserved)."""
+        self.qmp("system_reset")
+
+    def shutdown(self) -> None:
+        """Stop QEMU for good (daemon exit)."""
+        self.kill()
+        self._launcher.shutdown(wait=False)
+        kill_tracked(self.state.qemu_pidfile, str(self.state.path), signal.SIGKILL)
+
+    # -- monitor -------------------------------------------------------------------------
+
+    def qmp(self, command: str, arguments: dict[str, object] | None = None) -> object:
+        if not self.running:
+            raise HilError("the twin is powered off", "power it on first")
+        with QmpClient(self.state.qmp_socket) as q:
+            return q.execute(command, arguments)
+
+    def screendump_jpeg(self, quality: int = 85) -> bytes:
+        """The current display as JPEG (PiKVM's streamer format)."""
+        from PIL import Image
+
+        png = self.state.path / "screen.png"
+        self.qmp("screendump", {"filename": str(png), "format": "png"})
+        with Image.open(png) as img:
+            out = io.BytesIO()
+            img.convert("RGB").save(out, "JPEG", quality=quality)
+        with contextlib.suppress(FileNotFoundError):
+            png.unlink()
+        return out.getvalue()
+
+    def send_chord(self, qcodes: list[str], hold_ms: int = 50) -> None:
+        self.qmp(
+            "send-key",
+            {"keys": [{"type": "qcode", "data": k} for k in qcodes], "hold-time": hold_ms},
+        )
+
+    def send_key(self, web_key: str) -> None:
+        self.send_chord([web_key_to_qcode(web_key)])
+
+    def send_shortcut(self, web_keys: list[str]) -> None:
+        self.send_chord([web_key_to_qcode(k) for k in web_keys])
+
+    def type_text(self, text: str) -> None:
+        if not self.running:
+            raise HilError("the twin is powered off", "power it on first")
+        chords = text_to_chords(text)
+        with QmpClient(self.state.qmp_socket) as q:
+            for chord in chords:
+                q.execute(
+                    "send-key",
+                    {"keys": [{"type": "qcode", "data": k} for k in chord], "hold-time": 20},
+                )
+                time.sleep(0.03)
+
+
+def black_jpeg(width: int = 640, height: int = 480) -> bytes:
+    """What the streamer shows with no signal (machine off), for ``allow_offline=1``."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def ensure_files(state: StateDir, config: TwinConfig) -> None:
+    """Create the chip (erased, 0xff) and the preallocated persistent device if missing."""
+    state.create()
+    if not state.chip.exists() or state.chip.stat().st_size != config.chip_size:
+        tmp = state.chip.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            block = b"\xff" * (1 << 20)
+            for _ in range(config.chip_size // len(block)):
+                f.write(block)
+            f.write(b"\xff" * (config.chip_size % len(block)))
+        tmp.replace(state.chip)
+    if not state.pdev.exists() or state.pdev.stat().st_size < config.pdev_size:
+        fd = os.open(state.pdev, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, config.pdev_size)
+            except OSError:  # e.g. tmpfs without fallocate: a sparse file still works
+                os.ftruncate(fd, config.pdev_size)
+        finally:
+            os.close(fd)
