@@ -20,6 +20,7 @@ import threading
 
 from hil.emulated.backend import QemuKvmdBackend
 from hil.emulated.machine import Machine, ensure_files
+from hil.emulated.serial_relay import SerialRelay
 from hil.emulated.state import StateDir, kill_tracked, tracked_pid
 from hil.errors import HilError
 from hil.pikvm_server import KvmdServer
@@ -40,6 +41,11 @@ def serve(state: StateDir) -> int:
     ensure_files(state, config)
     state.daemon_pidfile.write_text(f"{os.getpid()}\n")
 
+    try:
+        relay = SerialRelay(state.serial_socket, config.ports.serial, state.serial_log)
+    except OSError as e:
+        log.error("cannot serve the serial port 127.0.0.1:%d: %s", config.ports.serial, e)
+        return 1
     machine = Machine(state, config)
     atexit.register(machine.shutdown)
     backend = QemuKvmdBackend(machine, relay_channel=config.relay_channel)
@@ -52,6 +58,7 @@ def serve(state: StateDir) -> int:
             port=config.ports.kvmd,
         )
     except OSError as e:
+        relay.close()
         log.error("cannot serve the kvmd API on 127.0.0.1:%d: %s", config.ports.kvmd, e)
         return 1
     stop = threading.Event()
@@ -72,6 +79,7 @@ def serve(state: StateDir) -> int:
     finally:
         server.stop()
         machine.shutdown()
+        relay.close()
         with contextlib.suppress(FileNotFoundError):
             state.daemon_pidfile.unlink()
         log.info("stopped")

@@ -45,10 +45,6 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def qemu_argv(state: StateDir, config: TwinConfig) -> list[str]:
     """The QEMU command line for one power-on of the twin described by `config`."""
     ports = config.ports
-    serial = (
-        f"socket,id=ser0,host=127.0.0.1,port={ports.serial},server=on,wait=off,"
-        f"logfile={state.serial_log},logappend=on"
-    )
     return [
         QEMU,
         "-name", "wpp-twin",
@@ -61,7 +57,8 @@ def qemu_argv(state: StateDir, config: TwinConfig) -> list[str]:
         "-display", "none",
         "-device", "VGA",
         "-bios", str(state.chip),
-        "-chardev", serial,
+        # QEMU is the client of the daemon's serial relay (see serial_relay.py)
+        "-chardev", f"socket,id=ser0,path={state.serial_socket},server=off",
         "-serial", "chardev:ser0",
         "-chardev", f"socket,id=qmp,path={state.qmp_socket},server=on,wait=off",
         "-mon", "chardev=qmp,mode=control",

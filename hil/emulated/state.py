@@ -14,6 +14,7 @@ can always be matched to its instance by the directory in its command line)::
     daemon.pid        pid of `python -m hil.emulated.daemon --state DIR`
     qemu.pid          pid of the running QEMU (absent while the machine is off)
     qmp.sock          QEMU monitor (or a short path under /tmp when DIR is too long)
+    serial.sock       QEMU's UART (QEMU connects; the daemon relays it to the TCP port)
     msd/              images uploaded through /api/msd/write
 """
 
@@ -130,16 +131,24 @@ class StateDir:
     def msd_dir(self) -> Path:
         return self.path / "msd"
 
-    @property
-    def qmp_socket(self) -> Path:
+    def _socket(self, name: str) -> Path:
         """In the state dir when the path fits in sockaddr_un, else a short unique /tmp path."""
-        p = self.path / "qmp.sock"
+        p = self.path / name
         if len(str(p)) <= _MAX_UNIX_PATH:
             return p
         digest = hashlib.sha256(str(self.path).encode()).hexdigest()[:16]
         short = Path(tempfile.gettempdir()) / f"wpp-hil-{os.getuid()}"
         short.mkdir(mode=0o700, exist_ok=True)
-        return short / f"qmp-{digest}.sock"
+        return short / f"{digest}-{name}"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self._socket("qmp.sock")
+
+    @property
+    def serial_socket(self) -> Path:
+        """QEMU's UART connects here; the daemon relays it to the TCP serial port."""
+        return self._socket("serial.sock")
 
     def read_config(self) -> TwinConfig:
         try:

@@ -1,0 +1,136 @@
+"""The twin's ser2net: a TCP serial endpoint that outlives power cycles.
+
+On the lab board the UART is exported by ser2net on the PiKVM, which keeps listening
+while the board is off, so a client that stays connected sees the firmware banner of
+the next boot. QEMU's own socket chardev dies with QEMU and drops whatever is printed
+before a client reconnects (the coreboot banner comes ~0.1 s after power-on). So the
+daemon owns both ends: a unix socket QEMU connects to at startup (before the guest runs,
+so nothing is lost) and the loopback TCP port clients use. Bytes from QEMU go to every
+connected client and to ``serial.log``; bytes from clients go to the guest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class SerialRelay:
+    """Relay between QEMU's serial (unix socket, QEMU is the client) and TCP clients."""
+
+    def __init__(self, qemu_socket: Path, tcp_port: int, logfile: Path) -> None:
+        self.qemu_socket = qemu_socket
+        self.logfile = logfile
+        self._lock = threading.Lock()
+        self._clients: list[socket.socket] = []
+        self._qemu: socket.socket | None = None
+        self._stop = threading.Event()
+        with contextlib.suppress(FileNotFoundError):
+            qemu_socket.unlink()
+        self._unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._unix.bind(str(qemu_socket))
+        self._unix.listen(2)
+        self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._tcp.bind(("127.0.0.1", tcp_port))
+        except OSError:
+            self._unix.close()
+            self._tcp.close()
+            raise
+        self._tcp.listen(4)
+        self.port = self._tcp.getsockname()[1]
+        self._log = open(logfile, "ab", buffering=0)  # noqa: SIM115 - lives with the relay
+        for target, name in ((self._accept_qemu, "serial-qemu"), (self._accept_tcp, "serial-tcp")):
+            threading.Thread(target=target, name=name, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        for s in (self._unix, self._tcp):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        with self._lock:
+            for c in [*self._clients, *([self._qemu] if self._qemu else [])]:
+                with contextlib.suppress(OSError):
+                    c.close()
+            self._clients.clear()
+        with contextlib.suppress(FileNotFoundError):
+            self.qemu_socket.unlink()
+        self._log.close()
+
+    def _accept_qemu(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._unix.accept()
+            except OSError:
+                return
+            with self._lock:
+                old, self._qemu = self._qemu, conn
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    old.close()
+            threading.Thread(target=self._pump_qemu, args=(conn,), daemon=True,
+                             name="serial-from-qemu").start()
+
+    def _pump_qemu(self, conn: socket.socket) -> None:
+        while True:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            with contextlib.suppress(ValueError, OSError):
+                self._log.write(data)
+            with self._lock:
+                clients = list(self._clients)
+            for c in clients:
+                try:
+                    c.sendall(data)
+                except OSError:
+                    self._drop(c)
+        with self._lock:
+            if self._qemu is conn:
+                self._qemu = None
+        with contextlib.suppress(OSError):
+            conn.close()
+
+    def _accept_tcp(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._tcp.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._clients.append(conn)
+            threading.Thread(target=self._pump_client, args=(conn,), daemon=True,
+                             name="serial-from-client").start()
+
+    def _pump_client(self, conn: socket.socket) -> None:
+        while True:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            with self._lock:
+                qemu = self._qemu
+            if qemu is not None:  # typing into a powered-off board goes nowhere
+                with contextlib.suppress(OSError):
+                    qemu.sendall(data)
+        self._drop(conn)
+
+    def _drop(self, conn: socket.socket) -> None:
+        with self._lock:
+            if conn in self._clients:
+                self._clients.remove(conn)
+        with contextlib.suppress(OSError):
+            conn.close()
