@@ -374,7 +374,8 @@ class PiKvmClient:
 
     Parameters:
         url: base URL of the PiKVM (scheme and host[:port]).
-        user, password: kvmd credentials, sent as ``X-KVMD-User``/``X-KVMD-Passwd`` headers.
+        user, password: kvmd credentials, sent as ``X-KVMD-User``/``X-KVMD-Passwd`` headers
+            (both empty: none are sent).
         totp_secret: base32 2FA secret; when set the current TOTP code is appended to the
             password of every request (kvmd's 2FA scheme).
         verify: verify the TLS certificate (default). False disables it and warns once.
@@ -448,6 +449,8 @@ class PiKvmClient:
         return str(self.ca_file) if self.ca_file else True
 
     def _headers(self) -> dict[str, str]:
+        if not self.user and not self._password:
+            return {}  # no credentials configured (kvmd with auth disabled)
         passwd = self._password
         if self._totp_secret:
             passwd += totp(self._totp_secret)
