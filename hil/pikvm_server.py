@@ -758,19 +758,19 @@ class SimulatedBoardBackend:
             return AtxState(self.atx_enabled, self._atx_busy, self.power_led, self.hdd_led)
 
     def atx_power(self, action: str, wait: bool) -> None:
-        with self._lock:
+        with self._lock:  # decide and claim the buttons atomically
+            self._check_atx()
             led = self.power_led
-        button = {
-            "on": None if led else "power",
-            "off": "power" if led else None,
-            "off_hard": "power_long" if led else None,
-            "reset_hard": "reset" if led else None,
-        }[action]
-        if button is None:
-            with self._lock:
-                self._check_atx()
-            return
-        self.atx_click(button, wait)
+            button = {
+                "on": None if led else "power",
+                "off": "power" if led else None,
+                "off_hard": "power_long" if led else None,
+                "reset_hard": "reset" if led else None,
+            }[action]
+            if button is None:
+                return
+            self._atx_busy = True
+        self._run_press(button, wait)
 
     def _check_atx(self) -> None:
         if not self.atx_enabled:
@@ -782,6 +782,9 @@ class SimulatedBoardBackend:
         with self._lock:
             self._check_atx()
             self._atx_busy = True
+        self._run_press(button, wait)
+
+    def _run_press(self, button: str, wait: bool) -> None:
         duration = self.long_press_s if button == "power_long" else self.press_s
         if wait:
             self._press(button, duration)
