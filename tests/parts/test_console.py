@@ -1,0 +1,231 @@
+"""hil.console against a loopback TCP peer that disappears and comes back (like QEMU)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hil.console import Console
+from hil.errors import ConfigError, TimeoutExpired
+
+
+class VanishingPeer:
+    """A TCP 'serial port' on a fixed loopback port that can go away entirely.
+
+    Like QEMU's ``-serial tcp:...,server=on``: while it is down, connecting is refused;
+    after a restart it listens on the same port again.
+    """
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.listener: socket.socket | None = None
+        self.conn: socket.socket | None = None
+        self.up()
+
+    @property
+    def url(self) -> str:
+        return f"socket://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(1)
+
+    def accept(self, timeout: float = 10) -> None:
+        assert self.listener is not None
+        self.listener.settimeout(timeout)
+        self.conn, _ = self.listener.accept()
+
+    def send(self, data: bytes) -> None:
+        assert self.conn is not None
+        self.conn.sendall(data)
+
+    def recv_until(self, token: bytes, timeout: float = 10) -> bytes:
+        assert self.conn is not None
+        self.conn.settimeout(timeout)
+        got = b""
+        while token not in got:
+            chunk = self.conn.recv(4096)
+            assert chunk, "console closed the connection"
+            got += chunk
+        return got
+
+    def down(self) -> None:
+        for s in (self.conn, self.listener):
+            if s is not None:
+                s.close()
+        self.conn = self.listener = None
+
+
+@pytest.fixture
+def peer() -> VanishingPeer:
+    p = VanishingPeer()
+    yield p
+    p.down()
+
+
+def test_no_byte_lost_and_expect_spans_a_reconnect(peer: VanishingPeer, tmp_path: Path) -> None:
+    con = Console(peer.url, tmp_path, name="serial", reconnect_interval=0.1).start()
+    try:
+        peer.accept()
+        con.wait_connected(5)
+        since = con.mark()
+        result: dict[str, object] = {}
+
+        def wait_ready() -> None:  # started before the power cut, satisfied after it
+            try:
+                result["m"] = con.expect(r"login: (\w+)", timeout=20, since=since)
+            except Exception as exc:  # reported below
+                result["err"] = exc
+
+        waiter = threading.Thread(target=wait_ready)
+        waiter.start()
+
+        before = b"".join(b"boot line %d\r\n" % i for i in range(2000))
+        before += b"bad utf8 \xff\xfe here\n" + b"last words before power cut, no newline"
+        peer.send(before)
+        peer.down()  # the port disappears right after the data: nothing may be lost
+        time.sleep(0.8)  # the reader keeps retrying while the port is gone (refused)
+        assert not con.connected
+        peer.up()
+        peer.accept()
+        after = b"\r\ncoreboot-4.15 bootblock starting\r\nlogin: root\r\n"
+        peer.send(after)
+        waiter.join(timeout=25)
+        assert "err" not in result, result.get("err")
+        m = result["m"]
+        assert isinstance(m, re.Match) and m.group(1) == "root"
+        assert m.start() >= len(before)  # absolute positions in the whole stream
+
+        full = before + after
+        assert (tmp_path / "serial.raw").read_bytes() == full
+        assert con.text() == full.decode("utf-8", errors="replace")
+        assert con.connects == 2 and con.disconnects >= 1
+
+        log = (tmp_path / "serial.log").read_text()
+        assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z boot line 1999$", log, re.M)
+        lines = log.splitlines()
+        cut = next(i for i, x in enumerate(lines) if "disconnected" in x)
+        assert lines[cut - 1].endswith("last words before power cut, no newline")
+        assert any("connection #2" in x for x in lines[cut:])
+    finally:
+        con.close()
+
+
+def test_mark_excludes_old_output_and_expect_is_sequential(
+    peer: VanishingPeer, tmp_path: Path
+) -> None:
+    with Console(peer.url, tmp_path) as con:
+        peer.accept()
+        peer.send(b"READY old\n")
+        con.expect("READY old", 5)
+        mark = con.mark()
+        with pytest.raises(TimeoutExpired):
+            con.expect("READY", 0.5, since=mark)  # the old READY is before the mark
+        peer.send(b"one\ntwo\nREADY new\n")
+        assert con.expect(r"READY (\w+)", 5, since=mark).group(1) == "new"
+        # without since, expect continues after the previous match
+        peer.send(b"x=1\nx=2\n")
+        assert con.expect(r"x=(\d)", 5).group(1) == "1"
+        assert con.expect(r"x=(\d)", 5).group(1) == "2"
+
+
+def test_timeout_error_quotes_last_lines(peer: VanishingPeer, tmp_path: Path) -> None:
+    with Console(peer.url, tmp_path) as con:
+        peer.accept()
+        peer.send(b"".join(b"line %d\n" % i for i in range(30)) + b"Kernel panic - not syncing")
+        con.expect("not syncing", 5)
+        start = time.monotonic()
+        with pytest.raises(TimeoutExpired) as exc:
+            con.expect("login:", timeout=1)
+        assert 0.9 < time.monotonic() - start < 5
+        msg = str(exc.value)
+        assert "/login:/" in msg and "line 29" in msg and "Kernel panic" in msg
+        assert "line 5\n" not in msg  # only the last lines, not the whole log
+        assert str(tmp_path / "console.log") in (exc.value.hint or "")
+
+
+def test_send_line_reaches_peer_and_waits_for_reconnect(
+    peer: VanishingPeer, tmp_path: Path
+) -> None:
+    with Console(peer.url, tmp_path, reconnect_interval=0.1) as con:
+        peer.accept()
+        con.wait_connected(5)
+        con.send_line("echo hello")
+        assert peer.recv_until(b"\n") == b"echo hello\n"
+        peer.down()
+        time.sleep(0.5)
+        assert not con.connected
+        threading.Timer(0.5, lambda: (peer.up(), peer.accept())).start()
+        con.send_line("after reboot", timeout=10)  # blocks until the port is back
+        assert peer.recv_until(b"\n") == b"after reboot\n"
+
+
+def test_follow_yields_live_output(peer: VanishingPeer, tmp_path: Path) -> None:
+    with Console(peer.url, tmp_path) as con:
+        peer.accept()
+        peer.send(b"old\n")
+        con.expect("old", 5)
+        stop = threading.Event()
+        chunks: list[str] = []
+
+        def collect() -> None:
+            for chunk in con.follow(stop=stop):
+                chunks.append(chunk)
+                if "END" in "".join(chunks):
+                    stop.set()
+
+        t = threading.Thread(target=collect)
+        t.start()
+        time.sleep(0.3)
+        peer.send(b"new 1\n")
+        peer.send(b"new 2 END\n")
+        t.join(timeout=5)
+        assert not t.is_alive()
+        assert "".join(chunks) == "new 1\nnew 2 END\n"  # from the mark: 'old' excluded
+
+
+def test_tty_path(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    try:
+        with Console(os.ttyname(slave), tmp_path, name="tty") as con:
+            con.wait_connected(5)
+            os.write(master, b"hello over a tty\n")
+            assert con.expect("over a (tty)", 5).group(1) == "tty"
+            con.send_line("typed")
+            time.sleep(0.2)
+            assert b"typed" in os.read(master, 100)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert b"hello over a tty" in (tmp_path / "tty.raw").read_bytes()
+
+
+def test_bad_url_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="bad console url"):
+        Console("nosuchscheme://x", tmp_path).start()
+
+
+def test_output_sent_right_at_connect_is_kept(peer: VanishingPeer, tmp_path: Path) -> None:
+    """pyserial flushes input on open(); a QEMU restarting prints at once. Nothing may drop."""
+    with Console(peer.url, tmp_path, reconnect_interval=0.02) as con:
+        sent = b""
+        for cycle in range(10):
+            peer.accept()
+            data = b"cycle %d greeting\n" % cycle
+            peer.send(data)  # immediately after the connection is accepted
+            sent += data
+            con.expect(f"cycle {cycle} greeting", 5)
+            peer.down()
+            peer.up()
+        assert con.text() == sent.decode()
+        assert con.connects == 10
