@@ -1,0 +1,142 @@
+"""The twin's daemon and kvmd API without a bootable ROM (an erased chip is enough).
+
+Powering on an erased chip starts QEMU exactly like a bricked board: power LED on,
+nothing else. That is all these tests need, so they run without building anything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from hil.emulated import twin
+from hil.emulated.state import StateDir, process_matches, tracked_pid
+from hil.errors import HilError
+from hil.inventory import Board, load
+from hil.pikvm import PiKvmAuthRejectedError, PiKvmClient, PiKvmUnavailableError
+from hil.power import BoardPower, PikvmAtx, PikvmGpioRelay, PowerError, PowerState
+from hil.timeout import wait_for
+
+
+@pytest.fixture
+def board() -> Board:
+    return load().board("emulated")
+
+
+@pytest.fixture
+def running(board: Board, tmp_path) -> Iterator[tuple[Board, StateDir]]:
+    tb = twin.up(board, state=tmp_path / "twin", use_free_ports=True, stop_at_exit=True)
+    try:
+        yield tb, StateDir(tmp_path / "twin")
+    finally:
+        twin.down(tb)
+
+
+def client_for(tb: Board) -> PiKvmClient:
+    return PiKvmClient(tb.pikvm.url, tb.pikvm.user, tb.pikvm.password.get(), retries=0)
+
+
+def test_up_status_down(board: Board, running: tuple[Board, StateDir]) -> None:
+    tb, sd = running
+    st = twin.status(board, state=sd.path)
+    assert st["running"] and not st["powered"] and st["mains"] is True
+    assert st["endpoints"]["pikvm"] == tb.pikvm.url
+    assert tb.flash.programmer == (
+        f"dummy:emulate=VARIABLE_SIZE,size={16 << 20},image={sd.chip}")
+    assert (sd.password_file.stat().st_mode & 0o777) == 0o600
+    assert sd.read_password() not in sd.daemon_log.read_text()
+    # idempotent: a second up reuses the running daemon
+    again = twin.up(board, state=sd.path, use_free_ports=True)
+    assert again.pikvm.url == tb.pikvm.url
+    daemon = st["daemon_pid"]
+    assert twin.down(tb)
+    assert not process_matches(daemon, str(sd.path))
+    assert twin.status(board, state=sd.path)["running"] is False
+    assert twin.down(tb) is False
+
+
+def test_wrong_password_is_rejected(running: tuple[Board, StateDir]) -> None:
+    tb, _ = running
+    with pytest.raises(PiKvmAuthRejectedError):
+        PiKvmClient(tb.pikvm.url, tb.pikvm.user, "wrong", retries=0).atx_state()
+
+
+def test_atx_and_mains_relay_drive_qemu(running: tuple[Board, StateDir]) -> None:
+    tb, sd = running
+    c = client_for(tb)
+    power = BoardPower(PikvmAtx(c, on_timeout=10, off_timeout=3), PikvmGpioRelay(c, "relay"),
+                       hold_s=0.2, show_progress=False)
+    assert power.state() is PowerState.OFF
+    with pytest.raises(PiKvmUnavailableError):
+        c.snapshot_bytes()  # no video while off, as kvmd
+    assert c.snapshot_bytes(allow_offline=True)[:2] == b"\xff\xd8"
+
+    power.on()
+    qemu = tracked_pid(sd.qemu_pidfile, str(sd.path))
+    assert qemu is not None and power.state() is PowerState.ON
+    assert c.snapshot_bytes()[:2] == b"\xff\xd8"
+
+    power.cut(stay_cut=True)  # mains off: QEMU SIGKILLed at once
+    assert not process_matches(qemu, str(sd.path))
+    assert power.state() is PowerState.CUT
+    c.atx_click("power")  # a board without mains ignores the button
+    assert not c.atx_state().power_led
+    with pytest.raises(PowerError, match="mains power is cut"):
+        power.on()
+    power.restore()
+    assert power.state() is PowerState.OFF  # stays off until powered on, like the board
+    power.on()
+    power.reset()
+    assert c.atx_state().power_led
+    power.off()  # no OS to answer the ACPI button: forced off after off_timeout
+    assert power.state() is PowerState.OFF
+    assert tracked_pid(sd.qemu_pidfile, str(sd.path)) is None
+
+
+def test_killed_daemon_takes_qemu_along(running: tuple[Board, StateDir]) -> None:
+    tb, sd = running
+    client_for(tb).atx_power("on")
+    qemu = wait_for(lambda: tracked_pid(sd.qemu_pidfile, str(sd.path)), 10, "QEMU to start")
+    daemon = tracked_pid(sd.daemon_pidfile, str(sd.path))
+    assert daemon is not None
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: not process_matches(qemu, str(sd.path)), 10, "QEMU to die with its daemon")
+    # and a new up on the same state dir starts cleanly
+    tb2 = twin.up(tb, state=sd.path, use_free_ports=True)
+    assert client_for(tb2).atx_state().power_led is False
+
+
+def test_fixed_port_in_use_is_a_clear_error(board: Board, tmp_path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        busy = board.replace(ssh=board.ssh.__class__(**{**board.ssh.__dict__, "port": port}))
+        with pytest.raises(HilError, match=f"port {port} .* already in use"):
+            twin.up(busy, state=tmp_path / "t")
+
+
+def test_two_twins_side_by_side(board: Board, tmp_path) -> None:
+    a = twin.up(board, state=tmp_path / "a", use_free_ports=True, stop_at_exit=True)
+    b = twin.up(board, state=tmp_path / "b", use_free_ports=True, stop_at_exit=True)
+    try:
+        assert len({a.pikvm.url, b.pikvm.url}) == 2
+        assert len({a.serial.url, b.serial.url, a.ssh.port, b.ssh.port}) == 4
+        ca, cb = client_for(a), client_for(b)
+        ca.atx_power("on")
+        assert ca.atx_state().power_led and not cb.atx_state().power_led
+        cb.gpio_switch("relay", True)  # cutting b's mains leaves a running
+        time.sleep(0.2)
+        assert ca.atx_state().power_led
+        assert twin.status(a, state=tmp_path / "a")["mains"] is True
+        assert twin.status(b, state=tmp_path / "b")["mains"] is False
+        twin.down(a)
+        assert cb.atx_state().power_led is False  # b still answers after a is gone
+    finally:
+        twin.down(a)
+        twin.down(b)
