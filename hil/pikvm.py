@@ -22,6 +22,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+import ssl
 import struct
 import time
 import warnings
@@ -503,7 +505,7 @@ class PiKvmClient:
                     )
             except requests.exceptions.SSLError as exc:
                 raise PiKvmTlsError(
-                    f"TLS verification of the PiKVM at {url} failed: {_short(exc)}", url=url
+                    f"TLS handshake with the PiKVM at {url} failed: {_short(exc)}", url=url
                 ) from None
             except requests.exceptions.ConnectionError as exc:  # includes ConnectTimeout
                 if attempt < self.retries:
@@ -717,15 +719,20 @@ class PiKvmClient:
         name: str | None = None,
         *,
         progress: ProgressCallback | None = None,
+        replace: bool = False,
     ) -> MsdImage:
         """Upload the file `path` as image `name` (default: the file name).
 
-        `progress(sent, total)` is called as bytes go out; a retried upload restarts at 0.
+        kvmd refuses to overwrite an image; with `replace` an existing one is removed
+        first (which kvmd refuses while that image is connected). `progress(sent, total)`
+        is called as bytes go out; a retried upload restarts at 0.
         """
         src = Path(path)
         if not src.is_file():
             raise HilError(f"image {src} does not exist", "build or download the image first")
         image = name or src.name
+        if replace and image in self.msd_state().images:
+            self.msd_remove(image)
         total = src.stat().st_size
         handles: list[BinaryIO] = []
 
@@ -824,13 +831,26 @@ class PiKvmClient:
 
 
 def _short(exc: BaseException) -> str:
-    """A one-line reason from a requests exception (their text nests several layers)."""
-    text = str(exc)
-    for marker in ("Caused by ", "Failed to establish a new connection: "):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-    text = text.strip("()'\" ")
-    return text.splitlines()[0][:200] if text else exc.__class__.__name__
+    """A one-line reason from a requests exception, whose text nests several layers
+    (requests -> urllib3 MaxRetryError -> NewConnectionError/SSLError -> OSError)."""
+    cur: BaseException = exc
+    seen: set[int] = set()
+    while id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {cur.verify_message}"
+        reason = getattr(cur, "reason", None)
+        if isinstance(reason, BaseException):
+            cur = reason
+        elif cur.args and isinstance(cur.args[0], BaseException):
+            cur = cur.args[0]
+        else:
+            break
+    text = str(cur) or type(cur).__name__
+    if "): " in text and text.startswith(("HTTPConnection(", "HTTPSConnection(")):
+        text = text.split("): ", 1)[1]  # drop urllib3's connection repr
+    text = re.sub(r" \(_ssl\.c:\d+\)", "", text)
+    return text.splitlines()[0][:200]
 
 
 __all__ = [

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 from hil.pikvm import (
@@ -83,6 +83,7 @@ class KvmdUnavailableError(KvmdError):
 # ----------------------------------------------------------------------------- backend protocol
 
 
+@runtime_checkable
 class KvmdBackend(Protocol):
     """What the server needs from a board. All methods may be called from several threads.
 
