@@ -343,10 +343,13 @@ ProgressCallback = Callable[[int, int], None]
 class _ProgressReader:
     """A file wrapper with a length (so requests sends Content-Length) that reports progress."""
 
+    REPORT_EVERY = 256 * 1024  # http.client reads 8-16 KiB blocks: don't report each one
+
     def __init__(self, fh: BinaryIO, total: int, progress: ProgressCallback | None) -> None:
         self._fh = fh
         self._total = total
         self._sent = 0
+        self._reported = 0
         self._progress = progress
 
     def __len__(self) -> int:
@@ -355,7 +358,9 @@ class _ProgressReader:
     def read(self, size: int = -1) -> bytes:
         chunk = self._fh.read(size)
         self._sent += len(chunk)
-        if self._progress is not None and chunk:
+        due = self._sent - self._reported >= self.REPORT_EVERY or self._sent == self._total
+        if self._progress is not None and chunk and due:
+            self._reported = self._sent
             self._progress(self._sent, self._total)
         return chunk
 
