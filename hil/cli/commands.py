@@ -1,5 +1,21 @@
 """The registry of subcommand modules, in the order `hil --help` lists them."""
 
-from hil.cli import inventory_cmd
+from hil.cli import (
+    console_cmd,
+    emulate_cmd,
+    inventory_cmd,
+    logs_cmd,
+    power_cmd,
+    screenshot_cmd,
+    ssh_cmd,
+)
 
-MODULES = [inventory_cmd]
+MODULES = [
+    inventory_cmd,
+    power_cmd,
+    console_cmd,
+    ssh_cmd,
+    logs_cmd,
+    screenshot_cmd,
+    emulate_cmd,
+]

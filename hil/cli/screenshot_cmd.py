@@ -1,0 +1,27 @@
+"""``hil screenshot``: the PiKVM's video snapshot as a JPEG (the twin renders QEMU's screen)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hil import parts
+from hil.cli.context import Context
+from hil.cli.options import add_board
+from hil.runs import artifact_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("screenshot", help="save the board's screen as JPEG")
+    add_board(p)
+    p.add_argument("file", nargs="?", type=Path,
+                   help="output file (default: runs/<timestamp>/<board>/screenshot.jpg)")
+    p.set_defaults(func=run)
+
+
+def run(ctx: Context) -> int:
+    board = parts.resolve(ctx.board)
+    path = ctx.args.file or artifact_dir(board.name) / "screenshot.jpg"
+    out = parts.make_pikvm(board).snapshot(path)
+    print(out)
+    return 0
