@@ -7,12 +7,15 @@
 #   kernel/rootfs/build.sh --force         rebuild the cache entry
 #   kernel/rootfs/build.sh --output FILE   fresh build written to FILE (cache untouched)
 #   kernel/rootfs/build.sh --hash          print the cache key only
+#   --compress gzip|xz|none                (default gzip) xz is ~30% smaller but
+#                                          needs CONFIG_RD_XZ; none suits cbfstool -c lzma
 #
 # Contract: progress on stderr; the LAST line of stdout is the absolute path of
 # the initramfs. Non-zero exit with "error:" and "hint:" lines on stderr.
 #
 # Cache ($WPP_HIL_CACHE or ~/.cache/wpp-hil):
-#   rootfs/<hash>/initramfs.cpio.gz   the image, keyed by every input (this
+#   rootfs/<hash>/initramfs.cpio.gz   the image (.cpio.xz, .cpio with --compress),
+#                                     keyed by every input (this
 #                                     directory, kernel/tools sources, the ABI
 #                                     header, cbmem sources, host binaries and
 #                                     libraries copied, Debian package versions,
@@ -48,10 +51,16 @@ die() {
 
 MODE=cached
 OUTPUT=
+COMPRESS=gzip
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--force) MODE=force ;;
 	--hash) MODE=hash ;;
+	--compress)
+		[ $# -ge 2 ] || die "--compress needs gzip, xz or none" "kernel/rootfs/build.sh --compress xz"
+		COMPRESS="$2"
+		shift
+		;;
 	--output)
 		[ $# -ge 2 ] || die "--output needs a file name" "kernel/rootfs/build.sh --output /tmp/x.cpio.gz"
 		MODE=output
@@ -79,6 +88,12 @@ need ldd libc-bin
 need ssh-keygen openssh-client
 need dropbearkey dropbear-bin
 need sha256sum coreutils
+case "$COMPRESS" in
+gzip) EXT=.cpio.gz ;;
+xz) EXT=.cpio.xz; need xz xz-utils ;;
+none) EXT=.cpio ;;
+*) die "unknown compression '$COMPRESS'" "use --compress gzip, xz or none" ;;
+esac
 for f in /bin/busybox /usr/sbin/dropbear /usr/lib/openssh/sftp-server /usr/bin/redis-server \
 	/usr/bin/redis-cli /usr/bin/redis-benchmark /usr/lib/p7zip/7z /usr/lib/p7zip/7z.so; do
 	[ -e "$f" ] || die "missing $f" "apt-get install $DEB_PACKAGES"
@@ -154,7 +169,7 @@ cbmem_key() {
 
 input_hash() {
 	{
-		echo "epoch $SOURCE_DATE_EPOCH"
+		echo "epoch $SOURCE_DATE_EPOCH compress $COMPRESS"
 		(cd "$REPO" && find kernel/rootfs -type f ! -name '*.md' | sort | xargs sha256sum)
 		(cd "$REPO" && tool_sources | sed "s|^$REPO/||" | xargs -r sha256sum)
 		sha256sum "$ABI_HEADER" | sed "s|$REPO/||"
@@ -234,7 +249,15 @@ pack() { # pack <staging dir> <output file>
 		mknod -m 666 dev/null c 1 3
 		find . -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 		find . -mindepth 1 -printf "%P\n" | sort |
-			cpio -o -H newc -R 0:0 --reproducible --quiet | gzip -9 -n >"$2"'
+			cpio -o -H newc -R 0:0 --reproducible --quiet | compress >"$2"'
+	local compress
+	case "$COMPRESS" in
+	gzip) compress='gzip -9 -n' ;;
+	xz) compress='xz -9 --check=crc32 -T1' ;; # the kernel's unxz wants crc32
+	none) compress='cat' ;;
+	esac
+	script="compress() { $compress; }
+$script"
 	if [ "$(id -u)" = 0 ]; then
 		sh -c "$script" pack "$1" "$2"
 	else
@@ -250,7 +273,7 @@ if [ "$MODE" = hash ]; then
 	exit 0
 fi
 DEST_DIR="$CACHE_ROOT/rootfs/$HASH"
-IMAGE="$DEST_DIR/initramfs.cpio.gz"
+IMAGE="$DEST_DIR/initramfs$EXT"
 if [ "$MODE" = cached ] && [ -f "$IMAGE" ]; then
 	log "cached $HASH"
 	echo "$IMAGE"
@@ -263,11 +286,11 @@ trap 'rm -rf "$WORK"' EXIT
 START=$(date +%s)
 log "building initramfs $HASH"
 populate "$WORK/stage"
-pack "$WORK/stage" "$WORK/initramfs.cpio.gz"
+pack "$WORK/stage" "$WORK/image"
 
 if [ "$MODE" = output ]; then
 	mkdir -p "$(dirname "$OUTPUT")"
-	mv "$WORK/initramfs.cpio.gz" "$OUTPUT"
+	mv "$WORK/image" "$OUTPUT"
 	log "done in $(($(date +%s) - START)) s"
 	echo "$(cd "$(dirname "$OUTPUT")" && pwd)/$(basename "$OUTPUT")"
 	exit 0
@@ -277,13 +300,13 @@ mkdir -p "$DEST_DIR"
 (cd "$WORK/stage" && find . -mindepth 1 -printf '%M %s %P\n' | sort -k3) >"$DEST_DIR/manifest.txt"
 {
 	echo "hash $HASH"
-	echo "sha256 $(sha256sum <"$WORK/initramfs.cpio.gz" | cut -c1-64)"
-	echo "compressed_bytes $(stat -c %s "$WORK/initramfs.cpio.gz")"
+	echo "sha256 $(sha256sum <"$WORK/image" | cut -c1-64)"
+	echo "compressed_bytes $(stat -c %s "$WORK/image")"
 	echo "unpacked_bytes $(du -sb "$WORK/stage" | cut -f1)"
 	echo "build_seconds $(($(date +%s) - START))"
 	dpkg-query -W $DEB_PACKAGES 2>/dev/null || true
 } >"$DEST_DIR/build-info.txt"
-mv "$WORK/initramfs.cpio.gz" "$IMAGE.tmp"
+mv "$WORK/image" "$IMAGE.tmp"
 mv "$IMAGE.tmp" "$IMAGE"
 log "done in $(($(date +%s) - START)) s: $(stat -c %s "$IMAGE") bytes"
 echo "$IMAGE"
