@@ -271,7 +271,9 @@ class Target:
             errors.append(f"power state: {type(e).__name__}: {e}")
         if powered:
             attempt("screenshot", lambda: self.pikvm.snapshot(out / "screen.jpg"))
-            if self.shell.is_reachable():
+            if self.broken:
+                errors.append("ssh: not tried (the target failed to boot)")
+            elif self.shell.is_reachable():
                 attempt("cbmem", lambda: _write(
                     out / "cbmem.txt", self.shell.run("cbmem -c", timeout=60, check=False).stdout))
                 attempt("dmesg", lambda: _write(
@@ -331,7 +333,7 @@ class _LocalFlashrom:
                            f"{self.chip_size}", "flash a full-chip image of the right size")
         proc = subprocess.run(["flashrom", "-p", self.programmer, "-w", str(image)],
                               capture_output=True, text=True, timeout=300, check=False)
-        if proc.returncode != 0 or "VERIFIED" not in proc.stdout:
+        if proc.returncode != 0 or not _flashrom_ok(proc.stdout):
             tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
             raise HilError(f"flashrom failed writing {image}: {tail}")
 
@@ -493,3 +495,8 @@ class WppSession:
                 pids = " ".join(str(p.pid) for p in self.programs)
                 self.target.shell.run(f"kill {pids} 2>/dev/null", timeout=30, check=False)
         self.programs.clear()
+
+
+def _flashrom_ok(stdout: str) -> bool:
+    """flashrom verified the write, or found the chip already holding the image."""
+    return "VERIFIED" in stdout or "Chip content is identical to the requested image" in stdout

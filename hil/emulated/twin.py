@@ -137,7 +137,7 @@ def flash_chip(state: StateDir, image: Path, chip_size: int, timeout: float = 12
         ["flashrom", "-p", chip_programmer(state, chip_size), "-w", str(image)],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
-    if proc.returncode != 0 or "VERIFIED" not in proc.stdout:
+    if proc.returncode != 0 or not _flashrom_ok(proc.stdout):
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
         raise HilError(f"flashrom failed writing {image} to the twin: {tail}")
 
@@ -304,3 +304,7 @@ def status(board: Board, *, state: Path | str | None = None) -> dict[str, Any]:
             info["mains"] = None
     return info
 
+
+def _flashrom_ok(stdout: str) -> bool:
+    """flashrom verified the write, or found the chip already holding the image."""
+    return "VERIFIED" in stdout or "Chip content is identical to the requested image" in stdout

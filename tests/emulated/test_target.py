@@ -1,0 +1,165 @@
+"""The bench's parts end to end against a booted target (the twin by default).
+
+Everything goes through the real interfaces a lab board has: the kvmd API for power,
+screen and keyboard, flashrom for the chip, the serial port, SSH and ``cbmem``. The
+session's twin is reused; tests that power-cycle it leave it for the plugin to boot
+again before the next test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hil.errors import HilError, TimeoutExpired
+from hil.pikvm import PiKvmError
+from hil.target import BANNER, Target
+
+pytestmark = pytest.mark.twin
+
+PDEV_ID = ("0x1af4", "0x1110")
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_boot_shows_banner_then_ssh(target: Target) -> None:
+    target.force_off()
+    assert not target.is_on()
+    t = target.boot()
+    assert t.banner_s is not None and t.ssh_s is not None
+    assert 0 < t.banner_s < t.ssh_s
+    out = target.shell.run("uname -sr; id -u").stdout.split()
+    assert out[0] == "Linux" and out[-1] == "0"
+    if target.is_emulated:
+        assert BANNER.search(target.serial_log_path.read_text(errors="replace"))
+
+
+def test_cbmem_console_has_the_firmware_log(target: Target) -> None:
+    log = target.cbmem.read()
+    assert log.boots, "cbmem -c shows no coreboot boot"
+    assert re.search(r"coreboot-\S+", log.text)
+    assert "Jumping to boot code" in log.text or "Payload" in log.text
+
+
+def test_snapshot_is_a_decodable_screen(target: Target, tmp_path: Path) -> None:
+    path = target.pikvm.snapshot(tmp_path / "screen.jpg")
+    with Image.open(path) as img:
+        assert img.format == "JPEG"
+        assert img.width >= 320 and img.height >= 200
+
+
+def test_keyboard_accepted_while_on(target: Target) -> None:
+    target.pikvm.send_key("Enter")
+    target.pikvm.hid_print("echo hil\n")
+
+
+def test_flash_refused_while_on(target: Target, twin_rom: Path) -> None:
+    if not target.board.flash.power_off_for_write:
+        pytest.skip("this board is flashed while running")
+    before = sha(target._state_file("chip.bin")) if target.is_emulated else None
+    with pytest.raises(HilError, match=r"refusing to flash .* while it is powered on"):
+        target.flash_write(twin_rom)
+    if before is not None:
+        assert sha(target._state_file("chip.bin")) == before
+    assert target.shell.is_reachable()
+
+
+def test_garbled_rom_bricks_and_good_rom_recovers(
+    target: Target, twin_rom: Path, tmp_path: Path
+) -> None:
+    if not target.is_emulated:
+        pytest.skip("bricking the lab board on purpose needs a person at the bench")
+    data = bytearray(twin_rom.read_bytes())
+    rng = random.Random(1234)
+    top = len(data) - 256 * 1024  # the bootblock and reset vector live at the top
+    data[top:] = bytes(rng.getrandbits(8) for _ in range(len(data) - top))
+    bad = tmp_path / "garbled.rom"
+    bad.write_bytes(bytes(data))
+
+    target.force_off()
+    target.flash_write(bad)
+    assert sha(target._state_file("chip.bin")) == sha(bad)
+    since = target.console.mark()
+    target.power_on()
+    assert target.is_on()  # the power LED comes on: the board is not dead, just bricked
+    with pytest.raises(TimeoutExpired):
+        target.console.expect(BANNER, timeout=15, since=since)
+    assert not target.shell.is_reachable()
+
+    target.force_off()
+    target.flash_write(twin_rom)
+    assert sha(target._state_file("chip.bin")) == sha(twin_rom)
+    t = target.boot()
+    assert t.banner_s is not None
+
+
+def _pdev_bar2(target: Target) -> int:
+    out = target.shell.run(
+        "for d in /sys/bus/pci/devices/*; do "
+        'echo "$(cat $d/vendor) $(cat $d/device) $(sed -n 3p $d/resource)"; done'
+    ).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if tuple(parts[:2]) == PDEV_ID:
+            return int(parts[2], 16)
+    raise AssertionError(f"no persistent device {PDEV_ID} on the PCI bus:\n{out}")
+
+
+def test_power_cut_keeps_the_persistent_device(target: Target) -> None:
+    if not target.is_emulated:
+        pytest.skip("the lab board's persistent device is checked by the WPP tests")
+    bar = _pdev_bar2(target)
+    assert 0 < bar < 1 << 32, f"BAR2 at {bar:#x} is not below 4 GiB"
+    last = target.board.emulated.pdev_size - 4 if target.board.emulated else 0x1FFFFFFC
+    pattern = {0: 0xC0FFEE01, 0x1000: 0xDEADBEEF, last: int.from_bytes(os.urandom(4), "little")}
+    cmds = "; ".join(f"devmem {bar + off:#x} 32 {val:#x}" for off, val in pattern.items())
+    target.shell.run(cmds)
+
+    target.power_cut()  # SIGKILL: RAM is gone, the device file stays
+    assert not target.is_on()
+    pdev = target.pdev_path.read_bytes()
+    for off, val in pattern.items():
+        assert int.from_bytes(pdev[off:off + 4], "little") == val, f"offset {off:#x}"
+    # the host side writes too, like a device keeping data across boots
+    with open(target.pdev_path, "r+b") as f:
+        f.seek(0x2000)
+        f.write((0x12345678).to_bytes(4, "little"))
+
+    target.boot()
+    bar = _pdev_bar2(target)
+    for off, val in {**pattern, 0x2000: 0x12345678}.items():
+        got = int(target.shell.run(f"devmem {bar + off:#x} 32").stdout.strip(), 16)
+        assert got == val, f"offset {off:#x}: {got:#x} != {val:#x}"
+
+
+def test_msd_stores_images(target: Target, tmp_path: Path) -> None:
+    img = tmp_path / "recovery.img"
+    img.write_bytes(os.urandom(64 * 1024))
+    name = f"hil-{os.getpid()}.img"
+    try:
+        target.pikvm.msd_upload(img, name)
+        state = target.pikvm.msd_state()
+        assert state.images[name].size == 64 * 1024
+    finally:
+        with contextlib.suppress(PiKvmError):
+            target.pikvm.msd_remove(name)
+    assert name not in target.pikvm.msd_state().images
+
+
+def test_capture_collects_artifacts(target: Target, tmp_path: Path) -> None:
+    got = target.capture("capture-test", dest=tmp_path)
+    for label in ("screenshot", "cbmem", "dmesg"):
+        assert label in got and got[label].stat().st_size > 0, label
+    assert "coreboot" in got["cbmem"].read_text()
+    if target.is_emulated:
+        assert BANNER.search(got["serial"].read_text(errors="replace"))
+        assert "debugcon" in got
