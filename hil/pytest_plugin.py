@@ -174,10 +174,12 @@ def _hil_target_ready(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def wpp(target: Any) -> Iterator[Any]:
-    """A `WppSession` on the target; programs it started are stopped afterwards."""
+    """A `WppSession` on the target (its kernel must support WPP, else the test errors with
+    that cause); programs it started are stopped afterwards."""
     from hil.target import WppSession
 
     session = WppSession(target)
+    session.require()
     try:
         yield session
     finally:

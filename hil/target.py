@@ -386,8 +386,9 @@ def _make_part(name: str, target: Target) -> Any:
 def from_inventory(board_name: str | None = None, inventory: Path | str | None = None) -> Target:
     """The `Target` of an inventory board (for the twin: its fixed `hil emulate up` endpoints)."""
     from hil.inventory import load
+    from hil.parts import resolve
 
-    return Target(load(inventory).board(board_name))
+    return Target(resolve(load(inventory).board(board_name)))
 
 
 __all__ = ["BANNER", "BoardBrokenError", "BootTimings", "Target", "TimeoutExpired",
