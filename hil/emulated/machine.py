@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hil.emulated.keys import text_to_chords, web_key_to_qcode
-from hil.emulated.qmp import QmpClient, QmpError
+from hil.emulated.qmp import QmpClient
 from hil.emulated.state import StateDir, TwinConfig, kill_tracked
 from hil.errors import HilError, MissingToolError
 
@@ -83,6 +83,8 @@ class Machine:
         self.config = config
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
+        # QEMU serves one monitor client at a time: serialize instead of queueing in QEMU
+        self._qmp_lock = threading.Lock()
         self._launcher = ThreadPoolExecutor(1, thread_name_prefix="qemu-launcher")
         self.boots = 0
 
@@ -183,7 +185,7 @@ class Machine:
             if proc is None or proc.poll() is not None:
                 self._reap()
                 return False
-            with contextlib.suppress(QmpError):
+            with contextlib.suppress(HilError):
                 self.qmp("quit")
             try:
                 proc.wait(timeout)
@@ -212,7 +214,7 @@ class Machine:
     def qmp(self, command: str, arguments: dict[str, object] | None = None) -> object:
         if not self.running:
             raise HilError("the twin is powered off", "power it on first")
-        with QmpClient(self.state.qmp_socket) as q:
+        with self._qmp_lock, QmpClient(self.state.qmp_socket) as q:
             return q.execute(command, arguments)
 
     def screendump_jpeg(self, quality: int = 85) -> bytes:
@@ -244,7 +246,7 @@ class Machine:
         if not self.running:
             raise HilError("the twin is powered off", "power it on first")
         chords = text_to_chords(text)
-        with QmpClient(self.state.qmp_socket) as q:
+        with self._qmp_lock, QmpClient(self.state.qmp_socket) as q:
             for chord in chords:
                 q.execute(
                     "send-key",
