@@ -19,6 +19,7 @@ from hil.emulated.state import (
     tracked_pid,
 )
 from hil.errors import ConfigError, HilError
+from hil.timeout import wait_for
 
 
 def test_web_keys_map_to_qcodes() -> None:
@@ -96,6 +97,8 @@ def test_kill_only_processes_of_this_state_dir(tmp_path) -> None:
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "other"])
     ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
+        # right after fork the child still shows the parent's command line
+        wait_for(lambda: process_matches(ours.pid, marker), 5, "the child to exec")
         pidfile = tmp_path / "x.pid"
         pidfile.write_text(f"{other.pid}\n")  # a recycled pid: not ours
         assert tracked_pid(pidfile, marker) is None
