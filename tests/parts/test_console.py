@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -229,3 +231,53 @@ def test_output_sent_right_at_connect_is_kept(peer: VanishingPeer, tmp_path: Pat
             peer.up()
         assert con.text() == sent.decode()
         assert con.connects == 10
+
+
+# A 512-byte boot sector: DS=0, print a line on COM1 (port 0x3f8), halt.
+_BOOT_CODE = bytes.fromhex("31C08ED8BAF803BE157CAC84C07403EEEBF8F4EBFD")
+
+
+def _boot_sector(path: Path, message: bytes) -> None:
+    code = _BOOT_CODE + message + b"\0"
+    path.write_bytes(code.ljust(510, b"\0") + b"\x55\xaa")
+
+
+def _start_qemu(image: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["qemu-system-x86_64", "-accel", "tcg", "-nodefaults", "-display", "none", "-m", "16",
+         "-drive", f"file={image},format=raw,if=floppy",
+         "-chardev", f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=on",
+         "-serial", "chardev:s0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
+                    reason="qemu-system-x86 not installed")
+def test_real_qemu_killed_and_restarted(tmp_path: Path) -> None:
+    """QEMU's socket chardev vanishes when QEMU is killed and comes back on restart."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    image = tmp_path / "boot.img"
+    _boot_sector(image, b"guest says READY\r\n")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with Console(f"socket://127.0.0.1:{port}", tmp_path, reconnect_interval=0.1) as con:
+            procs.append(_start_qemu(image, port))
+            con.expect("guest says READY", 30)
+            procs[0].kill()  # power cut: the serial port disappears
+            procs[0].wait(10)
+            mark = con.mark()
+            with pytest.raises(TimeoutExpired):
+                con.expect("READY", 1, since=mark)
+            assert not con.connected
+            procs.append(_start_qemu(image, port))  # power on
+            m = con.expect("guest says READY", 30, since=mark)
+            assert m.start() >= mark
+            assert con.connects == 2
+            assert con.text().count("guest says READY") == 2
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(10)
