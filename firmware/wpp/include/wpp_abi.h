@@ -211,7 +211,10 @@ struct wpp_get_pages {
 	wpp_u64 dest_phys;
 };
 
-/* Debug: toggle flags and/or dump state to the log. result[0] = flags now. */
+/*
+ * Debug: toggle flags and/or dump state to the log. result[0] = flags now;
+ * SELFTEST also sets result[1] = persistent device size in bytes.
+ */
 #define WPP_DEBUG_F_VERBOSE		(1U << 0)	/* log every event */
 #define WPP_DEBUG_F_TRACE_PAGES		(1U << 1)	/* log every page event */
 #define WPP_DEBUG_OP_TOGGLE		1U
@@ -223,13 +226,38 @@ struct wpp_debug_cmd {
 	wpp_u32 flags;
 };
 
-/* Restore flags (payload of WPP_EV_RESTORE is an optional wpp_u32). */
+/*
+ * Restore flags (payload of WPP_EV_RESTORE is an optional wpp_u32).
+ * On success: result[0] = regions, result[1] = pages, result[2] = metadata
+ * bytes, result[3] = snapshot sequence. The Metadata section then holds the
+ * persisted metadata at offset 0, the Regions section the persisted regions
+ * compacted from slot 0, and the Pages section the page list LINEARLY (entry
+ * i = page i of the snapshot, as Get Pages indexes it; not bucketed). Tracking
+ * events return WPP_E_STATE until the next WPP_EV_INIT.
+ */
 #define WPP_RESTORE_F_FORCE		(1U << 0)	/* accept a consumed snapshot */
 
 /*
- * Results of WPP_EV_INIT / WPP_EV_DEBUG(DUMP) / WPP_EV_RESTORE: counters are
- * also readable with READ_DATA from offset 0 of the Internal section.
+ * Event preconditions (WPP_E_STATE otherwise): ADD/REMOVE_REGION, ADD/REMOVE_PAGE,
+ * PAGE_BATCH, WRITE_DATA and PERSIST need a preceding INIT; GET_PAGES and
+ * CONSUME need a successful RESTORE. INIT result[0] = generation.
+ * PERSIST result[0] = pages, result[1] = page bytes, result[2] = metadata
+ * bytes, result[3] = duration in microseconds.
+ * PAGE_BATCH stops at the first failing op: status = its error, result[0] =
+ * ops applied before it.
+ * REMOVE_PAGE matches virtual_address, and physical_address unless it is 0.
+ * REMOVE_REGION matches virtual_address, and length unless it is 0.
  */
+
+/*
+ * Firmware counters, readable with READ_DATA from offset 0 of the Internal
+ * section (refreshed after every event). The rest of the Internal section is
+ * firmware scratch space (device bounce buffers), not an interface.
+ */
+#define WPP_INTERNAL_COUNTERS_OFFSET	0x0U
+#define WPP_INTERNAL_SCRATCH_OFFSET	0x00100000U
+#define WPP_INTERNAL_SCRATCH_SIZE	0x00400000U	/* 4 MiB */
+
 struct wpp_counters {
 	wpp_u64 generation;		/* INIT count since boot */
 	wpp_u64 events[WPP_EV_COUNT];	/* calls per event */
@@ -286,10 +314,14 @@ struct wpp_snapshot_header {
 	wpp_u64 page_count;
 	wpp_u64 page_area_length;
 	wpp_u32 page_crc32;		/* CRC-32 over the whole page area */
-	wpp_u32 flags;			/* reserved, 0 */
+	wpp_u32 flags;			/* WPP_SNAP_F_* */
 	wpp_u32 reserved;
 	wpp_u32 header_crc32;		/* CRC-32 of this struct with this field = 0 */
 };
+
+/* header.flags: page_crc32 is valid (0 when the firmware could not map every
+ * page for the CPU, e.g. DMA-only pages above 4 GiB on the FPGA platform). */
+#define WPP_SNAP_F_PAGE_CRC		(1U << 0)
 
 #define WPP_MARKER_MAGIC		"WPPDONE!"	/* 8 bytes, no NUL stored */
 #define WPP_MARKER_STATE_COMPLETE	1U
@@ -311,6 +343,10 @@ _Static_assert(sizeof(struct wpp_region) == 144, "region");
 _Static_assert(sizeof(struct wpp_page_mapping) == 16, "page mapping");
 _Static_assert(sizeof(struct wpp_page_op) == 24, "page op");
 _Static_assert(sizeof(struct wpp_snap_section_desc) == 24, "section desc");
+_Static_assert(sizeof(struct wpp_snapshot_header) == 152, "snapshot header");
+_Static_assert(sizeof(struct wpp_data_cmd) == 16, "data cmd");
+_Static_assert(sizeof(struct wpp_get_pages) == 16, "get pages");
+_Static_assert(sizeof(struct wpp_page_batch) == 8, "page batch");
 _Static_assert(sizeof(struct wpp_snapshot_marker) == 40, "marker");
 #endif
 

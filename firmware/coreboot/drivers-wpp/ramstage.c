@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * ramstage part of WPP: reserve the WPP region in the memory map handed to
+ * the OS (e820 "reserved"), and hand SMM the final OS RAM map and the CBMEM
+ * console location right before the payload runs.
+ */
+#include <arch/io.h>
+#include <bootmem.h>
+#include <bootstate.h>
+#include <cbmem.h>
+#include <console/console.h>
+#include <cpu/x86/smm.h>
+#include <string.h>
+
+#include "wpp_abi.h"
+#include "wpp_coreboot.h"
+
+void bootmem_platform_add_ranges(void)
+{
+	bootmem_add_range(CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE, BM_MEM_RESERVED);
+	printk(BIOS_INFO, "wpp: region reserved base=0x%x size=0x%x\n",
+	       CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE);
+}
+
+static bool add_ram(const struct range_entry *r, void *arg)
+{
+	struct wpp_handoff *h = arg;
+	unsigned long tag = range_entry_tag(r);
+
+	if (tag != BM_MEM_RAM && tag != BM_MEM_RAMSTAGE && tag != BM_MEM_PAYLOAD)
+		return true;
+	if (h->nranges == WPP_HANDOFF_MAX_RANGES) {
+		printk(BIOS_WARNING, "wpp: too many RAM ranges, rest not trackable\n");
+		return false;
+	}
+	h->ram[h->nranges].base = range_entry_base(r);
+	h->ram[h->nranges].size = range_entry_size(r);
+	h->nranges++;
+	return true;
+}
+
+struct cbmem_console_hdr {
+	u32 size;
+	u32 cursor;
+};
+
+static void wpp_handoff(void *unused)
+{
+	struct wpp_handoff *h = (void *)(uintptr_t)(CONFIG_WPP_REGION_BASE +
+		WPP_MAILBOX_OFFSET + WPP_MAILBOX_HDR_SIZE);
+	const struct cbmem_console_hdr *con = cbmem_find(CBMEM_ID_CONSOLE);
+
+	memset(h, 0, sizeof(*h));
+	h->magic = WPP_HANDOFF_MAGIC;
+	if (con) {
+		h->cbmemc_addr = (uintptr_t)con;
+		h->cbmemc_size = con->size;
+	}
+	bootmem_walk(add_ram, h);
+	printk(BIOS_INFO, "wpp: handoff ranges=%u cbmemc=0x%llx\n", h->nranges,
+	       (unsigned long long)h->cbmemc_addr);
+	outb(WPP_APM_CNT_HANDOFF, APM_CNT);
+	memset(h, 0, sizeof(*h));
+}
+
+BOOT_STATE_INIT_ENTRY(BS_PAYLOAD_BOOT, BS_ON_ENTRY, wpp_handoff, NULL);

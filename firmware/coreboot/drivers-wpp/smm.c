@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * SMM side of WPP on coreboot: the platform for the portable core.
+ *
+ * Log lines go to the debug port (QEMU debugcon 0xe9 on the twin; never the
+ * UART, whose state belongs to the OS) and are appended to the CBMEM console
+ * so `cbmem -c` on the running OS shows them. SMM's own printk is not used.
+ */
+#include <arch/io.h>
+#include <cpu/x86/smm.h>
+#include <string.h>
+#include <timer.h>
+
+#include "wpp_abi.h"
+#include "wpp_core.h"
+#include "wpp_coreboot.h"
+
+#define CBMEMC_CURSOR_MASK	((1U << 28) - 1)
+#define CBMEMC_OVERFLOW		(1U << 31)
+
+struct cbmemc {
+	u32 size;
+	u32 cursor;
+	u8 body[0];
+};
+
+static struct wpp_ctx ctx;
+static struct wpp_platform plat;
+static int ready;
+static int handoff_done;
+static struct wpp_handoff handoff;	/* validated copy, lives in SMRAM */
+
+static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static void *cb_map(void *unused, wpp_u64 phys, wpp_u64 len)
+{
+	if (phys + len < phys || phys + len > 0x100000000ULL)
+		return NULL;
+	return (void *)(uintptr_t)phys;
+}
+
+static bool cb_is_os_ram(void *unused, wpp_u64 phys, wpp_u64 len)
+{
+	if (!len || phys + len < phys)
+		return false;
+	if (overlaps(phys, len, CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE))
+		return false;
+	if (phys + len <= 0x100000000ULL &&
+	    smm_points_to_smram((void *)(uintptr_t)phys, (size_t)len))
+		return false;
+	for (u32 i = 0; i < handoff.nranges; i++) {
+		if (phys >= handoff.ram[i].base &&
+		    phys + len <= handoff.ram[i].base + handoff.ram[i].size)
+			return true;
+	}
+	return false;
+}
+
+static void cbmemc_put(const char *s, size_t len)
+{
+	struct cbmemc *c = (void *)(uintptr_t)handoff.cbmemc_addr;
+	u32 size = handoff.cbmemc_size, cur, flags;
+
+	if (!c || !size)
+		return;
+	/* The cursor is OS-writable memory: clamp it to the size recorded at boot. */
+	cur = c->cursor;
+	flags = cur & ~CBMEMC_CURSOR_MASK;
+	cur &= CBMEMC_CURSOR_MASK;
+	if (cur >= size)
+		cur = 0;
+	while (len--) {
+		c->body[cur++] = (u8)*s++;
+		if (cur >= size) {
+			cur = 0;
+			flags |= CBMEMC_OVERFLOW;
+		}
+	}
+	c->cursor = cur | flags;
+}
+
+static void cb_log(void *unused, const char *line, size_t len)
+{
+	if (CONFIG_WPP_DEBUGCON_PORT) {
+		for (size_t i = 0; i < len; i++)
+			outb(line[i], CONFIG_WPP_DEBUGCON_PORT);
+		outb('\n', CONFIG_WPP_DEBUGCON_PORT);
+	}
+	cbmemc_put(line, len);
+	cbmemc_put("\n", 1);
+}
+
+static wpp_u64 cb_now(void *unused)
+{
+	struct mono_time t;
+
+	timer_monotonic_get(&t);
+	return t.microseconds;
+}
+
+static void setup(void)
+{
+	plat.ctx = NULL;
+	plat.map = cb_map;
+	plat.is_os_ram = cb_is_os_ram;
+	plat.log = cb_log;
+	plat.now_us = cb_now;
+	plat.pdev = wpp_platform_pdev();
+	plat.dev_timeout_us = 5 * 1000 * 1000;
+	wpp_ctx_init(&ctx, &plat, (void *)(uintptr_t)CONFIG_WPP_REGION_BASE,
+		     CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE);
+	ready = 1;
+}
+
+const struct wpp_platform *wpp_cb_platform(void)
+{
+	return &plat;
+}
+
+static void take_handoff(void)
+{
+	const struct wpp_handoff *src = (void *)(uintptr_t)(CONFIG_WPP_REGION_BASE +
+		WPP_MAILBOX_OFFSET + WPP_MAILBOX_HDR_SIZE);
+	struct wpp_handoff h;
+
+	if (handoff_done) {
+		wpp_logf(&plat, "handoff status=%d error=already_done", WPP_E_STATE);
+		return;
+	}
+	handoff_done = 1;
+	memcpy(&h, src, sizeof(h));
+	if (h.magic != WPP_HANDOFF_MAGIC || h.nranges > WPP_HANDOFF_MAX_RANGES) {
+		wpp_logf(&plat, "handoff status=%d error=bad_handoff", WPP_E_BAD_ARG);
+		return;
+	}
+	/* The CBMEM console must not overlap SMRAM or the WPP region. */
+	if (h.cbmemc_addr && (h.cbmemc_addr + 8 + h.cbmemc_size > 0x100000000ULL ||
+	    smm_points_to_smram((void *)(uintptr_t)h.cbmemc_addr, 8 + h.cbmemc_size) ||
+	    overlaps(h.cbmemc_addr, 8 + h.cbmemc_size, CONFIG_WPP_REGION_BASE,
+		     CONFIG_WPP_REGION_SIZE)))
+		h.cbmemc_addr = 0;
+	handoff = h;
+	wpp_logf(&plat, "handoff status=0 ranges=%u cbmemc=0x%llx abi=%u",
+		 handoff.nranges, (unsigned long long)handoff.cbmemc_addr, WPP_ABI_VERSION);
+}
+
+int wpp_smi_apmc(uint8_t data)
+{
+	if (data != WPP_APM_CNT_HANDOFF && (data < WPP_EV_FIRST || data > WPP_EV_LAST))
+		return 0;
+	if (!ready)
+		setup();
+	if (data == WPP_APM_CNT_HANDOFF) {
+		take_handoff();
+		return 1;
+	}
+	return wpp_handle_event(&ctx, data);
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * coreboot glue for the WPP core: the APMC entry point boards call from
+ * mainboard_smi_apmc(), and the one-shot ramstage -> SMM handoff.
+ */
+#ifndef DRIVERS_WPP_COREBOOT_H
+#define DRIVERS_WPP_COREBOOT_H
+
+#include <stdint.h>
+
+/*
+ * Firmware-internal APMC value: ramstage hands SMM the OS RAM map and the
+ * CBMEM console location just before the payload starts. SMM accepts it once
+ * per boot (first call wins), so a later OS-issued 0xad is refused.
+ */
+#define WPP_APM_CNT_HANDOFF		0xad
+#define WPP_HANDOFF_MAGIC		0x46485057U	/* "WPHF" */
+#define WPP_HANDOFF_MAX_RANGES		32
+
+struct wpp_handoff {
+	uint32_t magic;
+	uint32_t nranges;
+	uint64_t cbmemc_addr;		/* struct cbmem_console, 0 = none */
+	uint32_t cbmemc_size;		/* its body size */
+	uint32_t reserved;
+	struct {
+		uint64_t base;
+		uint64_t size;
+	} ram[WPP_HANDOFF_MAX_RANGES];
+};
+
+/* Handle an APMC byte in SMM; returns 1 when it was a WPP event. */
+int wpp_smi_apmc(uint8_t data);
+
+#if ENV_SMM
+struct wpp_pdev;
+/* The platform's persistent device (ivshmem.c or fpga_smm.c). */
+struct wpp_pdev *wpp_platform_pdev(void);
+/* The platform the core runs on, for drivers' log lines. */
+struct wpp_platform;
+const struct wpp_platform *wpp_cb_platform(void);
+#endif
+
+#endif

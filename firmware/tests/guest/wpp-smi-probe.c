@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * wpp-smi-probe: talk to the WPP SMM handler from a guest's user space, the
+ * way the kernel driver does (mailbox at the WPP region + outb to 0xb2), to
+ * test the firmware without the WPP kernel.
+ *
+ * Usage: wpp-smi-probe [--base ADDR] CMD...
+ *   init | dump | selftest | toggle FLAGS | counters | restore | bad-mailbox
+ *   | bad-event | smram-page | region-page | write-meta OFF TEXT | read-meta OFF LEN
+ *   | add-page VA PA | read-ro
+ * One line per call on stdout:
+ *   wpp-probe cmd=<cmd> event=0x<ev> status=<n> status_name=<s> seq=<n> seq_ack=<n>
+ *             r0=<n> r1=<n> r2=<n> r3=<n> [extra key=value]
+ * Exit status: 0 all calls answered (seq_ack == seq), 3 a call was not
+ * answered (no SMI handler), 2 usage / mapping error.
+ *
+ * Needs root (ioperm or /dev/port, and /dev/mem). Built statically into the twin's guest image.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../../wpp/include/wpp_abi.h"
+
+#define MAP_LEN		(1UL << 20)	/* header + small payloads */
+
+static volatile uint8_t *mbox;
+static int port_fd = -1;	/* /dev/port when ioperm() is not available */
+static uint32_t seq;
+static int unanswered;
+
+static const char *status_name(int s)
+{
+	static const char *const n[] = {
+		"ok", "bad_mailbox", "bad_event", "bad_arg", "bounds", "read_only",
+		"no_slot", "not_found", "bad_addr", "state", "no_device", "device_io",
+		"timeout", "too_big", "no_snapshot", "incomplete", "corrupt", "version",
+		"consumed",
+	};
+	return (s >= 0 && s < (int)(sizeof(n) / sizeof(n[0]))) ? n[s] : "unknown";
+}
+
+static struct wpp_mailbox_hdr *hdr(void)
+{
+	return (struct wpp_mailbox_hdr *)mbox;
+}
+
+static void *payload(void)
+{
+	return (void *)(mbox + WPP_MAILBOX_HDR_SIZE);
+}
+
+/* Issue one event; magic/event overrides let us test the firmware's checks. */
+static int call_raw(const char *cmd, uint8_t port_ev, uint16_t hdr_ev, uint32_t magic,
+		    uint32_t len)
+{
+	struct wpp_mailbox_hdr *h = hdr();
+
+	seq++;
+	h->magic = magic;
+	h->abi_version = WPP_ABI_VERSION;
+	h->event = hdr_ev;
+	h->seq = seq;
+	h->seq_ack = 0;
+	h->status = -1;
+	h->payload_len = len;
+	__sync_synchronize();
+	if (port_fd >= 0) {
+		if (pwrite(port_fd, &port_ev, 1, WPP_APM_CNT_PORT) != 1)
+			fprintf(stderr, "wpp-probe error=devport_write errno=%d\n", errno);
+	} else {
+		outb(port_ev, WPP_APM_CNT_PORT);
+	}
+	__sync_synchronize();
+	printf("wpp-probe cmd=%s event=0x%02x status=%d status_name=%s seq=%u seq_ack=%u "
+	       "r0=%llu r1=%llu r2=%llu r3=%llu", cmd, port_ev, h->status,
+	       status_name(h->status), seq, h->seq_ack,
+	       (unsigned long long)h->result[0], (unsigned long long)h->result[1],
+	       (unsigned long long)h->result[2], (unsigned long long)h->result[3]);
+	if (h->seq_ack != seq)
+		unanswered = 1;
+	return h->status;
+}
+
+static int call(const char *cmd, uint8_t ev, uint32_t len)
+{
+	return call_raw(cmd, ev, ev, WPP_MAILBOX_MAGIC, len);
+}
+
+static uint64_t num(const char *s)
+{
+	return strtoull(s, NULL, 0);
+}
+
+static int debug_op(const char *cmd, uint32_t op, uint32_t flags)
+{
+	struct wpp_debug_cmd d = { .op = op, .flags = flags };
+
+	memcpy(payload(), &d, sizeof(d));
+	return call(cmd, WPP_EV_DEBUG, sizeof(d));
+}
+
+static void counters(void)
+{
+	struct wpp_data_cmd c = { .section = WPP_SECTION_INTERNAL, .offset = 0,
+				  .size = sizeof(struct wpp_counters) };
+	struct wpp_counters k;
+
+	memcpy(payload(), &c, sizeof(c));
+	if (call("counters", WPP_EV_READ_DATA, sizeof(c)) == WPP_OK) {
+		memcpy(&k, (uint8_t *)payload() + sizeof(c), sizeof(k));
+		printf(" generation=%llu errors=%llu regions=%llu pages=%llu metadata=%llu "
+		       "flags=%llu init_calls=%llu", (unsigned long long)k.generation,
+		       (unsigned long long)k.errors, (unsigned long long)k.regions_used,
+		       (unsigned long long)k.pages_used, (unsigned long long)k.metadata_used,
+		       (unsigned long long)k.debug_flags,
+		       (unsigned long long)k.events[0]);
+	}
+}
+
+static void add_page(const char *cmd, uint64_t va, uint64_t pa)
+{
+	struct wpp_page_mapping m = { .virtual_address = va, .physical_address = pa };
+
+	memcpy(payload(), &m, sizeof(m));
+	call(cmd, WPP_EV_ADD_PAGE, sizeof(m));
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t base = WPP_REGION_BASE_DEFAULT;
+	int fd, i = 1;
+
+	if (argc > 2 && !strcmp(argv[1], "--base")) {
+		base = num(argv[2]);
+		i = 3;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "usage: %s [--base ADDR] CMD...\n", argv[0]);
+		return 2;
+	}
+	if (ioperm(WPP_APM_CNT_PORT, 1, 1)) {
+		/* kernels without CONFIG_X86_IOPL_IOPERM: fall back to /dev/port */
+		port_fd = open("/dev/port", O_WRONLY);
+		if (port_fd < 0) {
+			fprintf(stderr, "wpp-probe error=ioperm errno=%d (%s), no /dev/port\n",
+				errno, strerror(errno));
+			return 2;
+		}
+	}
+	fd = open("/dev/mem", O_RDWR | O_SYNC);
+	if (fd < 0) {
+		fprintf(stderr, "wpp-probe error=open_devmem errno=%d (%s)\n", errno,
+			strerror(errno));
+		return 2;
+	}
+	mbox = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)base);
+	if (mbox == MAP_FAILED) {
+		fprintf(stderr, "wpp-probe error=mmap errno=%d (%s)\n", errno, strerror(errno));
+		return 2;
+	}
+
+	for (; i < argc; i++) {
+		const char *c = argv[i];
+
+		if (!strcmp(c, "init")) {
+			call(c, WPP_EV_INIT, 0);
+		} else if (!strcmp(c, "dump")) {
+			debug_op(c, WPP_DEBUG_OP_DUMP, 0);
+		} else if (!strcmp(c, "selftest")) {
+			debug_op(c, WPP_DEBUG_OP_SELFTEST, 0);
+		} else if (!strcmp(c, "toggle") && i + 1 < argc) {
+			debug_op(c, WPP_DEBUG_OP_TOGGLE, (uint32_t)num(argv[++i]));
+		} else if (!strcmp(c, "counters")) {
+			counters();
+		} else if (!strcmp(c, "restore")) {
+			call(c, WPP_EV_RESTORE, 0);
+		} else if (!strcmp(c, "persist")) {
+			call(c, WPP_EV_PERSIST, 0);
+		} else if (!strcmp(c, "bad-mailbox")) {
+			call_raw(c, WPP_EV_INIT, WPP_EV_INIT, 0xdeadbeef, 0);
+		} else if (!strcmp(c, "bad-event")) {
+			/* header says DEBUG, port says INIT: must be refused */
+			call_raw(c, WPP_EV_INIT, WPP_EV_DEBUG, WPP_MAILBOX_MAGIC, 0);
+		} else if (!strcmp(c, "smram-page")) {
+			/* TSEG of the twin with -m 2G: 0x7ff00000 */
+			add_page(c, 0x400000, 0x7ff00000);
+		} else if (!strcmp(c, "region-page")) {
+			add_page(c, 0x400000, base + WPP_PAGES_OFFSET);
+		} else if (!strcmp(c, "add-page") && i + 2 < argc) {
+			uint64_t va = num(argv[i + 1]), pa = num(argv[i + 2]);
+
+			i += 2;
+			add_page(c, va, pa);
+		} else if (!strcmp(c, "write-meta") && i + 2 < argc) {
+			struct wpp_data_cmd d = { .section = WPP_SECTION_METADATA,
+						  .offset = (uint32_t)num(argv[i + 1]),
+						  .size = (uint32_t)strlen(argv[i + 2]) };
+
+			memcpy(payload(), &d, sizeof(d));
+			memcpy((uint8_t *)payload() + sizeof(d), argv[i + 2], d.size);
+			i += 2;
+			call(c, WPP_EV_WRITE_DATA, sizeof(d) + d.size);
+		} else if (!strcmp(c, "read-meta") && i + 2 < argc) {
+			struct wpp_data_cmd d = { .section = WPP_SECTION_METADATA,
+						  .offset = (uint32_t)num(argv[i + 1]),
+						  .size = (uint32_t)num(argv[i + 2]) };
+
+			i += 2;
+			if (d.size > 256)
+				d.size = 256;
+			memcpy(payload(), &d, sizeof(d));
+			if (call(c, WPP_EV_READ_DATA, sizeof(d)) == WPP_OK)
+				printf(" data=%.*s", (int)d.size,
+				       (const char *)payload() + sizeof(d));
+		} else if (!strcmp(c, "read-ro")) {
+			struct wpp_data_cmd d = { .section = WPP_SECTION_REGIONS, .size = 4 };
+
+			memcpy(payload(), &d, sizeof(d));
+			call(c, WPP_EV_WRITE_DATA, sizeof(d) + 4);
+		} else {
+			fprintf(stderr, "wpp-probe error=unknown_cmd cmd=%s\n", c);
+			return 2;
+		}
+		printf("\n");
+		fflush(stdout);
+	}
+	return unanswered ? 3 : 0;
+}

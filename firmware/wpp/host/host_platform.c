@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host_platform.h"
+
+static wpp_u64 region_phys(void)
+{
+	return WPP_REGION_BASE_DEFAULT;
+}
+
+void *host_phys(struct host_platform *hp, wpp_u64 phys)
+{
+	if (phys >= HOST_RAM_BASE && phys < HOST_RAM_BASE + HOST_RAM_SIZE)
+		return hp->ram + (phys - HOST_RAM_BASE);
+	if (phys >= region_phys() && phys < region_phys() + WPP_REGION_SIZE_DEFAULT)
+		return hp->region + (phys - region_phys());
+	if (phys >= HOST_SMRAM_BASE && phys < HOST_SMRAM_BASE + HOST_SMRAM_SIZE)
+		return hp->smram + (phys - HOST_SMRAM_BASE);
+	return NULL;
+}
+
+static void *hp_map(void *c, wpp_u64 phys, wpp_u64 len)
+{
+	struct host_platform *hp = c;
+
+	if (phys + len < phys)
+		return NULL;
+	if (phys >= HOST_RAM_BASE && phys + len <= HOST_RAM_BASE + HOST_RAM_SIZE)
+		return hp->ram + (phys - HOST_RAM_BASE);
+	if (phys >= region_phys() && phys + len <= region_phys() + WPP_REGION_SIZE_DEFAULT)
+		return hp->region + (phys - region_phys());
+	return NULL;
+}
+
+static int overlaps(wpp_u64 a, wpp_u64 alen, wpp_u64 b, wpp_u64 blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static bool hp_is_os_ram(void *c, wpp_u64 phys, wpp_u64 len)
+{
+	(void)c;
+	if (!len || phys + len < phys)
+		return false;
+	if (overlaps(phys, len, HOST_SMRAM_BASE, HOST_SMRAM_SIZE) ||
+	    overlaps(phys, len, region_phys(), WPP_REGION_SIZE_DEFAULT))
+		return false;
+	return phys >= HOST_RAM_BASE && phys + len <= HOST_RAM_BASE + HOST_RAM_SIZE;
+}
+
+static void hp_log(void *c, const char *line, size_t len)
+{
+	struct host_platform *hp = c;
+
+	if (hp->verbose)
+		fprintf(stderr, "%.*s\n", (int)len, line);
+	if (hp->log_len + len + 2 > hp->log_cap) {
+		size_t cap = (hp->log_cap ? hp->log_cap * 2 : 4096) + len;
+		char *n = realloc(hp->log, cap);
+
+		if (!n)
+			return;
+		hp->log = n;
+		hp->log_cap = cap;
+	}
+	memcpy(hp->log + hp->log_len, line, len);
+	hp->log_len += len;
+	hp->log[hp->log_len++] = '\n';
+	hp->log[hp->log_len] = '\0';
+}
+
+static wpp_u64 hp_now(void *c)
+{
+	struct host_platform *hp = c;
+
+	return hp->clock_us += 3;
+}
+
+static int dev_probe(void *c, wpp_u64 *size)
+{
+	struct host_platform *hp = c;
+
+	if (hp->fail_probe)
+		return hp->fail_probe;
+	*size = hp->dev_size;
+	return WPP_OK;
+}
+
+static int dev_write(void *c, wpp_u64 off, const void *src, wpp_u64 src_phys, wpp_u64 len)
+{
+	struct host_platform *hp = c;
+
+	if (hp->fail_write)
+		return hp->fail_write;
+	if (!src)
+		src = host_phys(hp, src_phys);
+	if (!src || off + len > hp->dev_size || off + len < off)
+		return WPP_E_DEVICE_IO;
+	/* Simulated power loss: the device silently stops accepting data. */
+	if (hp->write_budget >= 0) {
+		if ((long long)len > hp->write_budget)
+			len = (wpp_u64)hp->write_budget;
+		hp->write_budget -= (long long)len;
+	}
+	if (len && pwrite(hp->fd, src, len, (off_t)off) != (ssize_t)len)
+		return WPP_E_DEVICE_IO;
+	return WPP_OK;
+}
+
+static int dev_read(void *c, wpp_u64 off, void *dst, wpp_u64 dst_phys, wpp_u64 len)
+{
+	struct host_platform *hp = c;
+
+	if (!dst)
+		dst = host_phys(hp, dst_phys);
+	if (!dst || off + len > hp->dev_size || off + len < off)
+		return WPP_E_DEVICE_IO;
+	if (pread(hp->fd, dst, len, (off_t)off) != (ssize_t)len)
+		return WPP_E_DEVICE_IO;
+	return WPP_OK;
+}
+
+static int dev_wait(void *c, wpp_u64 timeout_us)
+{
+	(void)c;
+	(void)timeout_us;
+	return WPP_OK;
+}
+
+int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 dev_size,
+		       int create)
+{
+	struct stat st;
+
+	memset(hp, 0, sizeof(*hp));
+	hp->ram = calloc(1, HOST_RAM_SIZE);
+	hp->region = calloc(1, WPP_REGION_SIZE_DEFAULT);
+	hp->smram = calloc(1, HOST_SMRAM_SIZE);
+	if (!hp->ram || !hp->region || !hp->smram)
+		return -1;
+	memset(hp->smram, 0xcd, HOST_SMRAM_SIZE);
+	hp->fd = open(dev_path, O_RDWR | (create ? O_CREAT | O_TRUNC : 0), 0644);
+	if (hp->fd < 0)
+		return -1;
+	if (create) {
+		if (ftruncate(hp->fd, (off_t)dev_size))
+			return -1;
+		hp->dev_size = dev_size;
+	} else {
+		if (fstat(hp->fd, &st))
+			return -1;
+		hp->dev_size = (wpp_u64)st.st_size;
+	}
+	hp->write_budget = -1;
+	hp->pdev = (struct wpp_pdev){
+		.name = "hostfile",
+		.ctx = hp,
+		.probe = dev_probe,
+		.write = dev_write,
+		.read = dev_read,
+		.wait = dev_wait,
+	};
+	hp->plat = (struct wpp_platform){
+		.ctx = hp,
+		.map = hp_map,
+		.is_os_ram = hp_is_os_ram,
+		.log = hp_log,
+		.now_us = hp_now,
+		.pdev = &hp->pdev,
+		.dev_timeout_us = 5000000,
+	};
+	wpp_ctx_init(&hp->ctx, &hp->plat, hp->region, region_phys(), WPP_REGION_SIZE_DEFAULT);
+	return 0;
+}
+
+void host_platform_close(struct host_platform *hp)
+{
+	if (hp->fd >= 0)
+		close(hp->fd);
+	free(hp->ram);
+	free(hp->region);
+	free(hp->smram);
+	free(hp->log);
+	memset(hp, 0, sizeof(*hp));
+	hp->fd = -1;
+}
+
+struct wpp_mailbox_hdr *host_mailbox(struct host_platform *hp)
+{
+	return (struct wpp_mailbox_hdr *)(hp->region + WPP_MAILBOX_OFFSET);
+}
+
+void *host_payload(struct host_platform *hp)
+{
+	return hp->region + WPP_MAILBOX_OFFSET + WPP_MAILBOX_HDR_SIZE;
+}
+
+int host_call(struct host_platform *hp, wpp_u8 event, const void *payload, wpp_u32 len)
+{
+	static wpp_u32 seq;
+	struct wpp_mailbox_hdr *h = host_mailbox(hp);
+
+	h->magic = WPP_MAILBOX_MAGIC;
+	h->abi_version = WPP_ABI_VERSION;
+	h->event = event;
+	h->seq = ++seq;
+	h->seq_ack = 0;
+	h->status = -1;
+	h->payload_len = len;
+	if (payload && len && payload != host_payload(hp))
+		memcpy(host_payload(hp), payload, len);
+	if (!wpp_handle_event(&hp->ctx, event))
+		return -1;
+	if (h->seq_ack != seq)
+		return -2;
+	return h->status;
+}
+
+int host_log_contains(struct host_platform *hp, const char *needle)
+{
+	return hp->log && strstr(hp->log, needle) != NULL;
+}
+
+void host_log_clear(struct host_platform *hp)
+{
+	hp->log_len = 0;
+	if (hp->log)
+		hp->log[0] = '\0';
+}

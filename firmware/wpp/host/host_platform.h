@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Host test platform: "physical memory" is a few malloc'd buffers at fixed
+ * fake physical addresses, the persistent device is a file. Used by the C unit
+ * tests and by wpp-host-tool (which produces snapshot images for the Python
+ * reader's tests).
+ */
+#ifndef WPP_HOST_PLATFORM_H
+#define WPP_HOST_PLATFORM_H
+
+#include <stdio.h>
+
+#include "wpp_core.h"
+
+/* Fake physical map (mirrors the twin: RAM, WPP region, RAM, SMRAM at the top). */
+#define HOST_RAM_BASE		0x00100000ULL
+#define HOST_RAM_SIZE		0x01000000ULL	/* 16 MiB of "OS RAM" below the region */
+#define HOST_SMRAM_BASE		0x7ff00000ULL
+#define HOST_SMRAM_SIZE		0x00100000ULL
+
+struct host_platform {
+	struct wpp_platform plat;
+	struct wpp_pdev pdev;
+	struct wpp_ctx ctx;
+	wpp_u8 *ram;			/* HOST_RAM_SIZE bytes at HOST_RAM_BASE */
+	wpp_u8 *region;			/* WPP_REGION_SIZE_DEFAULT bytes */
+	wpp_u8 *smram;			/* canary memory standing for SMRAM */
+	int fd;				/* persistent device file */
+	wpp_u64 dev_size;
+	/* fault injection */
+	long long write_budget;		/* bytes the device still accepts; < 0 = unlimited */
+	int fail_probe;			/* probe returns this status when non-zero */
+	int fail_write;			/* writes return this status when non-zero */
+	int verbose;			/* print log lines to stderr */
+	wpp_u64 clock_us;
+	/* log capture */
+	char *log;
+	size_t log_len, log_cap;
+};
+
+/* Create with a device file of dev_size bytes (created/truncated when create). */
+int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 dev_size,
+		       int create);
+void host_platform_close(struct host_platform *hp);
+
+/* Fill the mailbox and issue `event` like the kernel would; returns status. */
+int host_call(struct host_platform *hp, wpp_u8 event, const void *payload, wpp_u32 len);
+struct wpp_mailbox_hdr *host_mailbox(struct host_platform *hp);
+void *host_payload(struct host_platform *hp);
+/* Pointer to fake physical address phys (RAM or region), NULL otherwise. */
+void *host_phys(struct host_platform *hp, wpp_u64 phys);
+int host_log_contains(struct host_platform *hp, const char *needle);
+void host_log_clear(struct host_platform *hp);
+
+#endif /* WPP_HOST_PLATFORM_H */

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Small freestanding helpers for the WPP core: a printf subset for the
+ * "wpp: key=value" log lines (coreboot's printk is not built into SMM unless
+ * DEBUG_SMI, which would also print to the UART), CRC-32 and name tables.
+ */
+#include <stdarg.h>
+
+#include "wpp_core.h"
+
+struct outbuf {
+	char *buf;
+	size_t size;
+	size_t len;
+};
+
+static void put(struct outbuf *o, char c)
+{
+	if (o->len + 1 < o->size)
+		o->buf[o->len] = c;
+	o->len++;
+}
+
+static void put_num(struct outbuf *o, unsigned long long v, unsigned int base, int neg,
+		    int width, char pad)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		unsigned int d = (unsigned int)(v % base);
+
+		tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+		v /= base;
+	} while (v && n < (int)sizeof(tmp));
+	if (neg)
+		tmp[n++] = '-';
+	while (width-- > n)
+		put(o, pad);
+	while (n)
+		put(o, tmp[--n]);
+}
+
+int wpp_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	struct outbuf o = { buf, size, 0 };
+
+	for (; *fmt; fmt++) {
+		int lng = 0, width = 0;
+		char pad = ' ';
+		unsigned long long u;
+		long long s;
+
+		if (*fmt != '%') {
+			put(&o, *fmt);
+			continue;
+		}
+		fmt++;
+		if (*fmt == '0') {
+			pad = '0';
+			fmt++;
+		}
+		while (*fmt >= '0' && *fmt <= '9')
+			width = width * 10 + (*fmt++ - '0');
+		while (*fmt == 'l') {
+			lng++;
+			fmt++;
+		}
+		if (*fmt == 'z') {
+			lng = sizeof(size_t) == sizeof(long long) ? 2 : 0;
+			fmt++;
+		}
+		switch (*fmt) {
+		case 's': {
+			const char *str = va_arg(ap, const char *);
+
+			if (!str)
+				str = "(null)";
+			while (*str)
+				put(&o, *str++);
+			break;
+		}
+		case 'c':
+			put(&o, (char)va_arg(ap, int));
+			break;
+		case 'd':
+			if (lng >= 2)
+				s = va_arg(ap, long long);
+			else if (lng == 1)
+				s = va_arg(ap, long);
+			else
+				s = va_arg(ap, int);
+			put_num(&o, s < 0 ? 0ULL - (unsigned long long)s : (unsigned long long)s,
+				10, s < 0, width, pad);
+			break;
+		case 'u':
+		case 'x':
+			if (lng >= 2)
+				u = va_arg(ap, unsigned long long);
+			else if (lng == 1)
+				u = va_arg(ap, unsigned long);
+			else
+				u = va_arg(ap, unsigned int);
+			put_num(&o, u, *fmt == 'x' ? 16 : 10, 0, width, pad);
+			break;
+		case '%':
+			put(&o, '%');
+			break;
+		case '\0':
+			fmt--;
+			break;
+		default:
+			put(&o, '%');
+			put(&o, *fmt);
+			break;
+		}
+	}
+	if (o.size)
+		o.buf[o.len < o.size ? o.len : o.size - 1] = '\0';
+	return (int)o.len;
+}
+
+int wpp_snprintf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = wpp_vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+void wpp_logf(const struct wpp_platform *plat, const char *fmt, ...)
+{
+	char line[320];
+	va_list ap;
+	int n;
+
+	if (!plat || !plat->log)
+		return;
+	line[0] = 'w';
+	line[1] = 'p';
+	line[2] = 'p';
+	line[3] = ':';
+	line[4] = ' ';
+	va_start(ap, fmt);
+	n = wpp_vsnprintf(line + 5, sizeof(line) - 5, fmt, ap);
+	va_end(ap);
+	n += 5;
+	if (n > (int)sizeof(line) - 1)
+		n = sizeof(line) - 1;
+	plat->log(plat->ctx, line, (size_t)n);
+}
+
+static wpp_u32 crc_table[256];
+static int crc_table_ready;
+
+static void crc_init(void)
+{
+	for (wpp_u32 i = 0; i < 256; i++) {
+		wpp_u32 c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xedb88320U ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+	crc_table_ready = 1;
+}
+
+wpp_u32 wpp_crc32(wpp_u32 crc, const void *buf, size_t len)
+{
+	const wpp_u8 *p = buf;
+
+	if (!crc_table_ready)
+		crc_init();
+	crc = ~crc;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static const char *const status_names[WPP_E_COUNT] = {
+	[WPP_OK] = "ok",
+	[WPP_E_BAD_MAILBOX] = "bad_mailbox",
+	[WPP_E_BAD_EVENT] = "bad_event",
+	[WPP_E_BAD_ARG] = "bad_arg",
+	[WPP_E_BOUNDS] = "bounds",
+	[WPP_E_READ_ONLY] = "read_only",
+	[WPP_E_NO_SLOT] = "no_slot",
+	[WPP_E_NOT_FOUND] = "not_found",
+	[WPP_E_BAD_ADDR] = "bad_addr",
+	[WPP_E_STATE] = "state",
+	[WPP_E_NO_DEVICE] = "no_device",
+	[WPP_E_DEVICE_IO] = "device_io",
+	[WPP_E_TIMEOUT] = "timeout",
+	[WPP_E_TOO_BIG] = "too_big",
+	[WPP_E_NO_SNAPSHOT] = "no_snapshot",
+	[WPP_E_INCOMPLETE] = "incomplete",
+	[WPP_E_CORRUPT] = "corrupt",
+	[WPP_E_VERSION] = "version",
+	[WPP_E_CONSUMED] = "consumed",
+};
+
+const char *wpp_status_name(int status)
+{
+	if (status < 0 || status >= WPP_E_COUNT)
+		return "unknown";
+	return status_names[status];
+}
+
+static const char *const event_names[WPP_EV_COUNT] = {
+	"init", "add_region", "remove_region", "add_page", "remove_page", "page_batch",
+	"write_data", "read_data", "persist", "restore", "get_pages", "debug", "consume",
+};
+
+const char *wpp_event_name(unsigned int event)
+{
+	if (event < WPP_EV_FIRST || event > WPP_EV_LAST)
+		return "unknown";
+	return event_names[event - WPP_EV_FIRST];
+}
