@@ -126,6 +126,8 @@ class FlashConfig:
     ifd_region: str | None
     wp_disable: bool
     power_off_for_write: bool
+    ssh_key_file: Path | None = None
+    ssh_password: Secret = field(default_factory=lambda: Secret("flash host SSH password"))
 
     @property
     def remote_host(self) -> str | None:
@@ -388,7 +390,8 @@ def _parse_board(path: Path, name: str, data: Any) -> Board:
         ss.fail(f"expected a port number (0-65535), got {ssh.port}", key="port")
 
     fl = top.sub("flash", {"programmer", "runs_on", "chip_size", "ifd_region", "wp_disable",
-                           "power_off_for_write"})
+                           "power_off_for_write", "ssh_key_file", "ssh_password_env",
+                           "ssh_password_file"})
     assert fl is not None
     runs_on = fl.str("runs_on", False, "local")
     if runs_on != "local" and not (runs_on.startswith("ssh:") and len(runs_on) > 4):
@@ -400,7 +403,12 @@ def _parse_board(path: Path, name: str, data: Any) -> Board:
         ifd_region=fl.str("ifd_region", False),
         wp_disable=fl.bool("wp_disable", False, False),
         power_off_for_write=fl.bool("power_off_for_write", False, True),
+        ssh_key_file=fl.path("ssh_key_file"),
+        ssh_password=fl.secret("flash host SSH password", "ssh_password"),
     )
+    if flash.remote_host and not (flash.ssh_key_file or flash.ssh_password.configured):
+        fl.fail("flashrom runs over SSH but no credentials are named",
+                "add ssh_key_file (or ssh_password_env)", key="runs_on")
     if flash.chip_size == 0 or flash.chip_size % 4096:
         fl.fail(f"expected a chip size in bytes (multiple of 4096), got {flash.chip_size}",
                 key="chip_size")

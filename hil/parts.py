@@ -12,10 +12,12 @@ from pathlib import Path
 
 from hil.console import Console
 from hil.errors import ConfigError
+from hil.flash import Flashrom
 from hil.inventory import Board
 from hil.pikvm import PiKvmClient
 from hil.plug import TasmotaPlug
 from hil.power import BoardPower, MainsSwitch, PikvmAtx, PikvmGpioRelay, PlugMains
+from hil.runner import LocalRunner, Runner, SshRunner
 from hil.runs import artifact_dir
 from hil.shell import Shell
 
@@ -93,4 +95,29 @@ def make_shell(board: Board) -> Shell:
         ssh.user,
         key_file=ssh.key_file,
         password=ssh.password.get() if ssh.key_file is None else None,
+    )
+
+
+def make_flash(board: Board, backup_dir: Path | None = None) -> Flashrom:
+    """flashrom for the board's chip, run locally or on the programmer host over SSH."""
+    cfg = board.flash
+    runner: Runner = LocalRunner()
+    if cfg.remote_host:
+        user, _, host = cfg.remote_host.rpartition("@")
+        host, _, port = host.partition(":")
+        shell = Shell(
+            host,
+            int(port or 22),
+            user or "root",
+            key_file=cfg.ssh_key_file,
+            password=cfg.ssh_password.get() if cfg.ssh_key_file is None else None,
+        )
+        runner = SshRunner(shell)
+    return Flashrom(
+        cfg.programmer,
+        chip_size=cfg.chip_size,
+        ifd_region=cfg.ifd_region,
+        wp_disable=cfg.wp_disable,
+        runner=runner,
+        backup_dir=backup_dir,
     )

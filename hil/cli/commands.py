@@ -3,6 +3,7 @@
 from hil.cli import (
     console_cmd,
     emulate_cmd,
+    flash_cmd,
     inventory_cmd,
     logs_cmd,
     power_cmd,
@@ -13,6 +14,7 @@ from hil.cli import (
 MODULES = [
     inventory_cmd,
     power_cmd,
+    flash_cmd,
     console_cmd,
     ssh_cmd,
     logs_cmd,

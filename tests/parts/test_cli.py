@@ -1,0 +1,121 @@
+"""The `hil` CLI end to end against real local peers, through an inventory like the lab's.
+
+A loopback kvmd server (simulated board behind it) stands in for the PiKVM and a real
+flashrom dummy chip for the SPI flash: the commands, the inventory plumbing and the exit
+codes are exactly what a lab user runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hil.cli.main import main
+from hil.pikvm_server import KvmdServer, SimulatedBoardBackend
+
+REPO = Path(__file__).resolve().parents[2]
+CHIP = 1 << 20
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    backend = SimulatedBoardBackend(tmp_path / "msd")
+    server = KvmdServer(backend, user="admin", password="pw-for-test")
+    with server:
+        chip = tmp_path / "chip.bin"
+        chip.write_bytes(b"\xff" * CHIP)
+        raw = yaml.safe_load((REPO / "inventory.yaml").read_text())
+        board = raw["boards"]["msi-z690"]
+        board["pikvm"].update(url=server.url, password_env="TEST_PIKVM_PW", verify=True)
+        board["pikvm"].pop("totp_secret_env")
+        board["power_cut"].update(hold_s=0.2, channel="relay")
+        board["flash"].update(
+            programmer=f"dummy:emulate=VARIABLE_SIZE,size={CHIP},image={chip}",
+            runs_on="local", chip_size=CHIP, ifd_region=None)
+        raw["default_board"] = "msi-z690"
+        inv = tmp_path / "inventory.yaml"
+        inv.write_text(yaml.safe_dump(raw))
+        monkeypatch.setenv("TEST_PIKVM_PW", "pw-for-test")
+        monkeypatch.setenv("HIL_RUNS_DIR", str(tmp_path / "runs"))
+        yield inv, backend, chip
+
+
+def hil(inv: Path, *args: str) -> int:
+    return main(["--inventory", str(inv), *args])
+
+
+def test_power_verbs(lab, capsys) -> None:
+    inv, _, _ = lab
+    assert hil(inv, "power", "status", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["power"] == "off"
+    assert hil(inv, "power", "on") == 0
+    assert "now on" in capsys.readouterr().out
+    assert hil(inv, "power", "cut", "--stay") == 0
+    assert hil(inv, "power", "status") == 0
+    assert "cut" in capsys.readouterr().out
+    # power on while mains are cut is refused with a hint, exit 1
+    assert hil(inv, "power", "on") == 1
+    err = capsys.readouterr().err
+    assert "mains power is cut" in err and "hint:" in err
+    assert hil(inv, "power", "restore") == 0
+    assert hil(inv, "power", "cycle", "--hold", "0.2") == 0
+    assert "now on" in capsys.readouterr().out
+
+
+def test_missing_secret_is_a_config_error(lab, capsys, monkeypatch) -> None:
+    inv, _, _ = lab
+    monkeypatch.delenv("TEST_PIKVM_PW")
+    assert hil(inv, "power", "status") == 2
+    err = capsys.readouterr().err
+    assert "TEST_PIKVM_PW is not set" in err and "pw-for-test" not in err
+
+
+def test_flash_write_read_verify_and_wrong_size(lab, tmp_path, capsys) -> None:
+    inv, _, chip = lab
+    image = tmp_path / "new.rom"
+    image.write_bytes(bytes(range(256)) * (CHIP // 256))
+    assert hil(inv, "flash", "write", str(image), "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert chip.read_bytes() == image.read_bytes()
+    assert Path(result["backup"]).read_bytes() == b"\xff" * CHIP
+    assert hil(inv, "flash", "verify", str(image)) == 0
+    capsys.readouterr()
+    small = tmp_path / "small.rom"
+    small.write_bytes(b"\0" * (CHIP // 2))
+    assert hil(inv, "flash", "write", str(small)) == 1
+    assert "size" in capsys.readouterr().err
+    assert chip.read_bytes() == image.read_bytes()  # nothing written
+    assert hil(inv, "flash", "verify", str(small)) == 1
+
+
+def test_flash_write_refused_while_on(lab, tmp_path, capsys) -> None:
+    inv, _, chip = lab
+    before = chip.read_bytes()
+    assert hil(inv, "power", "on") == 0
+    image = tmp_path / "new.rom"
+    image.write_bytes(b"\x11" * CHIP)
+    assert hil(inv, "flash", "write", str(image)) == 1
+    assert "while it is powered on" in capsys.readouterr().err
+    assert chip.read_bytes() == before
+
+
+def test_screenshot_is_jpeg(lab, tmp_path, capsys) -> None:
+    inv, _, _ = lab
+    assert hil(inv, "power", "on") == 0
+    out = tmp_path / "shot.jpg"
+    assert hil(inv, "screenshot", str(out)) == 0
+    assert out.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_every_subcommand_has_help(capsys) -> None:
+    from hil.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"inventory", "power", "flash", "console", "ssh", "logs", "screenshot",
+            "emulate"} <= set(sub.choices)
+    for name, p in sub.choices.items():
+        assert p.format_help().strip(), name
