@@ -38,6 +38,7 @@ from typing import IO
 import serial
 
 from hil.errors import ConfigError, HilError, TimeoutExpired
+from hil.runs import artifact_dir
 from hil.timeout import Deadline
 
 _OPEN_ERRORS = (serial.SerialException, OSError)
@@ -53,7 +54,7 @@ class Console:
     def __init__(
         self,
         url: str,
-        log_dir: Path | str,
+        log_dir: Path | str | None = None,
         *,
         name: str = "console",
         baudrate: int = 115200,
@@ -65,7 +66,7 @@ class Console:
         self.baudrate = baudrate
         self.reconnect_interval = reconnect_interval
         self.read_timeout = read_timeout
-        self.log_dir = Path(log_dir)
+        self.log_dir = Path(log_dir) if log_dir is not None else artifact_dir(name)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.raw_log_path = self.log_dir / f"{name}.raw"
         self.line_log_path = self.log_dir / f"{name}.log"
@@ -78,6 +79,7 @@ class Console:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._line = ""
         self._line_t0: str | None = None
+        self._after_cr = False
 
         self._port: serial.SerialBase | None = None
         self._port_lock = threading.Lock()
@@ -243,6 +245,10 @@ class Console:
             self._cond.notify_all()
 
     def _log_lines(self, text: str) -> None:
+        if self._after_cr and text.startswith("\n"):  # "\r\n" split across two reads
+            text = text[1:]
+        if text:
+            self._after_cr = text.endswith("\r")
         for piece in text.splitlines(keepends=True):
             if self._line_t0 is None:
                 self._line_t0 = _stamp()
@@ -362,7 +368,8 @@ class Console:
         self.write((line + end).encode(), timeout=timeout)
 
 
-def open_console(url: str, log_dir: Path | str, name: str = "console", **kwargs: object) -> Console:
+def open_console(url: str, log_dir: Path | str | None = None, name: str = "console",
+                 **kwargs: object) -> Console:
     """Construct and start a `Console` (convenience for the CLI and fixtures)."""
     return Console(url, log_dir, name=name, **kwargs).start()  # type: ignore[arg-type]
 

@@ -281,3 +281,16 @@ def test_real_qemu_killed_and_restarted(tmp_path: Path) -> None:
         for p in procs:
             p.kill()
             p.wait(10)
+
+
+def test_line_log_handles_crlf_split_across_reads(peer: VanishingPeer, tmp_path: Path) -> None:
+    with Console(peer.url, tmp_path) as con:
+        peer.accept()
+        peer.send(b"abc\r")
+        con.expect("abc", 5)
+        time.sleep(0.2)  # make sure the \n arrives in a separate read
+        peer.send(b"\ndef\r\n\r\nprogress 1\rprogress 2\n")
+        con.expect("progress 2", 5)
+    lines = [x.split(" ", 1)[1] for x in (tmp_path / "console.log").read_text().splitlines()
+             if not x.split(" ", 1)[1].startswith("---")]
+    assert lines == ["abc", "def", "", "progress 1", "progress 2"]
