@@ -545,6 +545,7 @@ class KvmdServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "wpp-hil-kvmd"
+            _recorded = False  # whether this request's status is already in server.requests
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("kvmd %s: " + format, self.client_address[0], *args)
@@ -558,6 +559,9 @@ class KvmdServer:
             def _send(
                 self, status: int, ctype: str, data: bytes, extra: dict[str, str] | None = None
             ) -> None:
+                # Record before answering, so a client that got the answer sees the record.
+                server._record(self.command, urlsplit(self.path).path.rstrip("/") or "/", status)
+                self._recorded = True
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
@@ -587,10 +591,12 @@ class KvmdServer:
                 body = _BodyReader(self.rfile, None if chunked else length, chunked)  # type: ignore[arg-type]
                 req = _Request(method, path, params, body, self.headers)
                 status = 500
+                self._recorded = False
                 try:
                     status = self._handle(req)
                 finally:
-                    server._record(method, path, status)
+                    if not self._recorded:
+                        server._record(method, path, status)
                     self._finish_body(body)
 
             def _finish_body(self, body: _BodyReader) -> None:
