@@ -1008,3 +1008,45 @@ __all__ = [
     "RequestRecord",
     "SimulatedBoardBackend",
 ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hil.pikvm_server``: serve a simulated board, to try clients by hand.
+
+    The password comes from an environment variable (never the command line, which other
+    users can read in ps).
+    """
+    import argparse
+    import os
+    import signal
+    import tempfile
+
+    ap = argparse.ArgumentParser(description="loopback kvmd API over a simulated board")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--user", default="admin")
+    ap.add_argument("--password-env", default="KVMD_PASSWORD",
+                    help="environment variable holding the password (default: %(default)s; "
+                    "unset: 'admin')")
+    ap.add_argument("--msd-dir", type=Path, default=None)
+    ap.add_argument("--cert", type=Path, default=None)
+    ap.add_argument("--key", type=Path, default=None)
+    args = ap.parse_args(argv)
+    msd_dir = args.msd_dir or Path(tempfile.mkdtemp(prefix="kvmd-msd-"))
+    backend = SimulatedBoardBackend(msd_dir, press_s=0.3, long_press_s=1.0)
+    password = os.environ.get(args.password_env, "admin")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with KvmdServer(backend, user=args.user, password=password, host=args.host,
+                    port=args.port, certfile=args.cert, keyfile=args.key) as srv:
+        print(f"kvmd listening on {srv.url} (MSD images in {msd_dir})", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -476,3 +478,25 @@ def test_gpio_switch_and_pulse(client: PiKvmClient) -> None:
         impatient.gpio_switch("led", True)
     wait_for(lambda: not client.gpio_state().channels["led"].busy, 5, "the pulse to end")
     assert not client.gpio_state().channels["led"].state
+
+
+def test_standalone_server_process(tmp_path: Path) -> None:
+    env = dict(os.environ, KVMD_PASSWORD=PASSWORD)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hil.pikvm_server", "--msd-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("kvmd listening on http://127.0.0.1:"), line
+        assert PASSWORD not in line
+        url = line.split()[3]
+        c = PiKvmClient(url, USER, PASSWORD)
+        c.atx_power("on")
+        assert c.atx_state().power_led
+        with pytest.raises(PiKvmAuthRejectedError):
+            PiKvmClient(url, USER, "admin", retries=0).check_auth()
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
