@@ -1,0 +1,47 @@
+"""Pure logic of the power-loss cycle: parsing wpp-counter lines and judging continuation."""
+
+from __future__ import annotations
+
+from hil.cycle import CycleReport, Phase, continuation_checks, format_table, parse_counter
+
+BEFORE = ("wpp-counter: n=41 pid=97 sum=00000000deadbeef buf=ok fp=4.2 regs=ok "
+          "xmm=0000000000000029 off=2624 fd=ok map=ok mapsum=1 state=ok")
+AFTER = ("wpp-counter: n=42 pid=97 sum=00000000deadbeef buf=ok fp=4.3 regs=ok "
+         "xmm=000000000000002a off=2688 fd=ok map=ok mapsum=1 state=ok")
+
+
+def test_parse_ignores_other_lines() -> None:
+    text = f"wpp-counter: start pid=97 seed=1\n{BEFORE}\nnoise\n{AFTER}\nwpp-counter: done n=42\n"
+    lines = parse_counter(text)
+    assert [x.n for x in lines] == [41, 42]
+    assert lines[0].get("sum") == "00000000deadbeef" and lines[1].healthy
+
+
+def test_continuation_accepts_exact_next_value() -> None:
+    b, a = parse_counter(BEFORE + "\n" + AFTER)
+    checks = continuation_checks(b, a)
+    assert all(checks.values()), checks
+
+
+def test_continuation_rejects_gap_lost_registers_and_offset() -> None:
+    b = parse_counter(BEFORE)[0]
+    gap = parse_counter(AFTER.replace("n=42", "n=43"))[0]
+    assert not continuation_checks(b, gap)["counter continues at n+1"]
+    regs = parse_counter(AFTER.replace("regs=ok", "regs=BAD:xmm"))[0]
+    assert not continuation_checks(b, regs)["registers and FPU/SIMD intact"]
+    off = parse_counter(AFTER.replace("off=2688", "off=0"))[0]
+    assert not continuation_checks(b, off)["file offset intact"]
+    buf = parse_counter(AFTER.replace("sum=00000000deadbeef", "sum=0000000000000001"))[0]
+    assert not continuation_checks(b, buf)["buffer checksum intact"]
+    assert not parse_counter(AFTER.replace("buf=ok", "buf=BAD"))[0].healthy
+
+
+def test_report_ok_and_table() -> None:
+    b, a = parse_counter(BEFORE + "\n" + AFTER)
+    good = CycleReport(1, "eager", b, a, [Phase("persist", 0.5, 1200), Phase("boot", 6.1)],
+                       continuation_checks(b, a))
+    bad = CycleReport(2, "lazy", b, None, [Phase("persist", 0.4)], {}, error="boot timed out")
+    assert good.ok and not bad.ok
+    table = format_table([good, bad])
+    assert "persist" in table and "fw 1.2 ms" in table and "FAILED" in table and "OK" in table
+    assert good.to_json()["phases"][0]["firmware_us"] == 1200
