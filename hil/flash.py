@@ -250,9 +250,9 @@ class Flashrom:
         dest.parent.mkdir(parents=True, exist_ok=True)
         own = progress is None
         progress = progress or Progress("flash read")
-        tmp = self.runner.make_temp_dir()
+        tmp = self._temp_dir()
         try:
-            target = str(dest) if isinstance(self.runner, LocalRunner) else f"{tmp}/backup.bin"
+            target = str(dest) if tmp is None else f"{tmp}/backup.bin"
             progress.update("reading the chip")
             res = self._run([*self._base(), "-r", target], progress, log_dir)
             if not res.ok:
@@ -267,10 +267,10 @@ class Flashrom:
                         f"{self._last_error(res)}",
                         "the connection to the chip is unreliable (clip, wiring, spispeed)",
                     )
-            if not isinstance(self.runner, LocalRunner):
+            if tmp is not None:
                 self.runner.get(target, dest)
         finally:
-            self.runner.remove_tree(tmp)
+            self._remove(tmp)
         backup = Backup(dest, sha256_file(dest), dest.stat().st_size)
         backup.sha256_path.write_text(f"{backup.sha256}  {dest.name}\n")
         if own:
@@ -283,13 +283,13 @@ class Flashrom:
         self._check_image_file(image)
         progress = Progress("flash verify")
         log_dir = self._log_dir(None)
-        tmp = self.runner.make_temp_dir()
+        tmp = self._temp_dir()
         try:
             remote = self._stage(image, tmp)
             res = self._run([*self._base(), *self._region_args(), "-v", remote], progress,
                             log_dir)
         finally:
-            self.runner.remove_tree(tmp)
+            self._remove(tmp)
         ok = res.ok and "VERIFIED" in res.output
         progress.done("VERIFIED" if ok else "differs")
         if not ok and check:
@@ -323,13 +323,13 @@ class Flashrom:
             self._check_layouts(image, image_layout, backup)
 
         image_sha = sha256_file(image)
-        tmp = self.runner.make_temp_dir()
+        tmp = self._temp_dir()
         keep_tmp = False
-        local = isinstance(self.runner, LocalRunner)
+        local = tmp is None
         try:
             remote_image = self._stage(image, tmp)
             backup_on_host = str(backup.path)
-            if not local:
+            if tmp is not None:
                 backup_on_host = f"{tmp}/{backup.path.name}"
                 self.runner.put(backup.path, backup_on_host)
             restore = self.runner.display(self.restore_argv(backup_on_host))
@@ -364,16 +364,24 @@ class Flashrom:
                 raise fail(f"writing {image.name} failed", res)
         finally:
             if not keep_tmp:
-                self.runner.remove_tree(tmp)
+                self._remove(tmp)
         progress.done(f"wrote {image.name} ({size} bytes), VERIFIED; backup {backup.path}")
         return WriteResult(image, image_sha, backup, shlex.join(argv), res.output,
                            time.monotonic() - start)
 
     # -- checks ----------------------------------------------------------------------
 
-    def _stage(self, image: Path, tmp: str) -> str:
+    def _temp_dir(self) -> str | None:
+        """A temp dir on the remote host; None when flashrom runs here (files used in place)."""
+        return None if isinstance(self.runner, LocalRunner) else self.runner.make_temp_dir()
+
+    def _remove(self, tmp: str | None) -> None:
+        if tmp is not None:
+            self.runner.remove_tree(tmp)
+
+    def _stage(self, image: Path, tmp: str | None) -> str:
         """Path of `image` where flashrom runs (copied into `tmp` on a remote host)."""
-        if isinstance(self.runner, LocalRunner):
+        if tmp is None:
             return str(image.resolve())
         remote = f"{tmp}/{image.name}"
         self.runner.put(image, remote)

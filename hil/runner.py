@@ -153,6 +153,7 @@ class SshRunner:
     def __init__(self, shell: Shell) -> None:
         self.shell = shell
         self.label = shell.destination
+        self.temp_dirs_made: list[str] = []  # for cleanup checks and post-mortems
 
     def run(
         self, argv: Sequence[str], timeout: float, on_line: LineSink | None = None
@@ -170,8 +171,9 @@ class SshRunner:
         return lines[0] if lines else None
 
     def make_temp_dir(self) -> str:
-        res = self.shell.run("mktemp -d /tmp/hil-XXXXXXXX", timeout=30)
-        return res.stdout.strip()
+        path = self.shell.run("mktemp -d /tmp/hil-XXXXXXXX", timeout=30).stdout.strip()
+        self.temp_dirs_made.append(path)
+        return path
 
     def remove_tree(self, path: str) -> None:
         if not path.startswith("/tmp/hil-"):  # never rm -rf anything we did not create

@@ -212,25 +212,22 @@ def test_bad_configuration_and_missing_tool(tmp_path: Path) -> None:
         Flashrom("internal").write(tmp_path / "missing.rom")
 
 
-def _hil_tmp_dirs() -> set[str]:
-    return set(glob.glob("/tmp/hil-*"))
-
-
 def test_remote_write_over_ssh(sshd: SshServer, tmp_path: Path) -> None:
     path = tmp_path / "remote-chip.bin"
     original = random_file(path, MiB)
     image = tmp_path / "new.rom"
     new = random_file(image, MiB)
-    before = _hil_tmp_dirs()
     with Shell(**sshd.shell_kwargs()) as shell:
-        fr = Flashrom(variable_chip(path), runner=SshRunner(shell), chip_size=MiB,
+        runner = SshRunner(shell)
+        fr = Flashrom(variable_chip(path), runner=runner, chip_size=MiB,
                       backup_dir=tmp_path / "local-backups")
         assert fr.tool().host == shell.destination
         res = fr.write(image)
         assert path.read_bytes() == new
         assert res.backup.path.parent == tmp_path / "local-backups"
         assert res.backup.path.read_bytes() == original and res.backup.check()
-        assert _hil_tmp_dirs() == before  # remote temp dirs cleaned up
+        assert len(runner.temp_dirs_made) == 2  # backup read, image upload
+        assert not any(Path(d).exists() for d in runner.temp_dirs_made)  # cleaned up
         assert fr.verify(image)
         back = fr.read(tmp_path / "readback.bin")
         assert back.path.read_bytes() == new
