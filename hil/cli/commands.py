@@ -2,6 +2,7 @@
 
 from hil.cli import (
     console_cmd,
+    cycle_cmd,
     emulate_cmd,
     flash_cmd,
     inventory_cmd,
@@ -20,4 +21,5 @@ MODULES = [
     logs_cmd,
     screenshot_cmd,
     emulate_cmd,
+    cycle_cmd,
 ]
