@@ -300,16 +300,18 @@ class Console:
             tail = self._all()[since:]
         return tail.splitlines()[-n:]
 
-    def expect(self, pattern: str | re.Pattern[str], timeout: float,
+    def expect(self, pattern: str | re.Pattern[str], timeout: float | Deadline,
                since: int | None = None) -> re.Match[str]:
         """Wait until `pattern` matches output at or after `since` (or after the last match).
 
         Returns the match; positions in it are absolute (comparable with `mark()`).
-        On timeout raises `TimeoutExpired` quoting the last lines seen.
+        `timeout` may be a shared `Deadline`. On timeout raises `TimeoutExpired` quoting
+        the last lines seen.
         """
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         start = self._cursor if since is None else since
-        deadline = Deadline(timeout)
+        deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+        timeout = deadline.seconds
         with self._cond:
             while True:
                 m = regex.search(self._all(), start)

@@ -227,9 +227,14 @@ class Shell:
             self.close()
             return False
 
-    def wait_reachable(self, timeout: float, what: str | None = None) -> float:
-        """Poll until sshd answers (e.g. after power on). Returns the seconds it took."""
-        deadline = Deadline(timeout)
+    def wait_reachable(self, timeout: float | Deadline, what: str | None = None) -> float:
+        """Poll until sshd answers (e.g. after power on). Returns the seconds it took.
+
+        `timeout` may be a `Deadline` shared with other waits (boot banner, then ssh).
+        """
+        deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+        timeout = deadline.seconds
+        started = time.monotonic()
         delay = 0.5
         last_error = ""
         while True:
@@ -237,7 +242,7 @@ class Shell:
                 if self.run("true", timeout=max(1.0, min(self.connect_timeout,
                                                           deadline.remaining)),
                             check=False).ok:
-                    return deadline.elapsed
+                    return time.monotonic() - started
             except HilError as exc:
                 last_error = str(exc)
                 self.close()

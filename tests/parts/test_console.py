@@ -15,6 +15,7 @@ import pytest
 
 from hil.console import Console
 from hil.errors import ConfigError, TimeoutExpired
+from hil.timeout import Deadline
 
 
 class VanishingPeer:
@@ -138,7 +139,11 @@ def test_mark_excludes_old_output_and_expect_is_sequential(
         # without since, expect continues after the previous match
         peer.send(b"x=1\nx=2\n")
         assert con.expect(r"x=(\d)", 5).group(1) == "1"
-        assert con.expect(r"x=(\d)", 5).group(1) == "2"
+        assert con.expect(r"x=(\d)", Deadline(5)).group(1) == "2"  # a shared Deadline works
+        shared = Deadline(0.5)
+        with pytest.raises(TimeoutExpired):
+            con.expect("never", shared)
+        assert shared.expired
 
 
 def test_timeout_error_quotes_last_lines(peer: VanishingPeer, tmp_path: Path) -> None:

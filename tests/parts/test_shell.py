@@ -13,6 +13,7 @@ from sshd_fixture import SshServer, free_port
 
 from hil.errors import HilError, TimeoutExpired
 from hil.shell import Shell
+from hil.timeout import Deadline
 
 sshd = sshd_fixture.sshd  # a real sshd on a loopback port
 
@@ -83,6 +84,10 @@ def test_wait_reachable_times_out_with_clear_error() -> None:
     with pytest.raises(TimeoutExpired, match=f"waiting for ssh on root@127.0.0.1:{port}"):
         sh.wait_reachable(timeout=2)
     assert time.monotonic() - start < 8
+    shared = Deadline(1.5)  # one budget shared by several waits
+    with pytest.raises(TimeoutExpired, match="after 2 s"):
+        sh.wait_reachable(shared)
+    assert shared.expired
 
 
 def test_password_never_leaks(sshd: SshServer, caplog: pytest.LogCaptureFixture) -> None:
