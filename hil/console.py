@@ -36,12 +36,25 @@ from pathlib import Path
 from typing import IO
 
 import serial
+from serial.urlhandler import protocol_socket
 
 from hil.errors import ConfigError, HilError, TimeoutExpired
 from hil.runs import artifact_dir
 from hil.timeout import Deadline
 
 _OPEN_ERRORS = (serial.SerialException, OSError)
+
+
+def _port_url(url: str) -> str:
+    """The URL handed to pyserial.
+
+    ser2net does not acknowledge RFC 2217 modem-control (DTR/RTS) requests on every port
+    and pyserial then fails to open; a console needs no modem control, so ask pyserial to
+    ignore those answers (as labgrid does).
+    """
+    if url.startswith("rfc2217://") and "ign_set_control" not in url:
+        return url + ("&" if "?" in url else "?") + "ign_set_control"
+    return url
 
 
 def _stamp() -> str:
@@ -184,7 +197,7 @@ class Console:
         exact ``in_waiting`` and otherwise get a 1-byte read that waits for data.
         """
         sock = getattr(port, "_socket", None)
-        if isinstance(sock, socket.socket):
+        if isinstance(port, protocol_socket.Serial) and isinstance(sock, socket.socket):
             ready, _, _ = select.select([sock], [], [], self.read_timeout)
             if not ready:
                 return b""
@@ -200,11 +213,13 @@ class Console:
 
     def _open(self) -> serial.SerialBase | None:
         try:
-            port = serial.serial_for_url(self.url, baudrate=self.baudrate,
+            port = serial.serial_for_url(_port_url(self.url), baudrate=self.baudrate,
                                          timeout=self.read_timeout, do_not_open=True)
             # pyserial's open() flushes the input (recv-and-drop on sockets, tcflush on
-            # ttys): whatever the peer sent right after connecting would be lost.
+            # ttys): whatever the peer sent right after connecting would be lost. Over
+            # rfc2217 the flushes are "purge" requests that ser2net may never acknowledge.
             port.reset_input_buffer = lambda: None  # type: ignore[method-assign]
+            port.reset_output_buffer = lambda: None  # type: ignore[method-assign]
             port.open()
         except _OPEN_ERRORS as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"

@@ -299,3 +299,56 @@ def test_line_log_handles_crlf_split_across_reads(peer: VanishingPeer, tmp_path:
     lines = [x.split(" ", 1)[1] for x in (tmp_path / "console.log").read_text().splitlines()
              if not x.split(" ", 1)[1].startswith("---")]
     assert lines == ["abc", "def", "", "progress 1", "progress 2"]
+
+
+def _start_ser2net(tmp_path: Path, tty: str, port: int) -> subprocess.Popen[bytes]:
+    cfg = tmp_path / "ser2net.yaml"
+    cfg.write_text(
+        "connection: &con1\n"
+        f"  accepter: telnet(rfc2217),tcp,127.0.0.1,{port}\n"
+        f"  connector: serialdev,{tty},115200n81,local\n"
+        "  options:\n"
+        "    kickolduser: true\n"
+        "    mdns: false\n"
+    )
+    return subprocess.Popen(["ser2net", "-n", "-c", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.skipif(shutil.which("ser2net") is None, reason="ser2net not installed")
+def test_rfc2217_through_ser2net_survives_server_restart(tmp_path: Path) -> None:
+    """The lab's serial path: ser2net (RFC 2217) in front of a tty; ser2net restarts."""
+    master, slave = os.openpty()
+    tty = os.ttyname(slave)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [_start_ser2net(tmp_path, tty, port)]
+    try:
+        with Console(f"rfc2217://127.0.0.1:{port}", tmp_path, reconnect_interval=0.1) as con:
+            con.wait_connected(10)
+            os.write(master, b"firmware says hi\r\n")
+            con.expect("firmware says hi", 10)
+            con.send_line("root")
+            deadline = time.monotonic() + 5
+            got = b""
+            while b"root\n" not in got and time.monotonic() < deadline:
+                got += os.read(master, 100)
+            assert b"root\n" in got
+            procs[0].kill()  # the serial server goes away (PiKVM reboot)
+            procs[0].wait(10)
+            mark = con.mark()
+            Deadline(10).sleep(0.5)
+            assert not con.connected
+            procs.append(_start_ser2net(tmp_path, tty, port))
+            con.wait_connected(10)
+            time.sleep(0.3)
+            os.write(master, b"after restart\r\n")
+            assert con.expect("after restart", 10, since=mark).start() >= mark
+            assert con.connects >= 2
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(10)
+        os.close(master)
+        os.close(slave)
