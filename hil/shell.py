@@ -121,6 +121,7 @@ class Shell:
         self.host_key_fingerprint: str | None = None
         self.host_key_type: str | None = None
         self._conn: Connection | None = None
+        self._pkey: paramiko.PKey | None = None
         self.connections_opened = 0
 
     def __repr__(self) -> str:  # no secrets
@@ -148,11 +149,9 @@ class Shell:
             "auth_timeout": self.connect_timeout,
         }
         if self.key_file:
-            connect_kwargs["key_filename"] = [self.key_file]
+            connect_kwargs["pkey"] = self._load_key()
         if self._password is not None:
             connect_kwargs["password"] = self._password
-        if self._passphrase is not None:
-            connect_kwargs["passphrase"] = self._passphrase
         conn = Connection(
             self.host,
             user=self.user,
@@ -163,6 +162,29 @@ class Shell:
         )
         conn.client.set_missing_host_key_policy(_LogHostKeyPolicy(self))
         return conn
+
+    def _load_key(self) -> paramiko.PKey:
+        """Load the private key once, so a key problem is reported as such (not as 'host down')."""
+        if self._pkey is None:
+            assert self.key_file is not None
+            secret = self._passphrase.encode() if self._passphrase else None
+            try:
+                self._pkey = paramiko.PKey.from_path(self.key_file, password=secret)
+            except (paramiko.PasswordRequiredException, TypeError) as exc:
+                # cryptography raises TypeError for "encrypted key but no password"
+                if isinstance(exc, TypeError) and "not given" not in str(exc):
+                    raise
+                raise HilError(
+                    f"ssh key '{self.key_file}' is encrypted and no passphrase was given",
+                    "configure the key's passphrase secret, or use an unencrypted lab key",
+                ) from exc
+            except (paramiko.SSHException, ValueError, OSError) as exc:
+                raise HilError(
+                    f"cannot load ssh key '{self.key_file}': {type(exc).__name__}"
+                    + (" (wrong passphrase?)" if self._passphrase else ""),
+                    "check the key file and its passphrase",
+                ) from exc
+        return self._pkey
 
     def _alive(self) -> bool:
         conn = self._conn

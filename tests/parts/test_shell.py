@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -108,3 +109,24 @@ def test_bad_credentials_are_config_errors(tmp_path: Path) -> None:
         Shell("127.0.0.1", 22, "root")
     with pytest.raises(HilError, match="does not exist"):
         Shell("127.0.0.1", 22, "root", key_file=tmp_path / "nokey")
+
+
+def test_key_with_passphrase(sshd: SshServer, tmp_path: Path,
+                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    passphrase = "pass-Phrase-987"
+    key = tmp_path / "locked_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(key)],
+                   check=True)
+    with open(sshd.authorized_keys, "a") as f:
+        f.write(key.with_suffix(".pub").read_text())
+    ok = Shell(sshd.host, sshd.port, sshd.user, key_file=key, key_passphrase=passphrase)
+    assert ok.run("echo unlocked").stdout == "unlocked\n"
+    assert passphrase not in repr(ok)
+    ok.close()
+    with pytest.raises(HilError, match=r"cannot load ssh key .*wrong passphrase") as exc:
+        Shell(sshd.host, sshd.port, sshd.user, key_file=key, key_passphrase="xyzzy").run("true")
+    assert "xyzzy" not in str(exc.value)
+    with pytest.raises(HilError, match="encrypted and no passphrase was given"):
+        Shell(sshd.host, sshd.port, sshd.user, key_file=key).run("true")
+    assert passphrase not in caplog.text
