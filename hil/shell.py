@@ -172,7 +172,7 @@ class Shell:
                 self._pkey = paramiko.PKey.from_path(self.key_file, password=secret)
             except (paramiko.PasswordRequiredException, TypeError) as exc:
                 # cryptography raises TypeError for "encrypted key but no password"
-                if isinstance(exc, TypeError) and "not given" not in str(exc):
+                if isinstance(exc, TypeError) and "password" not in str(exc).lower():
                     raise
                 raise HilError(
                     f"ssh key '{self.key_file}' is encrypted and no passphrase was given",
