@@ -14,9 +14,11 @@ is defensive, in this order, and stops at the first problem:
 3. With ``ifd_region``: the region's base/limit in the chip's descriptor (from the backup)
    must equal those in the image's descriptor; flashrom uses the chip's layout, so a
    different layout would put the wrong bytes into the region.
-4. Optionally ``--wp-disable``, then ``flashrom -w`` (with ``-N --ifd -i bios`` for a
-   region). Success requires exit code 0 and ``VERIFIED`` in the output. On any failure a
-   `FlashError` carries the backup and the exact command that restores it.
+4. Optionally ``--wp-disable --wp-range=0,0`` (clear the status-register protection *and*
+   the protected range: disabling alone leaves the block-protect bits set), then ``-w``
+   (with ``-N --ifd -i bios`` for a region). Success requires exit code 0 and ``VERIFIED``
+   in the output. On any failure a `FlashError` carries the backup and the exact command
+   that restores it.
 
 The same argv runs locally or on the PiKVM/RTE over SSH (`hil.runner`); for a remote
 runner the image is copied to a temp dir there and the backup brought back. If a remote
@@ -113,7 +115,8 @@ class Flashrom:
         ``internal``, ``dummy:emulate=VARIABLE_SIZE,size=16777216,image=/tmp/chip.bin``.
     chip_size: expected chip size in bytes (checked against the probe); None = as probed.
     ifd_region: None (whole chip) or a descriptor region name, normally ``"bios"``.
-    wp_disable: run ``flashrom --wp-disable`` before writing.
+    wp_disable: run ``flashrom --wp-disable --wp-range=0,0`` before writing (fails on chips
+        without write-protection support, and while the WP# pin is asserted).
     runner: where flashrom runs (`LocalRunner()` by default, `SshRunner(shell)` for a Pi).
     chip: flashrom ``-c`` name when the probe matches several chip definitions.
     backup_dir: where backups go (default: the run's ``flash`` artifact directory).
@@ -344,7 +347,8 @@ class Flashrom:
 
             if self.wp_disable:
                 progress.update("disabling write protection")
-                res = self._run([*self._base(), "--wp-disable"], progress, log_dir)
+                res = self._run([*self._base(), "--wp-disable", "--wp-range=0,0"], progress,
+                                log_dir)
                 if not res.ok:
                     keep_tmp = True
                     raise fail("disabling write protection failed (nothing written)", res)

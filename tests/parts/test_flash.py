@@ -150,8 +150,23 @@ def test_wp_disable_runs_before_write(tmp_path: Path) -> None:
     fr.write(image)
     assert path.read_bytes() == new
     log = (backups / "flashrom.log").read_text()
-    assert log.index("--wp-disable") < log.index(f"-w {image.resolve()}")
+    assert log.index("--wp-disable --wp-range=0,0") < log.index(f"-w {image.resolve()}")
     assert "Disabled hardware protection" in log
+
+
+def test_wp_pin_asserted_refuses_with_nothing_written(tmp_path: Path) -> None:
+    # Status register protected (SRP0) and the WP# pin active: flashrom cannot unprotect.
+    path = tmp_path / "w25q.bin"
+    original = random_file(path, 16 * MiB)
+    image = tmp_path / "new.rom"
+    random_file(image, 16 * MiB)
+    fr = Flashrom(f"dummy:emulate=W25Q128FV,image={path},spi_status=0x9c,hwwp=yes",
+                  wp_disable=True, backup_dir=tmp_path / "backups")
+    with pytest.raises(FlashError, match="disabling write protection failed") as exc:
+        fr.write(image)
+    assert "WP" in str(exc.value)
+    assert path.read_bytes() == original
+    assert exc.value.backup is not None and exc.value.backup.path.read_bytes() == original
 
 
 def test_bios_region_write_with_ifd(tmp_path: Path) -> None:
