@@ -413,7 +413,8 @@ class Flashrom:
         )
 
     def _image_region(self, image: Path) -> tuple[int, int]:
-        regions = ifd_regions(image.read_bytes()[:0x1000])
+        with open(image, "rb") as f:
+            regions = ifd_regions(f.read(0x1000))
         assert self.ifd_region is not None
         if regions is None:
             raise FlashError(f"image {image.name} has no Intel flash descriptor; nothing was "
