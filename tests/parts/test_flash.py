@@ -273,3 +273,25 @@ def test_remote_failure_gives_working_ssh_restore_command(sshd: SshServer, tmp_p
     subprocess.run(argv, capture_output=True, check=True, timeout=60)
     assert path.read_bytes() == original
     subprocess.run(["rm", "-rf", str(Path(remote_backup).parent)], check=True)
+
+
+def test_ifd_parser_modern_layout() -> None:
+    """A Skylake+ style descriptor: 16 region entries up to FMBA, unused ones 0x7fff."""
+    img = bytearray(b"\xff" * 0x2000)
+    img[:0x1000] = bytes(0x1000)
+    struct.pack_into("<I", img, 0x10, 0x0FF0A55A)
+    struct.pack_into("<I", img, 0x14, 0x03 | (0x04 << 16))  # FCBA 0x30, FRBA 0x40
+    struct.pack_into("<I", img, 0x18, 0x08 | (0x10 << 16))  # FMBA 0x80, FPSBA 0x100
+    entries = [0x7FFF] * 16
+    entries[0] = 0x00000000  # fd 0x0-0xfff
+    entries[1] = (0x1000) | (0x1FFF << 16)  # bios 0x1000000-0x1ffffff
+    entries[2] = (0x0001) | (0x0FFF << 16)  # me 0x1000-0xffffff
+    entries[8] = (0x0100) | (0x01FF << 16)  # ec
+    for i, e in enumerate(entries):
+        struct.pack_into("<I", img, 0x40 + 4 * i, e)
+    struct.pack_into("<I", img, 0x80, 0xFFFFFFFF)  # master section right after
+    assert ifd_regions(bytes(img)) == {
+        "fd": (0, 0xFFF), "bios": (0x1000000, 0x1FFFFFF), "me": (0x1000, 0xFFFFFF),
+        "ec": (0x100000, 0x1FFFFF)}
+    assert ifd_regions(bytes(0x1000)) is None
+    assert ifd_regions(b"short") is None
