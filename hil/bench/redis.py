@@ -1,0 +1,71 @@
+"""Redis under WPP (thesis 6.2.2): redis-benchmark, 50 clients, tracked vs untracked server.
+
+The server runs in the foreground of a background shell with persistence off, so the
+only memory work is Redis' own. Each repetition restarts the server per variant; the
+ratio is requests per second tracked over untracked, per test and payload size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hil.bench import guest, remote
+from hil.bench.results import BenchReport, Measurement
+from hil.errors import HilError
+from hil.timeout import wait_for
+
+BENCH = "redis"
+PORT = 6391
+OUT = "/tmp/bench-redis.out"
+# Seed (fig. 6.2): no significant change while the payload needs no new memory, a clear
+# drop for LRANGE_600 (frequent reallocations). The thesis gives no numbers.
+SEED_NOTE = {"LRANGE_600": "clear drop"}
+SEED_DEFAULT = "~1x (no sig. change)"
+
+
+def _wait_ready(target: Any) -> None:
+    def pong() -> bool:
+        res = target.shell.run(guest.redis_ping(PORT), timeout=30, check=False)
+        return "PONG" in str(res.stdout)
+
+    wait_for(pong, 60, "redis-server to answer PING")
+
+
+def run(target: Any, report: BenchReport, *, tests: Sequence[str], payloads: Sequence[int],
+        requests: int, reps: int, variants: Sequence[str], wpp_missing: str | None = None,
+        step: Callable[[str], None] = lambda _m: None) -> None:
+    rows: dict[tuple[str, int, str], Measurement] = {}
+    for test in tests:
+        for d in payloads:
+            for v in variants:
+                tracked = v != guest.UNTRACKED
+                rows[test, d, v] = report.add(Measurement(
+                    BENCH, f"{test} -d {d}", v, "throughput", "req/s",
+                    baseline=guest.UNTRACKED if tracked else None, higher_is_better=True,
+                    seed_note=SEED_NOTE.get(test, SEED_DEFAULT) if tracked else "",
+                    skipped=wpp_missing if tracked else None))
+    for rep in range(1, reps + 1):
+        for v in variants:
+            if all(rows[t, d, v].skipped for t in tests for d in payloads):
+                continue
+            step(f"redis {v} (run {rep}/{reps})")
+            pid = 0
+            try:
+                pid = remote.start(target, v, guest.redis_server(PORT), OUT)
+                _wait_ready(target)
+                for d in payloads:
+                    out = remote.run(target, guest.redis_benchmark(PORT, tuple(tests), d,
+                                                                   requests), timeout=900)
+                    rps = guest.parse_redis_csv(out)
+                    for t in tests:
+                        if t in rps:
+                            rows[t, d, v].samples.append(rps[t])
+            except HilError as exc:
+                for t in tests:
+                    for d in payloads:
+                        rows[t, d, v].skipped = rows[t, d, v].skipped or str(exc)
+            finally:
+                if pid:
+                    target.shell.run(guest.redis_shutdown(PORT), timeout=30, check=False)
+                    remote.stop(target, [pid])

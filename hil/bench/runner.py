@@ -1,0 +1,118 @@
+"""Run the benchmark suite on a booted target and write its table, JSON and plots.
+
+`QUICK` is what CI runs so the benchmark code cannot rot (minutes on the TCG twin);
+`FULL` is the seed's evaluation scaled to the board (500 MiB synthetic and 1 GiB persist
+only where memory and the persistent device allow). Results go to
+``runs/<timestamp>/bench/`` as ``bench.json``, ``table.txt`` and one PNG per benchmark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hil.bench import guest, neighbours, persist, plots, redis, remote, synthetic
+from hil.bench.results import BenchReport, format_table
+
+BENCHES = ("synthetic", "redis", "neighbours", "persist")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    reps: int = 5
+    synth_sizes: tuple[int, ...] = (1, 10, 100)
+    modes: tuple[str, ...] = guest.VARIANTS[1:]
+    redis_tests: tuple[str, ...] = guest.REDIS_TESTS
+    redis_payloads: tuple[int, ...] = (64, 1024, 4096, 16384)
+    redis_requests: int = 100_000
+    sevenzip_dict_log2: int = 22
+    neighbour_load_mib: int = 100
+    persist_sizes: tuple[int, ...] = (1, 16, 64, 256, 1024)
+    persist_mode: str = "eager"
+    benches: tuple[str, ...] = BENCHES
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FULL = BenchConfig()
+QUICK = BenchConfig(
+    reps=2, synth_sizes=(1, 10), modes=("eager",), redis_tests=("SET",),
+    redis_payloads=(64,), redis_requests=2000, sevenzip_dict_log2=18, neighbour_load_mib=10,
+    persist_sizes=(1, 8),
+)
+
+
+def for_board(config: BenchConfig, *, emulated: bool, pdev_bytes: int | None,
+              notes: list[str]) -> BenchConfig:
+    """Scale `config` to the board: 500 MiB synthetic on real hardware only, persist sizes
+    capped to what the persistent device holds (the cap is noted in the report)."""
+    sizes = config.synth_sizes
+    if not emulated and config is FULL:
+        sizes = (*sizes, 500)
+    cap = persist.max_size_mib(pdev_bytes)
+    psizes = config.persist_sizes
+    if cap is not None and any(s > cap for s in psizes):
+        kept = tuple(s for s in psizes if s <= cap)
+        psizes = tuple(sorted({*kept, cap}))
+        notes.append(f"persist sizes capped at {cap} MiB: the persistent device has "
+                     f"{pdev_bytes >> 20 if pdev_bytes else '?'} MiB and "
+                     f"{persist.DEVICE_RESERVE_MIB} MiB stay reserved for the snapshot's "
+                     f"metadata and sections")
+    return dataclasses.replace(config, synth_sizes=sizes, persist_sizes=psizes)
+
+
+@dataclass
+class BenchOutput:
+    report: BenchReport
+    json_path: Path
+    table_path: Path
+    plots: list[Path] = field(default_factory=list)
+
+
+def run_benchmarks(target: Any, config: BenchConfig, out_dir: Path, *, quick: bool = False,
+                   step: Callable[[str], None] = lambda _m: None) -> BenchOutput:
+    """Run the selected benchmarks on the booted `target`; write results to `out_dir`."""
+    t0 = time.monotonic()
+    board = target.board
+    report = BenchReport(board=board.name, quick=quick)
+    emu = board.emulated
+    config = for_board(config, emulated=emu is not None,
+                       pdev_bytes=emu.pdev_size if emu else None, notes=report.notes)
+    report.config = config.to_json()
+    missing = remote.wpp_unavailable(target)
+    if missing:
+        report.notes.append(f"tracked variants skipped: {missing}")
+    variants = (guest.UNTRACKED, *config.modes)
+    try:
+        if "synthetic" in config.benches:
+            synthetic.run(target, report, sizes=config.synth_sizes, variants=variants,
+                          reps=config.reps, wpp_missing=missing, step=step)
+        if "redis" in config.benches:
+            redis.run(target, report, tests=config.redis_tests, payloads=config.redis_payloads,
+                      requests=config.redis_requests, reps=config.reps, variants=variants,
+                      wpp_missing=missing, step=step)
+        if "neighbours" in config.benches:
+            neighbours.run(target, report, dict_log2=config.sevenzip_dict_log2,
+                           reps=config.reps, mode=config.modes[0],
+                           load_mib=config.neighbour_load_mib, wpp_missing=missing, step=step)
+        if "persist" in config.benches:
+            persist.run(target, report, sizes=config.persist_sizes, mode=config.persist_mode,
+                        wpp_missing=missing, step=step)
+    finally:
+        report.duration_s = time.monotonic() - t0
+        out = write_outputs(report, out_dir)
+    return out
+
+
+def write_outputs(report: BenchReport, out_dir: Path) -> BenchOutput:
+    """``bench.json``, ``table.txt`` and the PNGs; pure (no target), so unit-testable."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = out_dir / "table.txt"
+    table.write_text(format_table(report) + "\n")
+    pngs = plots.write_plots(report, out_dir)
+    return BenchOutput(report, report.write_json(out_dir / "bench.json"), table, pngs)
