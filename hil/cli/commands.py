@@ -1,6 +1,7 @@
 """The registry of subcommand modules, in the order `hil --help` lists them."""
 
 from hil.cli import (
+    bench_cmd,
     console_cmd,
     cycle_cmd,
     emulate_cmd,
@@ -22,4 +23,5 @@ MODULES = [
     screenshot_cmd,
     emulate_cmd,
     cycle_cmd,
+    bench_cmd,
 ]
