@@ -92,18 +92,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     runnable = [i for i in session.items
                 if _uses_target(i) and not i.get_closest_marker("skip")]
     if runnable and _board(config).emulated is not None:
-        _twin_rom(config)
+        from hil.errors import HilError
+
+        # a failed build is reported by every test that needs the twin, not as an
+        # INTERNALERROR of the whole session
+        with contextlib.suppress(HilError):
+            _twin_rom(config)
 
 
 def _twin_rom(config: pytest.Config) -> Path:
+    """The ROM for the twin; a build failure is remembered and re-raised, not retried."""
+    if "rom_error" in _state:
+        raise _state["rom_error"]
     if "rom" not in _state:
         given = config.getoption("--twin-rom")
-        if given:
-            _state["rom"] = Path(given).resolve()
-        else:
-            from hil.artifacts import twin_rom
+        try:
+            if given:
+                _state["rom"] = Path(given).resolve()
+            else:
+                from hil.artifacts import twin_rom
 
-            _state["rom"] = twin_rom()
+                _state["rom"] = twin_rom()
+        except Exception as e:
+            _state["rom_error"] = e
+            raise
     return _state["rom"]
 
 

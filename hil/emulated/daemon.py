@@ -73,6 +73,7 @@ def serve(state: StateDir) -> int:
              config.ports.serial, config.ports.ssh)
     try:
         while not stop.wait(1.0):
+            machine.running  # noqa: B018 - reaps a QEMU that exited on its own (guest poweroff)
             # the server keeps every request record for tests; a daemon must not grow forever
             if len(server.requests) > 1000:
                 del server.requests[:-100]

@@ -93,7 +93,9 @@ class Machine:
     @property
     def running(self) -> bool:
         with self._lock:
-            return self._proc is not None and self._proc.poll() is None
+            if self._proc is not None and self._proc.poll() is not None:
+                self._reap()  # exited on its own (guest poweroff, crash)
+            return self._proc is not None
 
     @property
     def pid(self) -> int | None:
@@ -163,8 +165,9 @@ class Machine:
         with self._lock:
             if self._proc is not None and self._proc.poll() is not None:
                 self._proc = None
-                with contextlib.suppress(FileNotFoundError):
-                    self.state.qemu_pidfile.unlink()
+                for path in (self.state.qemu_pidfile, self.state.qmp_socket):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
 
     def kill(self) -> bool:
         """Mains cut: SIGKILL at once (RAM lost, files kept). False if it was off."""
