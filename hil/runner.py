@@ -110,10 +110,12 @@ class LocalRunner:
         except sh.TimeoutException as exc:
             raise TimeoutExpired(
                 f"'{command}' did not finish within {timeout:.0f} s",
-                "the process was killed; check the programmer connection and retry",
+                "the process was killed; check why it hangs (e.g. the programmer connection)",
             ) from exc
         except sh.CommandNotFound as exc:
             raise HilError(f"cannot run '{argv[0]}': not found") from exc
+        except sh.ErrorReturnCode as exc:  # killed by a signal (negative exit code)
+            code = exc.exit_code
         return CommandResult(command, code, "".join(out), "".join(err), time.monotonic() - start)
 
     def which(self, tool: str) -> str | None:

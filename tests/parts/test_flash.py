@@ -295,3 +295,18 @@ def test_ifd_parser_modern_layout() -> None:
         "ec": (0x100000, 0x1FFFFF)}
     assert ifd_regions(bytes(0x1000)) is None
     assert ifd_regions(b"short") is None
+
+
+def test_local_runner_reports_exit_codes_signals_and_timeouts() -> None:
+    from hil.errors import TimeoutExpired
+    from hil.runner import LocalRunner
+
+    r = LocalRunner()
+    lines: list[str] = []
+    res = r.run(["sh", "-c", "echo out; echo err >&2; exit 4"], timeout=10, on_line=lines.append)
+    assert (res.exit_code, res.stdout, res.stderr) == (4, "out\n", "err\n")
+    assert sorted(lines) == ["err", "out"]
+    assert r.run(["sh", "-c", "kill -9 $$"], timeout=10).exit_code == -9
+    with pytest.raises(TimeoutExpired, match="within 1 s"):
+        r.run(["sleep", "5"], timeout=1)
+    assert r.which("flashrom") is not None and r.which("no-such-tool-xyz") is None
