@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Debian packages: QEMU/flashrom for the twin, the coreboot host toolchain, the kernel
 # source and build deps, the guest image's userland, and SSH peers for the tests.
 APT_PACKAGES := \
-	qemu-system-x86 qemu-utils flashrom openssl e2fsprogs \
+	qemu-system-x86 qemu-utils flashrom openssl e2fsprogs ser2net \
 	build-essential gcc-multilib nasm acpica-tools m4 bison flex bc cpio xz-utils file kmod \
 	dpkg-dev rsync git curl pkg-config zlib1g-dev libpci-dev libelf-dev libssl-dev \
 	linux-source-6.1 busybox-static dropbear-bin openssh-client openssh-server \
