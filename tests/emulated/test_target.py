@@ -164,3 +164,28 @@ def test_capture_collects_artifacts(target: Target, tmp_path: Path) -> None:
     if target.is_emulated:
         assert BANNER.search(got["serial"].read_text(errors="replace"))
         assert "debugcon" in got
+
+
+def test_second_twin_does_not_interfere(target: Target, twin_rom: Path, tmp_path: Path) -> None:
+    if not target.is_emulated:
+        pytest.skip("needs the twin")
+    from hil.emulated import twin
+
+    other = twin.up(target.board, state=tmp_path / "other", use_free_ports=True, rom=twin_rom,
+                    stop_at_exit=True)
+    second = Target(other)
+    try:
+        mark = target.console.mark()
+        t = second.boot()
+        assert t.ssh_s is not None
+        assert second.pdev_path != target.pdev_path
+        second.shell.run("echo second > /tmp/who")
+        second.power_cut(0.2)
+        assert not second.is_on()
+        assert target.is_on() and target.shell.is_reachable()
+        assert target.shell.run("cat /tmp/who 2>/dev/null || echo none").stdout.strip() == "none"
+        # the first twin's console saw nothing of the second's boot
+        assert not BANNER.search(target.console.text(mark))
+    finally:
+        second.close()
+        twin.down(other)
