@@ -43,8 +43,12 @@ def launch(variant: str, command: str) -> str:
 
 
 def background(command: str, out: str) -> str:
-    """Start one program detached from the SSH session; prints its pid."""
-    return f"nohup {command} > {out} 2>&1 < /dev/null & echo $!"
+    """Start one program detached from the SSH session; prints its pid.
+
+    The guest's busybox has no ``nohup``: a subshell that ignores SIGHUP and ``exec``s
+    the program keeps ``$!`` equal to the program's pid.
+    """
+    return f"( trap '' HUP; exec {command} ) > {out} 2>&1 < /dev/null & echo $!"
 
 
 def stop(pids: list[int]) -> str:

@@ -69,8 +69,8 @@ def _fit(name: str, points: list[tuple[float, float]]) -> Fit:
 def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
         wpp_missing: str | None = None,
         step: Callable[[str], None] = lambda _m: None) -> None:
-    boot = report.add(Measurement(ORCH, report.board, "-", "boot (power on to SSH)", "s"))
-    cycle = report.add(Measurement(ORCH, report.board, "-", "full cycle", "s"))
+    boot = report.add(Measurement(ORCH, "boot (power on to SSH)", report.board, "boot", "s"))
+    cycle = report.add(Measurement(ORCH, "full cycle (hil.cycle)", report.board, "cycle", "s"))
     if target.last_boot is not None:
         boot.samples.append(target.last_boot.total_s)
     if wpp_missing:

@@ -29,7 +29,12 @@ def _wait_ready(target: Any) -> None:
         res = target.shell.run(guest.redis_ping(PORT), timeout=30, check=False)
         return "PONG" in str(res.stdout)
 
-    wait_for(pong, 60, "redis-server to answer PING")
+    try:
+        wait_for(pong, 60, "redis-server to answer PING")
+    except HilError as exc:
+        log = target.shell.run(f"tail -5 {OUT}", timeout=30, check=False).stdout
+        raise HilError(f"{exc}; its output: {' | '.join(str(log).strip().splitlines())}",
+                       "see the guest's redis-server output") from exc
 
 
 def run(target: Any, report: BenchReport, *, tests: Sequence[str], payloads: Sequence[int],

@@ -71,8 +71,15 @@ class BenchReport:
     fits: list[Fit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    unavailable: str | None = None  # why tracked variants cannot run on this target
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     duration_s: float = 0.0
+
+    def failures(self) -> list[Measurement]:
+        """Rows that should have samples but have none (not the tracked rows of a target
+        without WPP): the workload or its parser broke."""
+        return [m for m in self.measurements
+                if not m.samples and m.skipped != self.unavailable]
 
     def add(self, m: Measurement) -> Measurement:
         self.measurements.append(m)
@@ -122,6 +129,7 @@ class BenchReport:
         return {"schema": SCHEMA, "board": self.board, "quick": self.quick,
                 "started": self.started, "duration_s": round(self.duration_s, 3),
                 "config": self.config, "notes": self.notes,
+                "wpp_unavailable": self.unavailable,
                 "results": rows, "fits": fits}
 
     def write_json(self, path: Path) -> Path:
@@ -155,8 +163,13 @@ def format_table(report: BenchReport) -> str:
     for m in report.measurements:
         s = m.summary
         if s is None:
-            rows.append((m.bench, m.case, m.variant, f"skipped: {m.skipped or 'no samples'}",
-                         "", "", "", _seed_cell(m)))
+            why = m.skipped or "no samples"
+            if why == report.unavailable:
+                why = "no WPP on target"
+            elif len(why) > 60:
+                why = why[:57] + "..."  # the whole reason is in the JSON
+            rows.append((m.bench, m.case, m.variant, f"skipped: {why}", "", "", "",
+                         _seed_cell(m)))
             continue
         r = report.ratio_of(m)
         ratio_cell = f"{r.median:.2f}x ({r.low:.2f}-{r.high:.2f})" if r else "baseline" \

@@ -30,6 +30,7 @@ class BenchConfig:
     redis_payloads: tuple[int, ...] = (64, 1024, 4096, 16384)
     redis_requests: int = 100_000
     sevenzip_dict_log2: int = 22
+    neighbour_reps: int | None = None  # default: reps (one 7z run takes ~45 s on TCG)
     neighbour_load_mib: int = 100
     persist_sizes: tuple[int, ...] = (1, 16, 64, 256, 1024)
     persist_mode: str = "eager"
@@ -42,7 +43,8 @@ class BenchConfig:
 FULL = BenchConfig()
 QUICK = BenchConfig(
     reps=2, synth_sizes=(1, 10), modes=("eager",), redis_tests=("SET",),
-    redis_payloads=(64,), redis_requests=2000, sevenzip_dict_log2=18, neighbour_load_mib=10,
+    redis_payloads=(64,), redis_requests=2000, sevenzip_dict_log2=18, neighbour_reps=1,
+    neighbour_load_mib=10,
     persist_sizes=(1, 8),
 )
 
@@ -85,6 +87,7 @@ def run_benchmarks(target: Any, config: BenchConfig, out_dir: Path, *, quick: bo
                        pdev_bytes=emu.pdev_size if emu else None, notes=report.notes)
     report.config = config.to_json()
     missing = remote.wpp_unavailable(target)
+    report.unavailable = missing
     if missing:
         report.notes.append(f"tracked variants skipped: {missing}")
     variants = (guest.UNTRACKED, *config.modes)
@@ -98,7 +101,7 @@ def run_benchmarks(target: Any, config: BenchConfig, out_dir: Path, *, quick: bo
                       wpp_missing=missing, step=step)
         if "neighbours" in config.benches:
             neighbours.run(target, report, dict_log2=config.sevenzip_dict_log2,
-                           reps=config.reps, mode=config.modes[0],
+                           reps=config.neighbour_reps or config.reps, mode=config.modes[0],
                            load_mib=config.neighbour_load_mib, wpp_missing=missing, step=step)
         if "persist" in config.benches:
             persist.run(target, report, sizes=config.persist_sizes, mode=config.persist_mode,

@@ -79,7 +79,11 @@ def bench(ctx: Context) -> int:
     ctx.emit(result.report.to_json(), format_table(result.report))
     print(f"results: {result.json_path}, {result.table_path}, "
           f"{len(result.plots)} plot(s) in {out_dir}", file=sys.stderr)
-    return 0
+    failed = result.report.failures()
+    for m in failed:
+        print(f"error: {m.bench} {m.case} {m.variant}: {m.skipped or 'no samples'}",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _running_twin(ctx: Context, board: Any) -> bool:

@@ -101,3 +101,18 @@ def test_persist_cap_and_board_scaling() -> None:
     assert board.synth_sizes[-1] == 500 and board.persist_sizes[-1] == 1024
     quick = runner.for_board(runner.QUICK, emulated=True, pdev_bytes=512 << 20, notes=[])
     assert quick.reps == 2 and quick.synth_sizes == (1, 10)
+
+
+def test_failures_exclude_rows_skipped_for_missing_wpp() -> None:
+    r = _report()
+    assert r.failures() == [r.measurements[2]]  # 'lazy' skipped, but WPP was not missing
+    r.unavailable = "no WPP in the kernel"
+    assert r.failures() == []
+    broken = r.add(Measurement("redis", "SET -d 64", "lazy", "throughput", "req/s",
+                               skipped="timed out after 60 s waiting for redis-server " * 3))
+    assert r.failures() == [broken]
+    text = format_table(r)
+    assert "skipped: no WPP on target" in text
+    row = next(line for line in text.splitlines() if "lazy" in line and "redis" in line)
+    assert "skipped: timed out after 60 s" in row and "..." in row and len(row) < 160
+    assert r.to_json()["wpp_unavailable"] == "no WPP in the kernel"
