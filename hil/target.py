@@ -318,69 +318,18 @@ class _CbmemReader:
         return [e for e in events if name is None or e.name == name]
 
 
-class _LocalFlashrom:
-    """Interim flash part until `hil.parts.make_flash`: flashrom on this host."""
-
-    def __init__(self, programmer: str, chip_size: int) -> None:
-        self.programmer = programmer
-        self.chip_size = chip_size
-
-    def write(self, image: Path, **_: Any) -> None:
-        import subprocess
-
-        if image.stat().st_size != self.chip_size:
-            raise HilError(f"image {image} is {image.stat().st_size} bytes, the chip is "
-                           f"{self.chip_size}", "flash a full-chip image of the right size")
-        proc = subprocess.run(["flashrom", "-p", self.programmer, "-w", str(image)],
-                              capture_output=True, text=True, timeout=300, check=False)
-        if proc.returncode != 0 or not _flashrom_ok(proc.stdout):
-            tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
-            raise HilError(f"flashrom failed writing {image}: {tail}")
-
-
 def _make_part(name: str, target: Target) -> Any:
-    """Build one part from the inventory values (`hil.parts` when it provides it)."""
-    board = target.board
-    try:
-        from hil import parts
-    except ImportError:
-        parts = None  # type: ignore[assignment]
-    factory = getattr(parts, f"make_{name}", None) if parts is not None else None
-    if factory is not None and name != "cbmem":
-        return factory(board)
-    if name == "pikvm":
-        from hil.pikvm import PiKvmClient
+    """Build one part from the inventory values with the `hil.parts` factories."""
+    from hil import parts
 
-        pk = board.pikvm
-        return PiKvmClient(pk.url, pk.user, pk.password.get(),
-                           totp_secret=pk.totp_secret.get_optional(), verify=pk.verify,
-                           ca_file=pk.ca_file)
-    if name == "power":
-        from hil.power import BoardPower, PikvmAtx, PikvmGpioRelay
-
-        client = target.pikvm
-        mains = None
-        if board.power_cut.kind == "pikvm-gpio" and board.power_cut.channel:
-            mains = PikvmGpioRelay(client, board.power_cut.channel)
-        off_timeout = 20.0 if board.emulated else 60.0
-        return BoardPower(PikvmAtx(client, off_timeout=off_timeout), mains,
-                          hold_s=board.power_cut.hold_s, name=board.name,
-                          show_progress=False)
-    if name == "console":
-        from hil.console import Console
-
-        return Console(board.serial.url, artifact_dir(f"console-{board.name}"),
-                       name="serial", baudrate=board.serial.baudrate).start()
-    if name == "shell":
-        from hil.shell import Shell
-
-        return Shell(board.ssh.host, board.ssh.port, board.ssh.user,
-                     key_file=board.ssh.key_file, password=board.ssh.password.get_optional())
     if name == "cbmem":
         return _CbmemReader(target)
-    if name == "flash":
-        return _LocalFlashrom(board.flash.programmer, board.flash.chip_size)
-    raise HilError(f"no factory for the '{name}' part yet", "hil.parts must provide make_" + name)
+    if name == "power":  # share the target's PiKVM client
+        return parts.make_power(target.board, target.pikvm)
+    factory = getattr(parts, f"make_{name}", None)
+    if factory is None:
+        raise HilError(f"no factory for the '{name}' part", f"hil.parts must provide make_{name}")
+    return factory(target.board)
 
 
 def from_inventory(board_name: str | None = None, inventory: Path | str | None = None) -> Target:
@@ -411,32 +360,42 @@ class TrackedProgram:
 
 
 class WppSession:
-    """Drive one power-loss experiment: start tracked programs, trigger, cut, boot, inspect.
+    """Drive one power-loss experiment: start a tracked program, trigger, cut, boot, inspect.
 
-    The kernel-facing names are parameters because the kernel's user interface is defined
-    by the kernel work: `track_path` (a pid written there gets tracked), `trigger_path`
-    (a write signals imminent power loss: the kernel halts tracked processes and asks the
-    firmware to persist them), `recreate_cmd` (brings persisted processes back after boot).
+    Uses the WPP kernel's user interface (kernel/wpp, kernel/tools): ``wpp-start -d``
+    starts a program tracked for persistence and prints its pid; writing a magic number
+    to ``/dev/wpp-trigger`` acts (10: power loss: halt the tracked process and persist it;
+    70: sync the firmware now); ``/sys/kernel/wpp/tracked_pid`` names the tracked process;
+    ``wpp-recreate BINARY`` brings the persisted process back after boot. The firmware
+    reports what it did as ``wpp:`` lines in the CBMEM console (and on the twin's
+    debugcon), parsed by `hil.cbmem`.
     """
+
+    POWER_LOSS = 10
+    SYNC = 70
 
     def __init__(
         self,
         target: Target,
         *,
         trigger_path: str = "/dev/wpp-trigger",
-        track_path: str = "/sys/kernel/wpp/track",
+        sysfs: str = "/sys/kernel/wpp",
+        start_cmd: str = "wpp-start -d",
         recreate_cmd: str = "wpp-recreate",
     ) -> None:
         self.target = target
         self.trigger_path = trigger_path
-        self.track_path = track_path
+        self.sysfs = sysfs
+        self.start_cmd = start_cmd
         self.recreate_cmd = recreate_cmd
         self.programs: list[TrackedProgram] = []
 
+    def _run(self, command: str, timeout: float = 30, check: bool = True) -> Any:
+        return self.target.shell.run(command, timeout=timeout, check=check)
+
     def supported(self) -> bool:
         """True if the running kernel exposes the WPP trigger."""
-        res = self.target.shell.run(f"test -e {self.trigger_path}", timeout=30, check=False)
-        return res.ok
+        return bool(self._run(f"test -e {self.trigger_path}", check=False).ok)
 
     def require(self) -> None:
         if not self.supported():
@@ -446,46 +405,81 @@ class WppSession:
             )
 
     def start(self, command: str, name: str | None = None, *, track: bool = True) -> TrackedProgram:
-        """Start `command` in the background on the target (and track it)."""
+        """Start `command` in the background on the target, tracked unless `track=False`.
+
+        The program's output goes to ``/tmp/wpp-<name>.out`` on the target (`output`).
+        """
         import shlex
 
         name = name or f"prog{len(self.programs)}"
         out = f"/tmp/wpp-{name}.out"
-        res = self.target.shell.run(
-            f"nohup sh -c {shlex.quote(command)} > {out} 2>&1 < /dev/null & echo $!", timeout=30
-        )
-        pid = int(res.stdout.strip().splitlines()[-1])
+        inner = f"exec {command} > {out} 2>&1 < /dev/null"
         if track:
-            self.target.shell.run(f"echo {pid} > {self.track_path}", timeout=30)
+            res = self._run(f"{self.start_cmd} sh -c {shlex.quote(inner)} < /dev/null")
+        else:
+            res = self._run(f"sh -c {shlex.quote(inner)} > /dev/null 2>&1 & echo $!")
+        try:
+            pid = int(res.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise HilError(f"starting '{command}' on the target printed no pid: "
+                           f"{res.stdout!r}") from None
         prog = TrackedProgram(name, pid, command, out, track)
         self.programs.append(prog)
         return prog
 
+    def tracked_pid(self) -> int:
+        """The kernel's tracked process (0: none)."""
+        return int(self._run(f"cat {self.sysfs}/tracked_pid").stdout.strip() or 0)
+
     def output(self, prog: TrackedProgram) -> str:
-        return str(self.target.shell.run(f"cat {prog.out_path}", timeout=30, check=False).stdout)
+        return str(self._run(f"cat {prog.out_path}", check=False).stdout)
 
     def alive(self, prog: TrackedProgram) -> bool:
-        return bool(self.target.shell.run(f"kill -0 {prog.pid}", timeout=30, check=False).ok)
+        return bool(self._run(f"kill -0 {prog.pid}", check=False).ok)
 
-    def trigger(self) -> None:
-        """Signal a power loss to the kernel (as the PSU's power-fail line would)."""
-        self.target.shell.run(f"echo 1 > {self.trigger_path}", timeout=60)
+    def trigger(self, magic: int = POWER_LOSS, timeout: float = 120) -> None:
+        """Write `magic` to the trigger (default: power loss, as the PSU's power-fail line
+        would signal); raises with the kernel's reason if it refuses."""
+        self._run(f"echo {magic} > {self.trigger_path}", timeout=timeout)
 
     def power_loss(self, hold_s: float | None = None) -> None:
-        """Trigger, then really cut mains (RAM lost) and restore it; the board stays off."""
-        self.trigger()
+        """Trigger the power-loss procedure, then really cut mains (RAM lost) and restore
+        it; the board stays off until `boot`."""
+        self.trigger(self.POWER_LOSS)
         self.target.power_cut(hold_s)
 
     def boot(self, timeout: float = 240.0) -> BootTimings:
         return self.target.boot(timeout)
 
     def events(self, name: str | None = None, *, last_boot: bool = True) -> list[Any]:
-        """``wpp:`` events of the firmware console (`hil.cbmem.WppEvent`)."""
+        """``wpp:`` events of the firmware console (`hil.cbmem.WppEvent`), via ``cbmem -c``."""
         return list(self.target.cbmem.events(name, last_boot=last_boot))
 
-    def recreate(self, timeout: float = 120.0) -> Any:
-        """Run the recreator; returns its `CommandResult` (raises on failure)."""
-        return self.target.shell.run(self.recreate_cmd, timeout=timeout)
+    def debugcon_events(self, name: str | None = None) -> list[Any]:
+        """``wpp:`` events the twin's SMM handler wrote to debugcon (all boots)."""
+        from hil.cbmem import parse_log
+
+        text = self.target.debugcon_path.read_text(errors="replace")
+        return [e for e in parse_log(text).events if name is None or e.name == name]
+
+    def recreate(self, binary: str, timeout: float = 120.0, *, args: str = "") -> str:
+        """Run ``wpp-recreate [args] BINARY`` in the background on the target and return its
+        ``wpp-recreate:`` report line; raises with its error line if it refuses."""
+        out = "/tmp/wpp-recreate.out"
+        cmd = " ".join(x for x in (self.recreate_cmd, args, binary) if x)
+        self._run(f"rm -f {out}; nohup {cmd} > {out} 2>&1 < /dev/null &")
+        deadline = Deadline(timeout)
+        while True:
+            text = str(self._run(f"cat {out} 2>/dev/null", check=False).stdout)
+            lines = [ln for ln in text.splitlines() if ln.startswith("wpp-recreate:")]
+            if lines:
+                if "error:" in lines[0]:
+                    raise HilError(f"recreating {binary} failed: {lines[0]}",
+                                   "see dmesg and wpp-status on the target")
+                return lines[0]
+            if deadline.expired:
+                raise TimeoutExpired(f"wpp-recreate printed nothing within {timeout:.0f} s")
+            deadline.sleep(0.5)
 
     def cleanup(self) -> None:
         """Stop the programs this session started, if the target is still up."""
@@ -494,10 +488,5 @@ class WppSession:
         with contextlib.suppress(Exception):
             if self.target.is_on() and self.target.shell.is_reachable():
                 pids = " ".join(str(p.pid) for p in self.programs)
-                self.target.shell.run(f"kill {pids} 2>/dev/null", timeout=30, check=False)
+                self._run(f"kill {pids} 2>/dev/null", check=False)
         self.programs.clear()
-
-
-def _flashrom_ok(stdout: str) -> bool:
-    """flashrom verified the write, or found the chip already holding the image."""
-    return "VERIFIED" in stdout or "Chip content is identical to the requested image" in stdout

@@ -23,8 +23,12 @@ class FakeShell:
         self.commands.append(command)
         if command.startswith("test -e"):
             return CommandResult(command, 0 if self.has_trigger else 1, "", "")
-        if "echo $!" in command:
+        if "echo $!" in command or command.startswith("wpp-start -d"):
             return CommandResult(command, 0, "4242\n", "")
+        if command.startswith("cat /sys/kernel/wpp/tracked_pid"):
+            return CommandResult(command, 0, "4242\n", "")
+        if command.startswith("cat /tmp/wpp-recreate.out"):
+            return CommandResult(command, 0, "noise\nwpp-recreate: recreated pid 4242\n", "")
         return CommandResult(command, 0, "", "")
 
 
@@ -34,20 +38,28 @@ def make(has_trigger: bool = True) -> tuple[WppSession, FakeShell]:
     return WppSession(target), shell
 
 
-def test_start_tracks_the_background_pid() -> None:
+def test_start_runs_the_program_tracked_and_triggers_power_loss() -> None:
     session, shell = make()
     prog = session.start("wpp-counter --period-ms 100", name="counter")
-    assert prog.pid == 4242 and prog.out_path == "/tmp/wpp-counter.out"
-    assert "nohup sh -c 'wpp-counter --period-ms 100' > /tmp/wpp-counter.out" in shell.commands[0]
-    assert shell.commands[1] == "echo 4242 > /sys/kernel/wpp/track"
+    assert prog.pid == 4242 and prog.out_path == "/tmp/wpp-counter.out" and prog.tracked
+    assert shell.commands[0] == (
+        "wpp-start -d sh -c 'exec wpp-counter --period-ms 100 > /tmp/wpp-counter.out 2>&1 "
+        "< /dev/null' < /dev/null")
+    assert session.tracked_pid() == 4242
     session.trigger()
-    assert shell.commands[-1] == "echo 1 > /dev/wpp-trigger"
+    assert shell.commands[-1] == "echo 10 > /dev/wpp-trigger"
 
 
-def test_untracked_programs_are_not_registered() -> None:
+def test_untracked_programs_bypass_wpp_start() -> None:
     session, shell = make()
-    session.start("sleep 100", track=False)
-    assert len(shell.commands) == 1
+    prog = session.start("sleep 100", track=False)
+    assert not prog.tracked and "wpp-start" not in shell.commands[0]
+
+
+def test_recreate_returns_the_report_line() -> None:
+    session, shell = make()
+    assert session.recreate("/usr/bin/wpp-counter") == "wpp-recreate: recreated pid 4242"
+    assert "nohup wpp-recreate /usr/bin/wpp-counter >" in shell.commands[0]
 
 
 def test_missing_kernel_support_is_a_clear_error() -> None:
