@@ -40,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="inventory file (default: $HIL_INVENTORY or the repo's inventory.yaml)")
     group.addoption("--twin-rom", action="store", default=None,
                     help="flash this ROM into the twin instead of building it")
+    group.addoption("--hil-attach", action="store_true", default=False,
+                    help="use the twin started by 'hil emulate up' (its ROM as it is) instead "
+                         "of a private twin on free ports")
     group.addoption("--hil-boot-timeout", action="store", type=float, default=240.0,
                     help="seconds a boot may take (power on to SSH)")
     group.addoption("--hil-test-timeout", action="store", type=float, default=600.0,
@@ -91,7 +94,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     runnable = [i for i in session.items
                 if _uses_target(i) and not i.get_closest_marker("skip")]
-    if runnable and _board(config).emulated is not None:
+    attach = config.getoption("--hil-attach")
+    if runnable and _board(config).emulated is not None and not attach:
         from hil.errors import HilError
 
         # a failed build is reported by every test that needs the twin, not as an
@@ -141,7 +145,11 @@ def target(
     board = _board(pytestconfig)
     boot_timeout = pytestconfig.getoption("--hil-boot-timeout")
     started = None
-    if board.emulated is not None:
+    if board.emulated is not None and pytestconfig.getoption("--hil-attach"):
+        from hil.parts import resolve
+
+        tgt = Target(resolve(board))
+    elif board.emulated is not None:
         from hil.emulated import twin
 
         rom = _twin_rom(pytestconfig)
