@@ -18,6 +18,7 @@ from hil.timeout import wait_for
 BENCH = "redis"
 PORT = 6391
 OUT = "/tmp/bench-redis.out"
+READY_TIMEOUT = 60.0  # seconds for redis-server to answer PING (TCG start: ~1 s)
 # Seed (fig. 6.2): no significant change while the payload needs no new memory, a clear
 # drop for LRANGE_600 (frequent reallocations). The thesis gives no numbers.
 SEED_NOTE = {"LRANGE_600": "clear drop"}
@@ -30,7 +31,7 @@ def _wait_ready(target: Any) -> None:
         return "PONG" in str(res.stdout)
 
     try:
-        wait_for(pong, 60, "redis-server to answer PING")
+        wait_for(pong, READY_TIMEOUT, "redis-server to answer PING")
     except HilError as exc:
         log = target.shell.run(f"tail -5 {OUT}", timeout=30, check=False).stdout
         raise HilError(f"{exc}; its output: {' | '.join(str(log).strip().splitlines())}",

@@ -1,0 +1,128 @@
+"""The workload runners over a scripted fake shell: what they run, in which order, and how
+they record results and failures (the real guest is exercised by ``hil bench --quick``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hil.bench import guest, redis, runner
+
+CSV = '"test","rps"\n"SET","{rps}"\n"LPUSH","{rps}"\n'
+SEVENZIP = "18:  {c}  100  600  600  |  {d}  100  700  700\n"
+
+
+@dataclass
+class Result:
+    stdout: str
+    exit_code: int = 0
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class FakeShell:
+    wpp: bool = True
+    redis_up: bool = True
+    log: list[str] = field(default_factory=list)
+    tracked: int = 0
+
+    def run(self, cmd: str, timeout: float = 60, check: bool = True) -> Result:
+        self.log.append(cmd)
+        if cmd == guest.wpp_support_check():
+            return Result("", 0 if self.wpp else 1)
+        if cmd.startswith("cat /sys/kernel/wpp/tracked_pid"):
+            return Result(f"{self.tracked}\n")
+        if cmd.startswith("echo ") and "parameters/mode" in cmd and "wpp-synth" not in cmd:
+            return Result("")
+        if "& echo $!" in cmd:
+            if "wpp-start" in cmd:
+                self.tracked = 77
+            return Result("4242\n")
+        if cmd.startswith("kill "):
+            self.tracked = 0
+            return Result("")
+        if "wpp-synth" in cmd:
+            size = int(re.search(r"--size-mib (\d+)", cmd)[1])
+            total = size * 10.0 * (35 if "wpp-start" in cmd else 1)
+            return Result(f"wpp-synth: size_mib={size} cycles=10 total_ms={total:.3f} "
+                          "per_cycle_ms=1 check=0\n")
+        if "redis-cli" in cmd and cmd.endswith("ping"):
+            return Result("PONG\n" if self.redis_up else "", 0 if self.redis_up else 1)
+        if "redis-cli" in cmd or cmd.startswith("tail "):
+            return Result("Address already in use\n")
+        if cmd.startswith("redis-benchmark"):
+            return Result(CSV.format(rps=900.0 if self.tracked else 1000.0))
+        if cmd.startswith("7z b"):
+            c, d = (100, 900) if self.tracked else (1000, 9000)
+            return Result(SEVENZIP.format(c=c, d=d))
+        raise AssertionError(f"unexpected command {cmd!r}")
+
+
+def _target(shell: FakeShell) -> SimpleNamespace:
+    board = SimpleNamespace(name="fake", emulated=SimpleNamespace(pdev_size=512 << 20))
+    return SimpleNamespace(shell=shell, board=board, last_boot=None)
+
+
+def _workload(shell: FakeShell) -> list[str]:
+    return [c for c in shell.log if c != guest.wpp_support_check()]
+
+
+CONFIG = dataclasses.replace(runner.QUICK, benches=("synthetic", "redis", "neighbours"))
+
+
+def test_ratios_from_a_target_with_wpp(tmp_path: Path) -> None:
+    shell = FakeShell()
+    out = runner.run_benchmarks(_target(shell), CONFIG, tmp_path, quick=True)
+    data = json.loads(out.json_path.read_text())
+    rows = {(r["bench"], r["case"], r["variant"]): r for r in data["results"]}
+    eager = rows["synthetic", "10 MiB", "eager"]
+    assert eager["ratio"]["median"] == pytest.approx(35.0) and len(eager["samples"]) == 2
+    assert rows["synthetic", "10 MiB", "untracked"]["summary"]["median"] == 100.0
+    assert rows["redis", "SET -d 64", "eager"]["ratio"]["median"] == pytest.approx(0.9)
+    assert rows["neighbours", "7z compress d18", "beside eager"]["ratio"]["median"] == \
+        pytest.approx(0.1)
+    assert len(rows["neighbours", "7z compress d18", "alone"]["samples"]) == 1
+    assert out.report.failures() == [] and data["wpp_unavailable"] is None
+    # baseline and tracked runs alternate within each repetition
+    synth = [c for c in _workload(shell) if "wpp-synth" in c and "echo $!" not in c]
+    assert ["wpp-start" in c for c in synth] == [False, True] * 4
+    # tracked runs set the mode first, the server has persistence off
+    assert any(c.startswith("echo eager > /sys/module/wpp/parameters/mode && wpp-start")
+               for c in synth)
+    assert any("redis-server" in c and "--appendonly no" in c and "wpp-start" in c
+               for c in shell.log)
+    assert {p.name for p in out.plots} == {"synthetic.png", "redis.png", "neighbours.png"}
+
+
+def test_without_wpp_baselines_still_run_and_nothing_is_a_failure(tmp_path: Path) -> None:
+    shell = FakeShell(wpp=False)
+    out = runner.run_benchmarks(_target(shell), CONFIG, tmp_path, quick=True)
+    assert shell.log[0] == guest.wpp_support_check()
+    assert not any("wpp-start" in c for c in _workload(shell))
+    rows = {(m.bench, m.case, m.variant): m for m in out.report.measurements}
+    assert rows["synthetic", "1 MiB", "untracked"].samples == [10.0, 10.0]
+    assert rows["synthetic", "1 MiB", "eager"].samples == []
+    assert out.report.failures() == []
+    assert "no WPP on target" in out.table_path.read_text()
+
+
+def test_a_broken_workload_is_a_failure_with_its_cause(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis, "READY_TIMEOUT", 0.3)
+    shell = FakeShell(redis_up=False)
+    cfg = dataclasses.replace(CONFIG, benches=("redis",))
+    out = runner.run_benchmarks(_target(shell), cfg, tmp_path, quick=True)
+    failed = out.report.failures()
+    assert {m.variant for m in failed} == {"untracked", "eager"}
+    assert all("redis-server to answer PING" in (m.skipped or "") for m in failed)
+    assert all("Address already in use" in (m.skipped or "") for m in failed)
