@@ -11,7 +11,8 @@
  * set_tid) and the child calls WPP_IOC_RECREATE, which replaces it by the
  * persisted process (execve-style). The parent learns the outcome through a
  * pipe the kernel closes on success (like a close-on-exec pipe after exec)
- * and prints one line; the recreated process keeps running as its child
+ * and prints ONE line, "wpp-recreate: recreated ..." on stdout or
+ * "wpp-recreate: error: ..." on stderr; the recreated process keeps running as its child
  * (--wait: wait for it and exit with its status).
  * (A process is started tracked with wpp-start.)
  *
@@ -141,11 +142,13 @@ static void pid_owner(pid_t pid, char *comm, size_t len)
 }
 
 /* fork (with the original pid if possible); returns the child's pid, 0 in the child */
-static pid_t fork_child(pid_t want, int try_pid)
+static pid_t fork_child(pid_t want, int try_pid, char *note, size_t len)
 {
 	struct clone_args args = { .exit_signal = SIGCHLD };
 	pid_t tid = want, pid;
 	char comm[64];
+
+	note[0] = 0;
 
 	if (try_pid && want > 0) {
 		args.set_tid = (uintptr_t)&tid;
@@ -155,13 +158,11 @@ static pid_t fork_child(pid_t want, int try_pid)
 			return pid;
 		if (errno == EEXIST) {
 			pid_owner(want, comm, sizeof(comm));
-			printf("wpp-recreate: original pid %d is in use (by %s): the process gets a new pid\n",
-			       want, comm);
+			snprintf(note, len, ", original pid %d in use by %s", want, comm);
 		} else {
-			printf("wpp-recreate: cannot reuse pid %d (%s): the process gets a new pid\n",
-			       want, strerror(errno));
+			snprintf(note, len, ", original pid %d not reusable: %s", want,
+				 strerror(errno));
 		}
-		fflush(stdout);
 	}
 	memset(&args, 0, sizeof(args));
 	args.exit_signal = SIGCHLD;
@@ -174,7 +175,8 @@ static int do_recreate(struct opts *o, const char *binary)
 	char real[PATH_MAX];
 	int fd, p[2], ret;
 	struct wpp_rc_req req;
-	char buf[WPP_RC_MSG_MAX + 32];
+	char buf[WPP_RC_MSG_MAX + 32], note[128], when[64];
+	time_t sec;
 	double t0;
 	ssize_t n;
 	size_t got = 0;
@@ -185,7 +187,6 @@ static int do_recreate(struct opts *o, const char *binary)
 		return 1;
 	if (get_info(fd, o, &info))
 		return 1;
-	print_info(&info);
 	if (!realpath(binary, real))
 		return fail("wrong binary: the snapshot is of %s, and %s: %s", info.exe_path, binary,
 			    strerror(errno));
@@ -197,7 +198,7 @@ static int do_recreate(struct opts *o, const char *binary)
 	fflush(stdout);
 	fflush(stderr);
 	t0 = now_ms();
-	pid = fork_child(info.pid, !o->new_pid);
+	pid = fork_child(info.pid, !o->new_pid, note, sizeof(note));
 	if (pid < 0)
 		return fail("clone3: %s", strerror(errno));
 	if (pid == 0) {
@@ -233,8 +234,13 @@ static int do_recreate(struct opts *o, const char *binary)
 		waitpid(pid, NULL, 0);
 		return fail("%s", msg ? msg + 1 : buf);
 	}
-	printf("wpp-recreate: recreated %s (pid %d) as pid %d in %.1f ms\n", info.exe_path,
-	       info.pid, pid, now_ms() - t0);
+	sec = info.timestamp_ns / 1000000000ULL;
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&sec));
+	printf("wpp-recreate: recreated %s pid %d as pid %d in %.1f ms (snapshot %llu of %s%s: "
+	       "%u regions, %llu pages, %u files%s)\n", info.exe_path, info.pid, pid,
+	       now_ms() - t0, (unsigned long long)info.snap_sequence, when,
+	       info.consumed ? ", forced over consumed" : "", info.regions,
+	       (unsigned long long)info.pages, info.files, note);
 	if (!o->wait)
 		return 0;
 	fflush(stdout);

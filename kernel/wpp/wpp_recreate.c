@@ -145,6 +145,11 @@ static bool rc_ends_with(const char *s, const char *suffix)
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
+static const char *rc_open_err(long err)
+{
+	return err == -ENOENT ? "is missing" : "cannot be opened";
+}
+
 /* ---- snapshot --------------------------------------------------------- */
 
 static int rc_restore_status(struct wpp_rc *rc, int ret, s32 status)
@@ -379,8 +384,8 @@ static int rc_prepare_regions(struct wpp_rc *rc)
 		f = filp_open(path, ((fl & VM_SHARED) && (fl & VM_MAYWRITE) ? O_RDWR : O_RDONLY) |
 			      O_LARGEFILE, 0);
 		if (IS_ERR(f))
-			return rc_fail(rc, PTR_ERR(f), "mapped file %s (at %#llx) cannot be opened: error %ld",
-				       path, r->virtual_address, -PTR_ERR(f));
+			return rc_fail(rc, PTR_ERR(f), "mapped file %s (at %#llx) %s (error %ld)",
+				       path, r->virtual_address, rc_open_err(PTR_ERR(f)), -PTR_ERR(f));
 		rc->kind[i] = RC_FILE;
 		rc->rfile[i] = f;
 	}
@@ -429,8 +434,8 @@ static int rc_prepare_files(struct wpp_rc *rc)
 					e->fd, e->path, PTR_ERR(f));
 				continue;
 			}
-			return rc_fail(rc, PTR_ERR(f), "open file %s (fd %d) cannot be reopened: error %ld",
-				       e->path, e->fd, -PTR_ERR(f));
+			return rc_fail(rc, PTR_ERR(f), "open file %s (fd %d) %s (error %ld)",
+				       e->path, e->fd, rc_open_err(PTR_ERR(f)), -PTR_ERR(f));
 		}
 		rc->ffile[i] = f;
 		rc->fdmode[i] = RC_FD_OPEN;
