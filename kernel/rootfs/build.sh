@@ -227,6 +227,13 @@ populate() { # populate <staging dir>
 	make -s -C "$REPO/kernel/tools" OUT="$WORK/tools" -j2 >&2 ||
 		die "kernel/tools build failed" "make -C kernel/tools shows the compiler error"
 	for b in "$WORK"/tools/*; do cp "$b" "$st/usr/bin/"; done
+	# A file that exists with the same bytes on every boot, for
+	# wpp-counter --private-map across a power loss (tmpfs /tmp does not survive).
+	mkdir -p "$st/usr/share/wpp"
+	"$WORK/tools/wpp-counter" --once --period-ms 0 --buffer-mib 0 \
+		--private-map "$st/usr/share/wpp/private-map.bin" \
+		--log-file "$WORK/counter.log" --state-file "$WORK/counter.state" >/dev/null
+	chmod 644 "$st/usr/share/wpp/private-map.bin"
 
 	cp "$HERE/init" "$st/init"
 	chmod 755 "$st/init"

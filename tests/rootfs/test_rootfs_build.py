@@ -100,6 +100,11 @@ def test_dynamic_programs_have_loader_and_libraries(
         assert any(f"{d}/{lib}" in entries for d in LIB_DIRS), f"{name} needs {lib}: not in image"
 
 
+def test_fixed_private_map_file(entries: dict[str, Entry]) -> None:
+    e = regular(entries, "usr/share/wpp/private-map.bin")
+    assert len(e.data) == 64 * 1024 and len(set(e.data)) > 200, "not PRNG content"
+
+
 def test_seven_zip_wrapper(entries: dict[str, Entry]) -> None:
     e = regular(entries, "usr/bin/7z")
     assert e.data.startswith(b"#!/bin/sh") and b"/usr/lib/p7zip/7z" in e.data
