@@ -493,6 +493,8 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* A vanished reader (ssh session gone) must not end the experiment. */
+	signal(SIGPIPE, SIG_IGN);
 
 	buffer_init(&buf, o.buffer_mib, o.seed);
 	pmap_init(&map, o.private_map, o.map_kib, o.seed);
