@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -132,6 +133,21 @@ static int dev_wait(void *c, wpp_u64 timeout_us)
 	return WPP_OK;
 }
 
+/* Lazily zeroed, with inaccessible guard pages on both sides: an access just
+ * outside the WPP region faults instead of silently passing. */
+#define GUARD 4096UL
+static wpp_u8 *map_guarded(size_t size)
+{
+	wpp_u8 *p = mmap(NULL, size + 2 * GUARD, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	mprotect(p, GUARD, PROT_NONE);
+	mprotect(p + GUARD + size, GUARD, PROT_NONE);
+	return p + GUARD;
+}
+
 int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 dev_size,
 		       int create)
 {
@@ -139,7 +155,7 @@ int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 d
 
 	memset(hp, 0, sizeof(*hp));
 	hp->ram = calloc(1, HOST_RAM_SIZE);
-	hp->region = calloc(1, WPP_REGION_SIZE_DEFAULT);
+	hp->region = map_guarded(WPP_REGION_SIZE_DEFAULT);
 	hp->smram = calloc(1, HOST_SMRAM_SIZE);
 	if (!hp->ram || !hp->region || !hp->smram)
 		return -1;
@@ -183,7 +199,8 @@ void host_platform_close(struct host_platform *hp)
 	if (hp->fd >= 0)
 		close(hp->fd);
 	free(hp->ram);
-	free(hp->region);
+	if (hp->region)
+		munmap(hp->region - GUARD, WPP_REGION_SIZE_DEFAULT + 2 * GUARD);
 	free(hp->smram);
 	free(hp->log);
 	memset(hp, 0, sizeof(*hp));

@@ -491,6 +491,180 @@ static int list_put(struct wpp_ctx *ctx, struct list_writer *w, const void *e, w
 	return WPP_OK;
 }
 
+/* Next used slot in round-robin bucket order (slot i of bucket 0..15, then
+ * slot i + 1): for pages faulted in address order this is address order. */
+struct slot_iter {
+	wpp_u32 i;
+	unsigned int b;
+	wpp_u32 max_hw;
+};
+
+static int next_slot(struct wpp_ctx *ctx, struct slot_iter *it, struct wpp_page_mapping *e)
+{
+	for (; it->i < it->max_hw; it->i++, it->b = 0) {
+		for (; it->b < WPP_PAGE_BUCKETS; it->b++) {
+			if (it->i >= ctx->bucket_hw[it->b])
+				continue;
+			memcpy(e, &bucket_base(ctx, it->b)[it->i], sizeof(*e));
+			if (e->virtual_address & WPP_PAGE_USED) {
+				e->virtual_address &= ~WPP_PAGE_USED;
+				it->b++;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void slot_iter_init(struct wpp_ctx *ctx, struct slot_iter *it)
+{
+	it->i = 0;
+	it->b = 0;
+	it->max_hw = 0;
+	for (unsigned int b = 0; b < WPP_PAGE_BUCKETS; b++)
+		if (ctx->bucket_hw[b] > it->max_hw)
+			it->max_hw = ctx->bucket_hw[b];
+}
+
+/* Add one page (a local, validated copy) to the current run. */
+static int run_add(struct wpp_ctx *ctx, struct persist_run *run, wpp_u64 pa)
+{
+	int rc;
+
+	if (check_os_range(ctx, pa, WPP_PAGE_SIZE) != WPP_OK) {
+		wpp_logf(ctx->plat, "persist check=slots_changed pa=0x%llx", U(pa));
+		return WPP_E_STATE;
+	}
+	if (run->len && pa == run->phys + run->len && run->len < MAX_RUN) {
+		run->len += WPP_PAGE_SIZE;
+		return WPP_OK;
+	}
+	rc = flush_run(ctx, run);
+	run->phys = pa;
+	run->len = WPP_PAGE_SIZE;
+	return rc;
+}
+
+static int map_less(const struct wpp_page_mapping *a, const struct wpp_page_mapping *b)
+{
+	if (a->physical_address != b->physical_address)
+		return a->physical_address < b->physical_address;
+	return a->virtual_address < b->virtual_address;
+}
+
+static void sift_down(struct wpp_page_mapping *v, wpp_u64 root, wpp_u64 n)
+{
+	for (;;) {
+		wpp_u64 c = 2 * root + 1;
+		struct wpp_page_mapping t;
+
+		if (c >= n)
+			return;
+		if (c + 1 < n && map_less(&v[c], &v[c + 1]))
+			c++;
+		if (!map_less(&v[root], &v[c]))
+			return;
+		t = v[root];
+		v[root] = v[c];
+		v[c] = t;
+		root = c;
+	}
+}
+
+/* In-place heapsort by physical address: no recursion, no extra memory. */
+static void sort_by_phys(struct wpp_page_mapping *v, wpp_u64 n)
+{
+	for (wpp_u64 i = n / 2; i-- > 0;)
+		sift_down(v, i, n);
+	for (wpp_u64 end = n; end > 1; end--) {
+		struct wpp_page_mapping t = v[0];
+
+		v[0] = v[end - 1];
+		v[end - 1] = t;
+		sift_down(v, 0, end - 1);
+	}
+}
+
+/*
+ * Page list sorted by physical address (fits the scratch buffer): the page
+ * area is then written in as few, as large transfers as the frames allow.
+ */
+static int persist_pages_sorted(struct wpp_ctx *ctx, wpp_u64 npages, struct persist_run *run,
+				struct list_writer *w)
+{
+	struct wpp_page_mapping *v = (struct wpp_page_mapping *)scratch(ctx);
+	struct slot_iter it;
+	struct wpp_page_mapping e;
+	wpp_u64 n = 0;
+	int rc;
+
+	slot_iter_init(ctx, &it);
+	while (next_slot(ctx, &it, &e)) {
+		if (n == npages) {
+			wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu", U(npages));
+			return WPP_E_STATE;
+		}
+		v[n++] = e;
+	}
+	if (n != npages) {
+		wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu found=%llu",
+			 U(npages), U(n));
+		return WPP_E_STATE;
+	}
+	sort_by_phys(v, n);
+	for (wpp_u64 i = 0; i < n; i++) {
+		wpp_u64 pa;
+
+		memcpy(&pa, &v[i].physical_address, sizeof(pa));	/* one fetch */
+		rc = run_add(ctx, run, pa);
+		if (rc != WPP_OK)
+			return rc;
+	}
+	rc = flush_run(ctx, run);
+	if (rc != WPP_OK)
+		return rc;
+	/* The list goes out after the pages: the runs only read RAM, the scratch
+	 * buffer stays untouched until this write has completed. */
+	w->crc = wpp_crc32(0, v, n * sizeof(*v));
+	rc = dev_write(ctx, w->dev_off, v, scratch_phys(ctx), n * sizeof(*v));
+	if (rc == WPP_OK)
+		rc = dev_wait(ctx);
+	return rc;
+}
+
+/* Too many pages for the scratch buffer: stream in round-robin slot order. */
+static int persist_pages_streamed(struct wpp_ctx *ctx, wpp_u64 npages, struct persist_run *run,
+				  struct list_writer *w)
+{
+	struct slot_iter it;
+	struct wpp_page_mapping e;
+	wpp_u64 n = 0;
+	int rc;
+
+	slot_iter_init(ctx, &it);
+	while (next_slot(ctx, &it, &e)) {
+		if (n == npages) {
+			wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu", U(npages));
+			return WPP_E_STATE;
+		}
+		rc = run_add(ctx, run, e.physical_address);
+		if (rc == WPP_OK)
+			rc = list_put(ctx, w, &e, sizeof(e));
+		if (rc != WPP_OK)
+			return rc;
+		n++;
+	}
+	if (n != npages) {
+		wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu found=%llu",
+			 U(npages), U(n));
+		return WPP_E_STATE;
+	}
+	rc = flush_run(ctx, run);
+	if (rc == WPP_OK)
+		rc = list_flush(ctx, w);
+	return rc;
+}
+
 /* Count used page slots and check every physical address again: the slots are
  * OS-writable, so what was valid at ADD time proves nothing now. */
 static int count_pages(struct wpp_ctx *ctx, wpp_u64 *count)
@@ -525,7 +699,7 @@ static int ev_persist(struct wpp_ctx *ctx, wpp_u64 *res)
 	struct persist_run run;
 	struct list_writer w;
 	wpp_u64 t0 = now(ctx), t_meta, t_pages, dev_size = 0, npages = 0, nregions = 0;
-	wpp_u64 off, written = 0;
+	wpp_u64 off;
 	int rc;
 
 	rc = dev_probe(ctx, &dev_size);
@@ -607,54 +781,16 @@ static int ev_persist(struct wpp_ctx *ctx, wpp_u64 *res)
 	h.sections[WPP_SNAP_SEC_REGIONS].crc32 = w.crc;
 	t_meta = now(ctx);
 
-	/* 4. Page list and pages in one pass, coalescing contiguous frames. */
+	/* 4. Page list and pages, coalescing physically contiguous frames. */
 	memset(&w, 0, sizeof(w));
 	w.dev_off = h.sections[WPP_SNAP_SEC_PAGELIST].offset;
 	memset(&run, 0, sizeof(run));
 	run.dev_off = h.page_area_offset;
 	run.crc_ok = 1;
-	for (unsigned int b = 0; b < WPP_PAGE_BUCKETS; b++) {
-		const struct wpp_page_mapping *base = bucket_base(ctx, b);
-
-		for (wpp_u32 i = 0; i < ctx->bucket_hw[b]; i++) {
-			struct wpp_page_mapping e;
-
-			memcpy(&e, &base[i], sizeof(e));
-			if (!(e.virtual_address & WPP_PAGE_USED))
-				continue;
-			if (written == npages ||
-			    check_os_range(ctx, e.physical_address, WPP_PAGE_SIZE) != WPP_OK) {
-				wpp_logf(ctx->plat, "persist check=slots_changed bucket=%u slot=%u",
-					 b, i);
-				rc = WPP_E_STATE;
-				goto out;
-			}
-			e.virtual_address &= ~WPP_PAGE_USED;
-			rc = list_put(ctx, &w, &e, sizeof(e));
-			if (rc != WPP_OK)
-				goto out;
-			if (run.len && e.physical_address == run.phys + run.len &&
-			    run.len < MAX_RUN) {
-				run.len += WPP_PAGE_SIZE;
-			} else {
-				rc = flush_run(ctx, &run);
-				if (rc != WPP_OK)
-					goto out;
-				run.phys = e.physical_address;
-				run.len = WPP_PAGE_SIZE;
-			}
-			written++;
-		}
-	}
-	if (written != npages) {
-		wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu found=%llu",
-			 U(npages), U(written));
-		rc = WPP_E_STATE;
-		goto out;
-	}
-	rc = flush_run(ctx, &run);
-	if (rc == WPP_OK)
-		rc = list_flush(ctx, &w);
+	if (npages * sizeof(struct wpp_page_mapping) <= WPP_INTERNAL_SCRATCH_SIZE)
+		rc = persist_pages_sorted(ctx, npages, &run, &w);
+	else
+		rc = persist_pages_streamed(ctx, npages, &run, &w);
 	if (rc != WPP_OK)
 		goto out;
 	h.sections[WPP_SNAP_SEC_PAGELIST].crc32 = w.crc;
@@ -755,13 +891,13 @@ static int check_snapshot(const struct wpp_snapshot_header *h,
 		return WPP_E_INCOMPLETE;
 	}
 	hcrc = struct_crc(h, sizeof(*h), offsetof(struct wpp_snapshot_header, header_crc32));
-	if (m->sequence != h->sequence || m->header_crc32 != hcrc) {
-		*why = "marker_mismatch";
-		return WPP_E_INCOMPLETE;
-	}
 	if (hcrc != h->header_crc32) {
 		*why = "header_crc";
 		return WPP_E_CORRUPT;
+	}
+	if (m->sequence != h->sequence || m->header_crc32 != hcrc) {
+		*why = "marker_mismatch";
+		return WPP_E_INCOMPLETE;
 	}
 	/* Layout sanity (a CRC-valid header written by a buggy/foreign writer). */
 	if (h->sections[WPP_SNAP_SEC_METADATA].length > WPP_METADATA_SIZE ||
