@@ -80,9 +80,11 @@ def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
         return
     points: dict[str, list[tuple[float, float]]] = {"persist": [], "restore": []}
     for size in sizes:
-        rows = {name: report.add(Measurement(BENCH, f"{size} MiB", mode, f"{name} time", "ms"))
+        rows = {name: report.add(Measurement(BENCH, f"{name} {size} MiB", mode, f"{name} time",
+                                             "ms"))
                 for name in ("persist", "restore")}
-        meta = report.add(Measurement(BENCH, f"{size} MiB", mode, "metadata copied", "KiB"))
+        meta = report.add(Measurement(BENCH, f"metadata {size} MiB", mode, "metadata copied",
+                                      "KiB"))
         step(f"persist/restore cycle with a {size} MiB buffer ({mode})")
         runner = _RecordingRunner(target, mode=mode, buffer_mib=size, run_s=1.0)
         try:

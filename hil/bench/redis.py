@@ -23,6 +23,11 @@ READY_TIMEOUT = 60.0  # seconds for redis-server to answer PING (TCG start: ~1 s
 # drop for LRANGE_600 (frequent reallocations). The thesis gives no numbers.
 SEED_NOTE = {"LRANGE_600": "clear drop"}
 SEED_DEFAULT = "~1x (no sig. change)"
+# redis-server 7 starts background-job threads; a WPP kernel that refuses threads in the
+# tracked process makes it exit with this line.
+NO_THREADS = "Can't initialize Background Jobs"
+NO_THREADS_REASON = ("tracked redis-server exits at start (\"Can't initialize Background "
+                     "Jobs\"): the WPP kernel refuses threads in a tracked process")
 
 
 def _wait_ready(target: Any) -> None:
@@ -33,7 +38,7 @@ def _wait_ready(target: Any) -> None:
     try:
         wait_for(pong, READY_TIMEOUT, "redis-server to answer PING")
     except HilError as exc:
-        log = target.shell.run(f"tail -5 {OUT}", timeout=30, check=False).stdout
+        log = target.shell.run(f"tail -3 {OUT}", timeout=30, check=False).stdout
         raise HilError(f"{exc}; its output: {' | '.join(str(log).strip().splitlines())}",
                        "see the guest's redis-server output") from exc
 
@@ -68,9 +73,12 @@ def run(target: Any, report: BenchReport, *, tests: Sequence[str], payloads: Seq
                         if t in rps:
                             rows[t, d, v].samples.append(rps[t])
             except HilError as exc:
+                limitation = v != guest.UNTRACKED and NO_THREADS in str(exc)
                 for t in tests:
                     for d in payloads:
-                        rows[t, d, v].skipped = rows[t, d, v].skipped or str(exc)
+                        m = rows[t, d, v]
+                        m.skipped = m.skipped or (NO_THREADS_REASON if limitation else str(exc))
+                        m.limitation = m.limitation or limitation
             finally:
                 if pid:
                     target.shell.run(guest.redis_shutdown(PORT), timeout=30, check=False)

@@ -33,6 +33,7 @@ class Measurement:
     seed: float | None = None  # the seed's ratio (or value) for this row
     seed_note: str = ""
     skipped: str | None = None  # why samples are missing (e.g. the kernel has no WPP)
+    limitation: bool = False  # `skipped` is a known limitation of WPP, not a broken run
 
     @property
     def summary(self) -> Summary | None:
@@ -79,7 +80,7 @@ class BenchReport:
         """Rows that should have samples but have none (not the tracked rows of a target
         without WPP): the workload or its parser broke."""
         return [m for m in self.measurements
-                if not m.samples and m.skipped != self.unavailable]
+                if not m.samples and not m.limitation and m.skipped != self.unavailable]
 
     def add(self, m: Measurement) -> Measurement:
         self.measurements.append(m)
@@ -116,7 +117,7 @@ class BenchReport:
                 "baseline": m.baseline,
                 "ratio": r.to_json() if r else None,
                 "seed": m.seed, "seed_note": m.seed_note or None,
-                "skipped": m.skipped,
+                "skipped": m.skipped, "limitation": m.limitation,
             })
         fits = [{
             "bench": f.bench, "name": f.name,
@@ -166,9 +167,10 @@ def format_table(report: BenchReport) -> str:
             why = m.skipped or "no samples"
             if why == report.unavailable:
                 why = "no WPP on target"
-            elif len(why) > 60:
-                why = why[:57] + "..."  # the whole reason is in the JSON
-            rows.append((m.bench, m.case, m.variant, f"skipped: {why}", "", "", "",
+            elif len(why) > 48:
+                why = why[:45] + "..."  # the whole reason is in the JSON
+            rows.append((m.bench, m.case, m.variant,
+                         f"{'n/a' if m.limitation else 'skipped'}: {why}", "", "", "",
                          _seed_cell(m)))
             continue
         r = report.ratio_of(m)

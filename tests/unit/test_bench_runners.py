@@ -33,6 +33,7 @@ class Result:
 class FakeShell:
     wpp: bool = True
     redis_up: bool = True
+    threads_refused: bool = False  # a tracked redis-server exits (no bio threads)
     log: list[str] = field(default_factory=list)
     tracked: int = 0
 
@@ -56,9 +57,12 @@ class FakeShell:
             total = size * 10.0 * (35 if "wpp-start" in cmd else 1)
             return Result(f"wpp-synth: size_mib={size} cycles=10 total_ms={total:.3f} "
                           "per_cycle_ms=1 check=0\n")
+        up = self.redis_up and not (self.threads_refused and self.tracked)
         if "redis-cli" in cmd and cmd.endswith("ping"):
-            return Result("PONG\n" if self.redis_up else "", 0 if self.redis_up else 1)
+            return Result("PONG\n" if up else "", 0 if up else 1)
         if "redis-cli" in cmd or cmd.startswith("tail "):
+            if self.threads_refused:
+                return Result("# Fatal: Can't initialize Background Jobs.\n")
             return Result("Address already in use\n")
         if cmd.startswith("redis-benchmark"):
             return Result(CSV.format(rps=900.0 if self.tracked else 1000.0))
@@ -126,3 +130,16 @@ def test_a_broken_workload_is_a_failure_with_its_cause(
     assert {m.variant for m in failed} == {"untracked", "eager"}
     assert all("redis-server to answer PING" in (m.skipped or "") for m in failed)
     assert all("Address already in use" in (m.skipped or "") for m in failed)
+
+
+def test_tracked_redis_without_threads_is_a_known_limitation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis, "READY_TIMEOUT", 0.3)
+    shell = FakeShell(threads_refused=True)
+    cfg = dataclasses.replace(CONFIG, benches=("redis",))
+    out = runner.run_benchmarks(_target(shell), cfg, tmp_path, quick=True)
+    rows = {m.variant: m for m in out.report.measurements}
+    assert rows["untracked"].samples == [1000.0, 1000.0]
+    assert rows["eager"].limitation and "refuses threads" in (rows["eager"].skipped or "")
+    assert out.report.failures() == []
+    assert "n/a: tracked redis-server exits" in out.table_path.read_text()
