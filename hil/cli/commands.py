@@ -10,6 +10,7 @@ from hil.cli import (
     logs_cmd,
     power_cmd,
     screenshot_cmd,
+    snapshot_cmd,
     ssh_cmd,
 )
 
@@ -21,6 +22,7 @@ MODULES = [
     ssh_cmd,
     logs_cmd,
     screenshot_cmd,
+    snapshot_cmd,
     emulate_cmd,
     cycle_cmd,
     bench_cmd,

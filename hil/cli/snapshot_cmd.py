@@ -1,0 +1,40 @@
+"""``hil snapshot inspect FILE``: read a persistent-device image offline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hil.cli.context import Context
+from hil.cli.options import add_json
+from hil.errors import HilError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("snapshot", help="offline tools for persistent-device images")
+    s = p.add_subparsers(dest="action", metavar="ACTION")
+    s.required = True
+    i = s.add_parser("inspect", help="header, counts, sections, CRC status and completion "
+                     "marker of a snapshot (exit 0 for a complete one, 1 otherwise)")
+    i.add_argument("file", type=Path, help="persistent-device image (the twin's pdev.img)")
+    i.add_argument("--no-pages", action="store_true",
+                   help="skip the page-area CRC (fast on large images)")
+    add_json(i)
+    i.set_defaults(func=inspect)
+
+
+def inspect(ctx: Context) -> int:
+    from hil.snapshot import Verdict
+    from hil.snapshot import inspect as read_snapshot
+
+    path: Path = ctx.args.file
+    if not path.is_file():
+        raise HilError(f"no such image file: {path}",
+                       "the twin's persistent device is <state_dir>/pdev.img "
+                       "(see 'hil emulate status')")
+    report = read_snapshot(path, verify_pages=not ctx.args.no_pages)
+    if ctx.json:
+        print(report.to_json())
+    else:
+        print(report.format_text())
+    return 0 if report.verdict is Verdict.COMPLETE else 1
