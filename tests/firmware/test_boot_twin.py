@@ -1,0 +1,65 @@
+"""The WPP SMM handler on a booted board, driven from user space by wpp-smi-probe.
+
+The probe (firmware/tests/guest/wpp-smi-probe.c, built into the guest image) fills the
+mailbox at the WPP region and writes the event to port 0xb2, like the kernel driver.
+Runs on the twin (``--target=emulated``) and on the lab board alike.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.twin
+
+LINE = re.compile(r"^wpp-probe (.*)$")
+LOG_LINE = re.compile(r"^wpp: [a-z_]+( [a-z_0-9]+=\S+)*$")
+
+
+def probe(target: Any, *cmds: str) -> dict[str, dict[str, str]]:
+    res = target.shell.run("wpp-smi-probe " + " ".join(cmds), timeout=60, check=False)
+    assert res.exit_code == 0, f"wpp-smi-probe exit {res.exit_code}: {res.stdout}"
+    out: dict[str, dict[str, str]] = {}
+    for line in res.stdout.splitlines():
+        m = LINE.match(line.strip())
+        if m:
+            kv = dict(p.split("=", 1) for p in m.group(1).split() if "=" in p)
+            out[kv["cmd"]] = kv
+    return out
+
+
+def test_events_answered_with_statuses(target: Any) -> None:
+    r = probe(target, "init", "dump", "selftest", "toggle", "0", "counters", "bad-mailbox",
+              "bad-event", "smram-page", "region-page", "read-ro", "write-meta", "64",
+              "wpp-hil", "read-meta", "64", "7")
+    for cmd, kv in r.items():
+        assert kv["seq_ack"] == kv["seq"], f"{cmd} not answered by the SMI handler: {kv}"
+    assert r["init"]["status"] == "0" and int(r["init"]["r0"]) >= 1
+    assert r["dump"]["status"] == "0"
+    assert r["selftest"]["status"] == "0", "persistent device self-test failed"
+    assert int(r["selftest"]["r1"]) >= 16 << 20  # device size reported
+    assert r["counters"]["status"] == "0"
+    assert int(r["counters"]["generation"]) == int(r["init"]["r0"])
+    assert r["bad-mailbox"]["status_name"] == "bad_mailbox"
+    assert r["bad-event"]["status_name"] == "bad_mailbox"
+    assert r["smram-page"]["status_name"] == "bad_addr"
+    assert r["region-page"]["status_name"] == "bad_addr"
+    assert r["read-ro"]["status_name"] == "read_only"
+    assert r["write-meta"]["status"] == "0"
+    assert r["read-meta"]["data"] == "wpp-hil"
+
+
+def test_cbmem_console_shows_wpp_lines(target: Any) -> None:
+    probe(target, "init", "selftest")
+    res = target.shell.run("cbmem -c", timeout=60, check=False)
+    assert res.exit_code == 0, res.stdout
+    lines = [ln.strip() for ln in res.stdout.splitlines() if ln.strip().startswith("wpp:")]
+    assert any(ln.startswith("wpp: handoff status=0 ") for ln in lines), lines[-20:]
+    assert any(ln.startswith("wpp: init status=0 ") for ln in lines), lines[-20:]
+    assert any(ln.startswith("wpp: selftest status=0 ") for ln in lines), lines[-20:]
+    smm_lines = [ln for ln in lines if not ln.startswith(("wpp: region reserved",
+                                                            "wpp: handoff ranges"))]
+    bad = [ln for ln in smm_lines if not LOG_LINE.match(ln)]
+    assert not bad, f"log lines not in 'wpp: <event> key=value' form: {bad[:5]}"
