@@ -34,7 +34,7 @@ umask 022
 
 SOURCE_DATE_EPOCH=1700000000
 export SOURCE_DATE_EPOCH LC_ALL=C
-DEB_PACKAGES="busybox-static dropbear-bin redis-server redis-tools p7zip-full openssh-sftp-server libc6"
+DEB_PACKAGES=(busybox-static dropbear-bin redis-server redis-tools p7zip-full openssh-sftp-server libc6)
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -55,7 +55,7 @@ COMPRESS=gzip
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--force) MODE=force ;;
-	--hash) MODE=hash ;;
+	--hash) MODE="hash" ;;
 	--compress)
 		[ $# -ge 2 ] || die "--compress needs gzip, xz or none" "kernel/rootfs/build.sh --compress xz"
 		COMPRESS="$2"
@@ -96,7 +96,7 @@ none) EXT=.cpio ;;
 esac
 for f in /bin/busybox /usr/sbin/dropbear /usr/lib/openssh/sftp-server /usr/bin/redis-server \
 	/usr/bin/redis-cli /usr/bin/redis-benchmark /usr/lib/p7zip/7z /usr/lib/p7zip/7z.so; do
-	[ -e "$f" ] || die "missing $f" "apt-get install $DEB_PACKAGES"
+	[ -e "$f" ] || die "missing $f" "apt-get install ${DEB_PACKAGES[*]}"
 done
 file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
 file_is_static /bin/busybox || die "/bin/busybox is dynamically linked" "apt-get install busybox-static"
@@ -163,7 +163,7 @@ cbmem_key() {
 			"$COREBOOT/src/commonlib/bsd/include" -type f | sort | xargs sha256sum |
 			sed "s|$COREBOOT/||"
 		gcc --version | head -n1
-		echo "$(basename "$(dirname "$COREBOOT")")"
+		basename "$(dirname "$COREBOOT")"
 	} | sha256sum | cut -c1-16
 }
 
@@ -176,7 +176,7 @@ input_hash() {
 		echo "cbmem $(cbmem_key)"
 		host_files | while read -r src dst; do echo "$(sha256sum <"$src" | cut -c1-64) $dst"; done
 		host_libs | xargs sha256sum
-		dpkg-query -W $DEB_PACKAGES 2>/dev/null || true
+		dpkg-query -W "${DEB_PACKAGES[@]}" 2>/dev/null || true
 		gcc --version | head -n1
 		cat "$KEYS/twin_ed25519.pub"
 		sha256sum <"$KEYS/twin_host_ed25519"
@@ -186,7 +186,8 @@ input_hash() {
 
 # ---------------------------------------------------------------- builders
 build_cbmem() { # prints the path of the cached static cbmem
-	local dir="$CACHE_ROOT/rootfs/cbmem-$(cbmem_key)" scratch
+	local dir scratch
+	dir="$CACHE_ROOT/rootfs/cbmem-$(cbmem_key)"
 	if [ ! -x "$dir/cbmem" ]; then
 		log "building static cbmem from $COREBOOT"
 		scratch="$(mktemp -d "$CACHE_ROOT/rootfs/cbmem-build.XXXXXX")"
@@ -250,6 +251,7 @@ populate() { # populate <staging dir>
 # Pack as root (or under fakeroot): /dev/console must be a real device node for
 # the kernel to give /init a console, and every file must be owned by root.
 pack() { # pack <staging dir> <output file>
+	# shellcheck disable=SC2016 # expanded by the inner shell
 	local script='set -e
 		cd "$1"
 		mknod -m 600 dev/console c 5 1
@@ -311,7 +313,7 @@ mkdir -p "$DEST_DIR"
 	echo "compressed_bytes $(stat -c %s "$WORK/image")"
 	echo "unpacked_bytes $(du -sb "$WORK/stage" | cut -f1)"
 	echo "build_seconds $(($(date +%s) - START))"
-	dpkg-query -W $DEB_PACKAGES 2>/dev/null || true
+	dpkg-query -W "${DEB_PACKAGES[@]}" 2>/dev/null || true
 } >"$DEST_DIR/build-info.txt"
 mv "$WORK/image" "$IMAGE.tmp"
 mv "$IMAGE.tmp" "$IMAGE"
