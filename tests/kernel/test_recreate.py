@@ -85,7 +85,7 @@ class Probe:
         if private_map:
             args += f" --private-map {MAP}"
             self.files.append(MAP)
-        self.run(f"rm -f {LOG} {STATE} {MAP}")
+        self.run(f"rm -f {LOG} {STATE} {MAP} /tmp/wpp-rc.out")  # WppSession.start: name rc
         wait_for(lambda: self.run("cat /sys/kernel/wpp/tracked_pid").stdout.strip() == "0",
                  30, "no tracked process (a previous one still exiting)")
         self.set_mode(mode)
