@@ -186,10 +186,27 @@ def _hil_target_ready(request: pytest.FixtureRequest) -> None:
     tgt.check_usable()
     if request.node.get_closest_marker("hil_no_autoboot") is None:
         try:
+            _restore_twin_rom(request.config, tgt)
             tgt.ensure_booted(request.config.getoption("--hil-boot-timeout"))
         except Exception as e:
             tgt.mark_broken(f"boot failed: {e}")
             raise
+
+
+def _restore_twin_rom(config: pytest.Config, tgt: Any) -> None:
+    """A private twin whose chip no longer holds the session ROM (a test flashed another
+    image and failed before restoring it) gets the session ROM back while off."""
+    rom = _state.get("rom")
+    if rom is None or not tgt.is_emulated or config.getoption("--hil-attach"):
+        return
+    from hil.cache import sha256_file
+
+    if _state.get("rom_sha") is None:
+        _state["rom_sha"] = sha256_file(rom)
+    if sha256_file(tgt.chip_path) == _state["rom_sha"]:
+        return
+    tgt.force_off()
+    tgt.flash_write(rom)
 
 
 @pytest.fixture

@@ -115,6 +115,11 @@ class Target:
         return self._state_file("pdev.img")
 
     @property
+    def chip_path(self) -> Path:
+        """The twin's flash chip file (what flashrom's dummy programmer writes)."""
+        return self._state_file("chip.bin")
+
+    @property
     def debugcon_path(self) -> Path:
         """The twin's debugcon log (port 0xe9: SMM debug output)."""
         return self._state_file("debugcon.log")
@@ -214,11 +219,22 @@ class Target:
         self.last_boot = timings
         return timings
 
-    def ensure_booted(self, timeout: float = 180.0) -> BootTimings | None:
-        """Boot unless the OS already answers over SSH."""
+    def ensure_booted(self, timeout: float = 180.0, settle: float = 30.0) -> BootTimings | None:
+        """Boot unless the OS already answers over SSH.
+
+        A board that is on but silent gets `settle` seconds (it may be rebooting), then is
+        forced off and booted afresh, so one test leaving it hung does not fail the next.
+        """
         self.check_usable()
-        if self.is_on() and self.shell.is_reachable():
-            return None
+        if self.is_on():
+            if self.shell.is_reachable():
+                return None
+            try:
+                self.shell.wait_reachable(settle, what=f"{self.board.name} OS over ssh")
+                return None
+            except HilError:
+                log.warning("%s is on but not answering: forcing it off", self.board.name)
+                self.force_off()
         return self.boot(timeout)
 
     # -- flash -----------------------------------------------------------------------------

@@ -53,3 +53,22 @@ def test_failed_boot_marks_target_broken_and_attaches_artifacts(tmp_path: Path) 
     cause = "emulated is unusable: boot failed: timed out after 6 s waiting for /coreboot"
     assert out.count(cause) >= 2, out
     assert "hil artifacts" in out and "serial:" in out, out
+
+
+def test_twin_recovers_from_a_test_that_left_it_bricked(tmp_path: Path, twin_rom: Path) -> None:
+    out = run_pytest(tmp_path, """
+        import os
+
+        def test_bricks_and_fails(target, tmp_path):
+            bad = tmp_path / "bad.rom"
+            bad.write_bytes(os.urandom(16 << 20))
+            target.force_off()
+            target.flash_write(bad)
+            target.power_on()
+            raise AssertionError("left the twin bricked")
+
+        def test_next_gets_a_working_twin(target):
+            assert target.shell.run("echo alive").stdout.strip() == "alive"
+    """, "--twin-rom", str(twin_rom), timeout=400)
+    assert "1 failed, 1 passed" in out, out
+    assert "left the twin bricked" in out, out

@@ -66,11 +66,11 @@ def test_keyboard_accepted_while_on(target: Target) -> None:
 def test_flash_refused_while_on(target: Target, twin_rom: Path) -> None:
     if not target.board.flash.power_off_for_write:
         pytest.skip("this board is flashed while running")
-    before = sha(target._state_file("chip.bin")) if target.is_emulated else None
+    before = sha(target.chip_path) if target.is_emulated else None
     with pytest.raises(HilError, match=r"refusing to flash .* while it is powered on"):
         target.flash_write(twin_rom)
     if before is not None:
-        assert sha(target._state_file("chip.bin")) == before
+        assert sha(target.chip_path) == before
     assert target.shell.is_reachable()
 
 
@@ -88,7 +88,7 @@ def test_garbled_rom_bricks_and_good_rom_recovers(
 
     target.force_off()
     target.flash_write(bad)
-    assert sha(target._state_file("chip.bin")) == sha(bad)
+    assert sha(target.chip_path) == sha(bad)
     since = target.console.mark()
     target.power_on()
     assert target.is_on()  # the power LED comes on: the board is not dead, just bricked
@@ -98,7 +98,7 @@ def test_garbled_rom_bricks_and_good_rom_recovers(
 
     target.force_off()
     target.flash_write(twin_rom)
-    assert sha(target._state_file("chip.bin")) == sha(twin_rom)
+    assert sha(target.chip_path) == sha(twin_rom)
     t = target.boot()
     assert t.banner_s is not None
 
