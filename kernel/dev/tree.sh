@@ -34,7 +34,9 @@ git config user.name "${GIT_AUTHOR_NAME:-wpp developer}"
 git config user.email "${GIT_AUTHOR_EMAIL:-wpp@localhost}"
 printf '/drivers/misc/wpp/\n' >>.git/info/exclude
 log "committing the pristine tree (takes a minute)"
-git add -A >/dev/null
+# Debian's tree ignores everything ("/*" in .gitignore): add with -f. New files
+# in later commits need "git add -f" too.
+git add -f -A . >/dev/null
 git commit -q -m "linux-source-6.1 $PINNED_VERSION (pristine)"
 git tag wpp-base
 for p in "$REPO"/kernel/patches/*.patch; do

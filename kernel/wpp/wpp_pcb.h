@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * wpp_pcb.h - the process control block (PCB) the kernel writes to the
+ * Metadata section (offset 0) with WPP_EV_WRITE_DATA at power loss.
+ *
+ * The recreator reads it back (RESTORE, then READ_DATA of the Metadata
+ * section) to rebuild the process execve-style. Layout rules:
+ *
+ *   - little-endian, naturally aligned, explicit padding, no pointers;
+ *   - a fixed header (struct wpp_pcb), followed by variable parts located by
+ *     (offset, count) pairs relative to the start of the header, each part
+ *     8-byte aligned;
+ *   - crc32 is CRC-32 (IEEE, as zlib.crc32) over total_size bytes with the
+ *     crc32 field zero;
+ *   - version bumps on any incompatible change; readers must reject a version
+ *     they do not know and must use header_size to find nothing but the fixed
+ *     header (new fields are only ever appended to it).
+ *
+ * Register state (struct wpp_pcb_regs) is x86-64 struct user_regs_struct, as
+ * ptrace(PTRACE_GETREGS) and ELF core dumps (NT_PRSTATUS) have it. The task is
+ * captured stopped by SIGSTOP, so when it was inside a system call, ax holds
+ * -ERESTARTSYS/-ERESTARTNOINTR/-ERESTARTNOHAND/-ERESTART_RESTARTBLOCK and
+ * orig_ax the syscall number: a recreator applies the usual restart rule
+ * (ax = orig_ax, ip -= 2) before returning to user mode.
+ *
+ * FPU state is the ptrace/core-dump user ABI format: the XSAVE (non-compacted)
+ * image (NT_X86_XSTATE) when the CPU has XSAVE, else the 512-byte FXSAVE
+ * image (NT_PRFPREG); fpu_format says which.
+ */
+#ifndef WPP_PCB_H
+#define WPP_PCB_H
+
+#if defined(__KERNEL__)
+#include <linux/types.h>
+#else
+#include <stdint.h>
+#endif
+
+#include "wpp_abi.h"
+
+#define WPP_PCB_MAGIC		0x42435057U	/* "WPCB" */
+#define WPP_PCB_VERSION		1
+#define WPP_PCB_PATH_MAX	256		/* NUL-terminated, truncated if longer */
+#define WPP_PCB_NSIG		64
+#define WPP_PCB_AUXV_MAX	64		/* u64 words (key, value pairs) */
+#define WPP_PCB_FILES_MAX	1024		/* lowest fds kept if more are open */
+
+#define WPP_PCB_FPU_NONE	0
+#define WPP_PCB_FPU_FXSAVE	1		/* 512-byte FXSAVE image */
+#define WPP_PCB_FPU_XSAVE	2		/* UABI (non-compacted) XSAVE image */
+
+/* flags */
+#define WPP_PCB_F_PATH_TRUNC	(1U << 0)	/* exe_path or cwd truncated */
+#define WPP_PCB_F_FILES_TRUNC	(1U << 1)	/* more than WPP_PCB_FILES_MAX fds */
+#define WPP_PCB_F_IN_SYSCALL	(1U << 2)	/* orig_ax >= 0: stopped in a syscall */
+
+/* x86-64 struct user_regs_struct, field for field. */
+struct wpp_pcb_regs {
+	wpp_u64 r15, r14, r13, r12, bp, bx, r11, r10;
+	wpp_u64 r9, r8, ax, cx, dx, si, di, orig_ax;
+	wpp_u64 ip, cs, flags, sp, ss, fs_base, gs_base;
+	wpp_u64 ds, es, fs, gs;
+};					/* 216 bytes */
+
+struct wpp_pcb_sigaction {
+	wpp_u64 handler;		/* SIG_DFL 0, SIG_IGN 1, else user address */
+	wpp_u64 flags;			/* SA_* */
+	wpp_u64 restorer;
+	wpp_u64 mask;			/* sa_mask, bit n-1 = signal n */
+};
+
+/* file type in wpp_pcb_file.mode: S_IFMT bits of i_mode, as stat(2) */
+struct wpp_pcb_file {
+	wpp_s32 fd;
+	wpp_u32 flags;			/* f_flags: O_ACCMODE, O_APPEND, O_NONBLOCK, ... */
+	wpp_u64 pos;			/* f_pos */
+	wpp_u32 mode;			/* i_mode (type + permissions) */
+	wpp_u32 cloexec;		/* 1 when FD_CLOEXEC */
+	wpp_u64 ino;			/* inode number, for a sanity check */
+	char path[WPP_PCB_PATH_MAX];	/* d_path(); "pipe:[n]", "socket:[n]" for those */
+};					/* 288 bytes */
+
+struct wpp_pcb {
+	wpp_u32 magic;			/* WPP_PCB_MAGIC */
+	wpp_u16 version;		/* WPP_PCB_VERSION */
+	wpp_u16 header_size;		/* sizeof(struct wpp_pcb) */
+	wpp_u32 total_size;		/* header + variable parts, bytes */
+	wpp_u32 crc32;
+	wpp_u32 flags;			/* WPP_PCB_F_* */
+	wpp_u32 abi_version;		/* WPP_ABI_VERSION of the writer */
+	wpp_u64 sequence;		/* driver's power-loss counter */
+	wpp_u64 timestamp_ns;		/* ktime_get_real_ns() at capture */
+
+	/* identity */
+	wpp_s32 pid;			/* in the initial pid namespace */
+	wpp_s32 tgid;
+	wpp_s32 ppid;
+	wpp_s32 pgid;
+	wpp_s32 sid;
+	wpp_u32 uid, gid, euid, egid;
+	wpp_u32 personality;
+	char comm[16];
+	char exe_path[WPP_PCB_PATH_MAX];
+	char cwd[WPP_PCB_PATH_MAX];
+	wpp_u32 umask;
+	wpp_u32 exit_signal;
+
+	/* CPU */
+	struct wpp_pcb_regs regs;
+	wpp_u64 clear_child_tid;	/* set_tid_address() */
+
+	/* signals */
+	wpp_u64 sig_blocked;		/* bit n-1 = signal n */
+	wpp_u64 sig_pending;		/* private | shared pending, informational */
+	wpp_u32 sigactions_offset;	/* struct wpp_pcb_sigaction[WPP_PCB_NSIG] */
+	wpp_u32 sigactions_count;	/* signals 1..count */
+
+	/* files */
+	wpp_u32 files_offset;		/* struct wpp_pcb_file[files_count], fd order */
+	wpp_u32 files_count;
+
+	/* FPU */
+	wpp_u32 fpu_offset;
+	wpp_u32 fpu_size;
+	wpp_u32 fpu_format;		/* WPP_PCB_FPU_* */
+	wpp_u32 reserved0;
+	wpp_u64 xfeatures;		/* XSTATE_BV of the image (0 for FXSAVE) */
+
+	/* memory layout (mm_struct), needed for brk and /proc/<pid>/ consistency */
+	wpp_u64 start_code, end_code, start_data, end_data;
+	wpp_u64 start_brk, brk, start_stack;
+	wpp_u64 arg_start, arg_end, env_start, env_end;
+	wpp_u64 auxv[WPP_PCB_AUXV_MAX];
+	wpp_u32 auxv_count;		/* u64 words used in auxv[] */
+	wpp_u32 reserved1;
+};
+
+#if !defined(__cplusplus)
+_Static_assert(sizeof(struct wpp_pcb_regs) == 216, "pcb regs");
+_Static_assert(sizeof(struct wpp_pcb_sigaction) == 32, "pcb sigaction");
+_Static_assert(sizeof(struct wpp_pcb_file) == 288, "pcb file");
+_Static_assert(sizeof(struct wpp_pcb) % 8 == 0, "pcb header alignment");
+#endif
+
+#endif /* WPP_PCB_H */

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * wpp_trigger.c - /dev/wpp-trigger and the power-loss procedure.
+ *
+ * Writing a decimal magic number (the seed's numbering) acts:
+ *   10 power loss: stop the tracked process, write back caches, send its PCB,
+ *      flush pending state, PERSIST, then kill the process
+ *   20 reset the firmware state (Init), re-sending the tracked process' state
+ *   30 send a test page mapping, 40 send a test memory region
+ *   50 / 60 toggle firmware debug flag 1 (verbose) / 2 (trace pages)
+ *   70 (ours) bring the firmware up to date now: flush the batch, or do the
+ *      lazy walk; lets tests compare firmware state in every mode
+ * Anything else is -EINVAL.
+ */
+#define pr_fmt(fmt) "wpp: " fmt
+
+#include <linux/delay.h>
+#include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/jiffies.h>
+#include <linux/ktime.h>
+#include <linux/kernel.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/uaccess.h>
+#include <asm/smp.h>
+#include "wpp_internal.h"
+
+#define WPP_MAGIC_POWER_LOSS	10
+#define WPP_MAGIC_RESET		20
+#define WPP_MAGIC_TEST_PAGE	30
+#define WPP_MAGIC_TEST_REGION	40
+#define WPP_MAGIC_DEBUG1	50
+#define WPP_MAGIC_DEBUG2	60
+#define WPP_MAGIC_SYNC		70
+
+#define WPP_TEST_VA		0x7e0000000000ULL
+#define WPP_STOP_TIMEOUT	(5 * HZ)
+
+static DEFINE_MUTEX(wpp_trigger_mutex);
+static u64 wpp_power_loss_seq;
+
+/* Stop the task with SIGSTOP and wait until it runs on no CPU. */
+static int wpp_stop_task(struct task_struct *t)
+{
+	unsigned long deadline = jiffies + WPP_STOP_TIMEOUT;
+
+	send_sig(SIGSTOP, t, 1);
+	for (;;) {
+		if ((READ_ONCE(t->__state) & __TASK_STOPPED) && wait_task_inactive(t, __TASK_STOPPED))
+			return 0;
+		if (t->flags & PF_EXITING)
+			return -ESRCH;
+		if (time_after(jiffies, deadline))
+			return -ETIMEDOUT;
+		msleep(1);
+	}
+}
+
+int wpp_power_loss(void)
+{
+	struct task_struct *task;
+	struct wpp_call c = { .event = WPP_EV_PERSIST };
+	u64 t0 = ktime_get_ns();
+	bool lazy;
+	int ret;
+
+	task = wpp_tracked_task_get();
+	if (!task) {
+		pr_info("power loss: no tracked process, nothing to persist\n");
+		return -ESRCH;
+	}
+	pr_info("power loss: persisting pid %d (%s)\n", task_pid_nr(task), task->comm);
+	ret = wpp_stop_task(task);
+	if (ret) {
+		pr_err("power loss: pid %d did not stop: %d\n", task_pid_nr(task), ret);
+		goto out;
+	}
+	wbinvd_on_all_cpus();
+
+	/* lazy resets the firmware before its walk: before the PCB goes in */
+	lazy = wpp_track_mode() == WPP_MODE_LAZY;
+	if (lazy) {
+		ret = wpp_track_sync(task);
+		if (ret)
+			goto sync_failed;
+	}
+	ret = wpp_pcb_send(task, ++wpp_power_loss_seq);
+	if (ret) {
+		pr_err("power loss: sending the PCB failed: %d\n", ret);
+		goto kill;
+	}
+	if (!lazy) {
+		ret = wpp_track_sync(task);
+		if (ret)
+			goto sync_failed;
+	}
+	wpp_track_freeze();
+	ret = wpp_smi(&c);
+	if (ret)
+		pr_err("power loss: PERSIST failed: %d (firmware status %d)\n", ret, c.status);
+	else
+		pr_info("power loss: pid %d persisted in %llu ms\n", task_pid_nr(task),
+			(ktime_get_ns() - t0) / NSEC_PER_MSEC);
+	goto kill;
+sync_failed:
+	pr_err("power loss: region/page sync failed: %d\n", ret);
+kill:
+	wpp_track_freeze();
+	send_sig(SIGKILL, task, 1);
+out:
+	put_task_struct(task);
+	return ret;
+}
+
+static int wpp_test_page(void)
+{
+	struct wpp_page_mapping m = {
+		.virtual_address = WPP_TEST_VA,
+		.physical_address = page_to_phys(ZERO_PAGE(0)),
+	};
+
+	return wpp_smi_simple(WPP_EV_ADD_PAGE, &m, sizeof(m));
+}
+
+static int wpp_test_region(void)
+{
+	struct wpp_region r = {
+		.file_path = "[wpp-test]",
+		.virtual_address = WPP_TEST_VA,
+		.length = PAGE_SIZE,
+		.protection = VM_READ,
+		.flags = VM_READ,
+	};
+
+	return wpp_smi_simple(WPP_EV_ADD_REGION, &r, sizeof(r));
+}
+
+static int wpp_toggle_debug(u32 flag)
+{
+	struct wpp_debug_cmd cmd = { .op = WPP_DEBUG_OP_TOGGLE, .flags = flag };
+	struct wpp_call c = { .event = WPP_EV_DEBUG, .p1 = &cmd, .len1 = sizeof(cmd) };
+	int ret = wpp_smi(&c);
+
+	if (!ret)
+		pr_info("firmware debug flags now %#llx\n", c.result[0]);
+	return ret;
+}
+
+static int wpp_sync_now(void)
+{
+	struct task_struct *task = wpp_tracked_task_get();
+	int ret;
+
+	if (!task) {
+		pr_info("sync: no tracked process\n");
+		return -ESRCH;
+	}
+	ret = wpp_track_sync(task);
+	put_task_struct(task);
+	return ret;
+}
+
+static int wpp_trigger_do(int magic)
+{
+	switch (magic) {
+	case WPP_MAGIC_POWER_LOSS:
+		return wpp_power_loss();
+	case WPP_MAGIC_RESET:
+		return wpp_track_reset_firmware();
+	case WPP_MAGIC_TEST_PAGE:
+		return wpp_test_page();
+	case WPP_MAGIC_TEST_REGION:
+		return wpp_test_region();
+	case WPP_MAGIC_DEBUG1:
+		return wpp_toggle_debug(WPP_DEBUG_F_VERBOSE);
+	case WPP_MAGIC_DEBUG2:
+		return wpp_toggle_debug(WPP_DEBUG_F_TRACE_PAGES);
+	case WPP_MAGIC_SYNC:
+		return wpp_sync_now();
+	default:
+		return -EINVAL;
+	}
+}
+
+static ssize_t wpp_trigger_write(struct file *file, const char __user *ubuf,
+				 size_t len, loff_t *ppos)
+{
+	int magic, ret;
+
+	ret = kstrtoint_from_user(ubuf, len, 10, &magic);
+	if (ret) {
+		pr_info("wpp-trigger: not a number\n");
+		return ret;
+	}
+	mutex_lock(&wpp_trigger_mutex);
+	ret = wpp_trigger_do(magic);
+	mutex_unlock(&wpp_trigger_mutex);
+	if (ret == -EINVAL)
+		pr_info("wpp-trigger: unknown magic number %d\n", magic);
+	else if (ret)
+		pr_info("wpp-trigger: %d failed: %d\n", magic, ret);
+	return ret ? ret : len;
+}
+
+static const struct file_operations wpp_trigger_fops = {
+	.owner = THIS_MODULE,
+	.write = wpp_trigger_write,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice wpp_trigger_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "wpp-trigger",
+	.fops = &wpp_trigger_fops,
+	.mode = 0600,
+};
+
+int wpp_trigger_init(void)
+{
+	return misc_register(&wpp_trigger_dev);
+}
