@@ -59,6 +59,7 @@ class Target:
         self._parts: dict[str, Any] = dict(parts)
         self.broken: str | None = None
         self.last_boot: BootTimings | None = None
+        self._power_on_mark: int | None = None
 
     def __repr__(self) -> str:
         return f"Target({self.board.name!r}{', twin' if self.is_emulated else ''})"
@@ -155,7 +156,12 @@ class Target:
     # -- power ---------------------------------------------------------------------------
 
     def power_on(self) -> None:
-        """Press power (no-op when on); raises if mains are cut or the LED stays off."""
+        """Press power (no-op when on); raises if mains are cut or the LED stays off.
+
+        The serial console is opened first, so the firmware's first lines are seen, and
+        its position is remembered for `wait_banner`.
+        """
+        self._power_on_mark = self.console.mark()
         self.power.on()
 
     def power_off(self) -> None:
@@ -181,9 +187,11 @@ class Target:
     # -- boot ------------------------------------------------------------------------------
 
     def wait_banner(self, timeout: float = 30.0, since: int | None = None) -> float:
-        """Wait for the firmware banner on serial (after console position `since`, default:
-        after the previous match); returns the seconds waited."""
+        """Wait for the firmware banner on serial printed after console position `since`
+        (default: since the last `power_on`); returns the seconds waited."""
         start = time.monotonic()
+        if since is None:
+            since = self._power_on_mark
         self.console.expect(BANNER, timeout=timeout, since=since)
         return time.monotonic() - start
 

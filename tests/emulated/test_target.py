@@ -34,13 +34,19 @@ def sha(path: Path) -> str:
 def test_boot_shows_banner_then_ssh(target: Target) -> None:
     target.force_off()
     assert not target.is_on()
-    t = target.boot()
-    assert t.banner_s is not None and t.ssh_s is not None
-    assert 0 < t.banner_s < t.ssh_s
+    target.power_on()
+    banner_s = target.wait_banner(timeout=30)
+    ssh_s = target.wait_ssh(timeout=180)
+    assert banner_s < 30 and ssh_s > 0
     out = target.shell.run("uname -sr; id -u").stdout.split()
     assert out[0] == "Linux" and out[-1] == "0"
     if target.is_emulated:
         assert BANNER.search(target.serial_log_path.read_text(errors="replace"))
+    # boot() from off measures both milestones from the power press
+    target.force_off()
+    t = target.boot()
+    assert t.banner_s is not None and t.ssh_s is not None
+    assert 0 < t.banner_s < t.ssh_s <= t.total_s + 1
 
 
 def test_cbmem_console_has_the_firmware_log(target: Target) -> None:
