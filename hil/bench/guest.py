@@ -52,9 +52,13 @@ def background(command: str, out: str) -> str:
 
 
 def stop(pids: list[int]) -> str:
-    """Kill programs (and whatever is tracked) and wait until they are gone."""
+    """Kill programs (and whatever is tracked) and wait until they are gone.
+
+    SIGKILL: a tracked process the power-loss procedure halted would keep a SIGTERM
+    pending forever (and the single tracking slot with it).
+    """
     ids = " ".join(str(int(p)) for p in pids if p > 0)
-    return (f"kill {ids} 2>/dev/null; t=$({tracked_pid()}); [ \"$t\" -gt 0 ] && kill $t; "
+    return (f"kill -9 {ids} 2>/dev/null; t=$({tracked_pid()}); [ \"$t\" -gt 0 ] && kill -9 $t; "
             f"for i in $(seq 50); do kill -0 {ids} 2>/dev/null || break; sleep 0.1; done; true")
 
 

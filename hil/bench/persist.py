@@ -96,11 +96,12 @@ def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
             continue
         finally:
             _stop_recreated(target)
+        boot.samples += [p.wall_s for p in result.phases if p.name == "boot"]
         if result.error:
             for m in (*rows.values(), meta):
                 m.skipped = result.error
-        cycle.samples.append(sum(p.wall_s for p in result.phases))
-        boot.samples += [p.wall_s for p in result.phases if p.name == "boot"]
+        else:
+            cycle.samples.append(sum(p.wall_s for p in result.phases))
         for name, m in rows.items():
             ev = runner.fw_events.get(name)
             if ev is None or ev.get("status") not in (0, None):

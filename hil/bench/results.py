@@ -73,6 +73,7 @@ class BenchReport:
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     unavailable: str | None = None  # why tracked variants cannot run on this target
+    bench_s: dict[str, float] = field(default_factory=dict)  # wall time per benchmark
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     duration_s: float = 0.0
 
@@ -129,6 +130,7 @@ class BenchReport:
         } for f in self.fits]
         return {"schema": SCHEMA, "board": self.board, "quick": self.quick,
                 "started": self.started, "duration_s": round(self.duration_s, 3),
+                "bench_s": {k: round(v, 3) for k, v in self.bench_s.items()},
                 "config": self.config, "notes": self.notes,
                 "wpp_unavailable": self.unavailable,
                 "results": rows, "fits": fits}
@@ -195,5 +197,8 @@ def format_table(report: BenchReport) -> str:
             seed = f"  [seed: {f.seed_fixed_ms:.0f} ms + {f.seed_gib_s} GiB/s]"
         lines.append(f"{f.bench} {f.name}: {f.fixed_ms:.1f} ms fixed + {bw} "
                      f"(r2 {f.fit.r2:.3f}, {f.fit.n} points){seed}")
+    if report.bench_s:
+        lines.append("took: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.bench_s.items())
+                     + f" (total {report.duration_s:.0f} s)")
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)

@@ -91,21 +91,30 @@ def run_benchmarks(target: Any, config: BenchConfig, out_dir: Path, *, quick: bo
     if missing:
         report.notes.append(f"tracked variants skipped: {missing}")
     variants = (guest.UNTRACKED, *config.modes)
+    jobs: dict[str, Callable[[], None]] = {
+        "synthetic": lambda: synthetic.run(
+            target, report, sizes=config.synth_sizes, variants=variants, reps=config.reps,
+            wpp_missing=missing, step=step),
+        "redis": lambda: redis.run(
+            target, report, tests=config.redis_tests, payloads=config.redis_payloads,
+            requests=config.redis_requests, reps=config.reps, variants=variants,
+            wpp_missing=missing, step=step),
+        "neighbours": lambda: neighbours.run(
+            target, report, dict_log2=config.sevenzip_dict_log2,
+            reps=config.neighbour_reps or config.reps, mode=config.modes[0],
+            load_mib=config.neighbour_load_mib, wpp_missing=missing, step=step),
+        "persist": lambda: persist.run(
+            target, report, sizes=config.persist_sizes, mode=config.persist_mode,
+            wpp_missing=missing, step=step),
+    }
     try:
-        if "synthetic" in config.benches:
-            synthetic.run(target, report, sizes=config.synth_sizes, variants=variants,
-                          reps=config.reps, wpp_missing=missing, step=step)
-        if "redis" in config.benches:
-            redis.run(target, report, tests=config.redis_tests, payloads=config.redis_payloads,
-                      requests=config.redis_requests, reps=config.reps, variants=variants,
-                      wpp_missing=missing, step=step)
-        if "neighbours" in config.benches:
-            neighbours.run(target, report, dict_log2=config.sevenzip_dict_log2,
-                           reps=config.neighbour_reps or config.reps, mode=config.modes[0],
-                           load_mib=config.neighbour_load_mib, wpp_missing=missing, step=step)
-        if "persist" in config.benches:
-            persist.run(target, report, sizes=config.persist_sizes, mode=config.persist_mode,
-                        wpp_missing=missing, step=step)
+        for name in BENCHES:
+            if name in config.benches:
+                started = time.monotonic()
+                try:
+                    jobs[name]()
+                finally:
+                    report.bench_s[name] = time.monotonic() - started
     finally:
         report.duration_s = time.monotonic() - t0
         out = write_outputs(report, out_dir)

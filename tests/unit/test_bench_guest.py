@@ -80,5 +80,5 @@ def test_parse_7z_rows_per_dictionary() -> None:
 
 def test_stop_kills_given_pids_and_the_tracked_process() -> None:
     cmd = guest.stop([12, 0, 34])
-    assert cmd.startswith("kill 12 34 ")
+    assert cmd.startswith("kill -9 12 34 ")
     assert "/sys/kernel/wpp/tracked_pid" in cmd
