@@ -40,3 +40,10 @@ def test_core_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def host_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("wpp-tool")
     return compile_c(d / "wpp-host-tool", [*CORE_SOURCES, WPP / "host" / "wpp_host_tool.c"])
+
+
+@pytest.fixture(scope="session")
+def test_fpga_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("wpp-fpga")
+    return compile_c(d / "test_fpga", [*CORE_SOURCES, WPP / "src" / "fpga.c",
+                                       Path(__file__).parent / "c" / "test_fpga.c"])

@@ -18,7 +18,7 @@
 void bootmem_platform_add_ranges(void)
 {
 	bootmem_add_range(CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE, BM_MEM_RESERVED);
-	printk(BIOS_INFO, "wpp: region reserved base=0x%x size=0x%x\n",
+	printk(BIOS_INFO, "wpp: region_reserved base=0x%x size=0x%x\n",
 	       CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE);
 }
 
@@ -30,7 +30,7 @@ static bool add_ram(const struct range_entry *r, void *arg)
 	if (tag != BM_MEM_RAM && tag != BM_MEM_RAMSTAGE && tag != BM_MEM_PAYLOAD)
 		return true;
 	if (h->nranges == WPP_HANDOFF_MAX_RANGES) {
-		printk(BIOS_WARNING, "wpp: too many RAM ranges, rest not trackable\n");
+		printk(BIOS_WARNING, "wpp: handoff_ranges status=13 error=too_many_ranges\n");
 		return false;
 	}
 	h->ram[h->nranges].base = range_entry_base(r);
@@ -57,7 +57,7 @@ static void wpp_handoff(void *unused)
 		h->cbmemc_size = con->size;
 	}
 	bootmem_walk(add_ram, h);
-	printk(BIOS_INFO, "wpp: handoff ranges=%u cbmemc=0x%llx\n", h->nranges,
+	printk(BIOS_INFO, "wpp: handoff_sent ranges=%u cbmemc=0x%llx\n", h->nranges,
 	       (unsigned long long)h->cbmemc_addr);
 	outb(WPP_APM_CNT_HANDOFF, APM_CNT);
 	memset(h, 0, sizeof(*h));
