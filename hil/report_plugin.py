@@ -92,9 +92,10 @@ class _Collector:
             elif content.strip() and (title, content) not in r.sections:
                 r.sections.append((title, content))
         for name, value in report.user_properties:
-            if str(name).startswith("artifact:") and (str(name), str(value)) not in r.artifacts:
-                label = str(name).partition(":")[2] or Path(str(value)).name
-                r.artifacts.append((label, str(value)))
+            if str(name).startswith("artifact:"):
+                item = (str(name).partition(":")[2] or Path(str(value)).name, str(value))
+                if item not in r.artifacts:
+                    r.artifacts.append(item)
         xfail = hasattr(report, "wasxfail")
         if report.skipped:
             if r.outcome == "passed":
@@ -196,6 +197,17 @@ font-size:12px;max-height:40em;overflow:auto}.passed,.xfailed{color:#186a18}.fai
 .xpassed{color:#a00;font-weight:bold}.skipped{color:#8a6d00}.sum span{margin-right:1.2em}"""
 
 
+_IMAGES = (".png", ".jpg", ".jpeg")
+
+
+def _artifact_link(label: str, path: str, base: Path) -> str:
+    """A link to the artifact; pictures (screenshot, plots) also as a thumbnail."""
+    href = html.escape(_href(path, base))
+    thumb = (f'<br><img src="{href}" alt="{html.escape(label)}" width="240">'
+             if path.lower().endswith(_IMAGES) else "")
+    return f'<a href="{href}">{html.escape(label)}{thumb}</a>'
+
+
 def render_html(results: list[_Result], out_dir: Path, *, title: str, duration: float,
                 junit: Path | None) -> str:
     counts: dict[str, int] = {}
@@ -204,8 +216,7 @@ def render_html(results: list[_Result], out_dir: Path, *, title: str, duration: 
     e = html.escape
     rows = []
     for i, r in enumerate(results, 1):
-        links = "<br>".join(
-            f'<a href="{e(_href(p, out_dir))}">{e(label)}</a>' for label, p in r.artifacts)
+        links = "<br>".join(_artifact_link(label, p, out_dir) for label, p in r.artifacts)
         detail = ""
         if r.longrepr:
             detail += f"<details open><summary>failure</summary><pre>{e(r.longrepr)}</pre>" \

@@ -132,7 +132,8 @@ def test_html_report_is_self_contained_with_links(
         assert not href.startswith("/") and (run / href).is_file()
     assert "reason: needs the real board" in page
     assert "fixture exploded" in page
-    assert re.search(r'<a href="[^"]*plot.png">plot</a>', page)
+    # a picture artifact is linked once, with a thumbnail
+    assert len(re.findall(r'<a href="[^"]*plot.png">plot<br><img src="[^"]*plot.png"', page)) == 1
     assert 'href="junit.xml"' in page
 
 
