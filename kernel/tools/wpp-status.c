@@ -8,6 +8,10 @@
  *     driver does not report) are left out. Prints differences; exit 0 when
  *     identical, 1 when not, 2 on errors. Stop the process first (kill -STOP)
  *     for a stable picture.
+ * wpp-status --dump PID
+ *     print what --compare reads from /proc: "R start end prot offset path"
+ *     per region and "P va pa" per present page (hex), for offline checks of a
+ *     persisted snapshot.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -292,12 +296,30 @@ static int compare(int pid)
 	return diffs ? 1 : 0;
 }
 
+static int dump(int pid)
+{
+	struct region *r;
+	struct page *p;
+	size_t nr, np, i;
+
+	nr = read_maps(pid, &r);
+	np = read_pagemap(pid, r, nr, &p);
+	for (i = 0; i < nr; i++)
+		printf("R %" PRIx64 " %" PRIx64 " %" PRIx64 " %" PRIx64 " %s\n",
+		       r[i].start, r[i].end, r[i].prot, r[i].offset, r[i].path);
+	for (i = 0; i < np; i++)
+		printf("P %" PRIx64 " %" PRIx64 "\n", p[i].va, p[i].pa);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "--compare"))
 		return compare(atoi(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "--dump"))
+		return dump(atoi(argv[2]));
 	if (argc != 1) {
-		fprintf(stderr, "usage: wpp-status [--compare PID]\n");
+		fprintf(stderr, "usage: wpp-status [--compare PID | --dump PID]\n");
 		return 2;
 	}
 	return show_status();
