@@ -50,6 +50,11 @@ int wpp_fpga_init(struct wpp_fpga *f, void *ring_mem, wpp_u64 ring_phys, wpp_u32
 /* Fill pdev with the FPGA's write/read/wait (probe stays the caller's). */
 void wpp_fpga_pdev(struct wpp_pdev *pdev, struct wpp_fpga *f);
 
+/* Where the coreboot glue keeps rings + bounce buffer: Internal section + 16 MiB
+ * (past the core's counters and scratch), i.e. DMA-able reserved RAM. */
+#define WPP_FPGA_INTERNAL_OFFSET	0x01000000U
+#define WPP_FPGA_BOUNCE_SIZE		0x00100000U
+
 /* Bytes of firmware memory wpp_fpga_init needs. */
 #define WPP_FPGA_RING_BYTES	(2UL * FPGA_RING_ENTRIES * sizeof(struct fpga_request))
 
