@@ -62,3 +62,30 @@ def test_cbmem_console_shows_wpp_lines(target: Any) -> None:
     assert any(ln.startswith("wpp: region_reserved base=0x10000000 ") for ln in lines)
     bad = [ln for ln in lines if not LOG_LINE.match(ln)]
     assert not bad, f"log lines not in 'wpp: <event> key=value' form: {bad[:5]}"
+
+
+def test_persist_restore_roundtrip_through_smm(target: Any) -> None:
+    """2000 of the probe's own pages: PAGE_BATCH, PERSIST to the device, RESTORE,
+    GET_PAGES of each compared with the original contents, CONSUME."""
+    res = target.shell.run("wpp-smi-probe roundtrip 2000", timeout=300, check=False)
+    assert res.exit_code == 0, res.stdout
+    lines = {}
+    for line in res.stdout.splitlines():
+        m = LINE.match(line.strip())
+        if m:
+            kv = dict(p.split("=", 1) for p in m.group(1).split() if "=" in p)
+            lines[kv["cmd"]] = kv
+    assert lines["roundtrip-batch"]["status"] == "0" and lines["roundtrip-batch"]["r0"] == "2000"
+    assert lines["roundtrip-batch"]["no_pfn"] == "0"
+    persist = lines["roundtrip-persist"]
+    assert persist["status"] == "0" and persist["r0"] == "2000"
+    assert persist["r1"] == str(2000 * 4096)
+    restore = lines["roundtrip-restore"]
+    assert restore["status"] == "0" and restore["r1"] == "2000"
+    done = lines["roundtrip-consume"]
+    assert done["status"] == "0"
+    assert (done["pages"], done["ok"], done["bad"]) == ("2000", "2000", "0")
+    log = target.shell.run("cbmem -c", timeout=60, check=False).stdout
+    persist_lines = [ln for ln in log.splitlines() if ln.startswith("wpp: persist status=0 ")]
+    assert persist_lines and "pages=2000 " in persist_lines[-1]
+    assert re.search(r" time_us=\d+", persist_lines[-1])

@@ -7,7 +7,7 @@
  * Usage: wpp-smi-probe [--base ADDR] CMD...
  *   init | dump | selftest | toggle FLAGS | counters | restore | bad-mailbox
  *   | bad-event | smram-page | region-page | write-meta OFF TEXT | read-meta OFF LEN
- *   | add-page VA PA | read-ro
+ *   | add-page VA PA | read-ro | roundtrip NPAGES
  * One line per call on stdout:
  *   wpp-probe cmd=<cmd> event=0x<ev> status=<n> status_name=<s> seq=<n> seq_ack=<n>
  *             r0=<n> r1=<n> r2=<n> r3=<n> [extra key=value]
@@ -93,6 +93,32 @@ static int call(const char *cmd, uint8_t ev, uint32_t len)
 	return call_raw(cmd, ev, ev, WPP_MAILBOX_MAGIC, len);
 }
 
+/* Same as call() without printing (bulk loops). */
+static int call_quiet(uint8_t ev, uint32_t len)
+{
+	struct wpp_mailbox_hdr *h = hdr();
+
+	seq++;
+	h->magic = WPP_MAILBOX_MAGIC;
+	h->abi_version = WPP_ABI_VERSION;
+	h->event = ev;
+	h->seq = seq;
+	h->seq_ack = 0;
+	h->status = -1;
+	h->payload_len = len;
+	__sync_synchronize();
+	if (port_fd >= 0) {
+		if (pwrite(port_fd, &ev, 1, WPP_APM_CNT_PORT) != 1)
+			return -1;
+	} else {
+		outb(ev, WPP_APM_CNT_PORT);
+	}
+	__sync_synchronize();
+	if (h->seq_ack != seq)
+		unanswered = 1;
+	return h->status;
+}
+
 static uint64_t num(const char *s)
 {
 	return strtoull(s, NULL, 0);
@@ -130,6 +156,111 @@ static void add_page(const char *cmd, uint64_t va, uint64_t pa)
 
 	memcpy(payload(), &m, sizeof(m));
 	call(cmd, WPP_EV_ADD_PAGE, sizeof(m));
+}
+
+/* Physical address of a locked page of ours, from /proc/self/pagemap (root). */
+static uint64_t virt_to_phys(void *p)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	long psz = sysconf(_SC_PAGESIZE);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)p / psz * sizeof(e))) != sizeof(e))
+		e = 0;
+	close(fd);
+	if (!(e & (1ULL << 63)))
+		return 0;
+	return (e & ((1ULL << 55) - 1)) * (uint64_t)psz;
+}
+
+/*
+ * Persist and restore our own pages through the firmware: INIT, PAGE_BATCH of n
+ * locked pages, metadata, PERSIST, RESTORE, then GET_PAGES of every page into
+ * the mailbox and compare with the original. Proves the SMM path end to end.
+ */
+static void roundtrip(unsigned int n)
+{
+	const uint64_t vbase = 0x7e0000000000ULL;
+	uint8_t *buf = mmap(NULL, (size_t)n * 4096, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED | MAP_POPULATE, -1, 0);
+	struct wpp_page_batch *b;
+	struct wpp_page_op *ops;
+	unsigned int ok = 0, bad = 0, missing = 0;
+
+	if (buf == MAP_FAILED || n > 20000) {
+		printf("wpp-probe cmd=roundtrip error=alloc");
+		return;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		for (unsigned int k = 0; k < 4096; k++)
+			buf[(size_t)i * 4096 + k] = (uint8_t)(i * 29 + k * 3 + (k >> 9));
+	if (call("roundtrip-init", WPP_EV_INIT, 0) != WPP_OK)
+		return;
+	printf("\n");
+	b = payload();
+	ops = (struct wpp_page_op *)(b + 1);
+	b->count = n;
+	b->flags = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		ops[i].virtual_address = vbase + (uint64_t)i * 4096;
+		ops[i].physical_address = virt_to_phys(buf + (size_t)i * 4096);
+		ops[i].op = WPP_PAGE_OP_ADD;
+		ops[i].reserved = 0;
+		if (!ops[i].physical_address)
+			missing++;
+	}
+	call("roundtrip-batch", WPP_EV_PAGE_BATCH, sizeof(*b) + n * sizeof(*ops));
+	printf(" no_pfn=%u\n", missing);
+	{
+		struct wpp_data_cmd d = { .section = WPP_SECTION_METADATA, .size = 19 };
+
+		memcpy(payload(), &d, sizeof(d));
+		memcpy((uint8_t *)payload() + sizeof(d), "wpp-probe-roundtrip", 19);
+		call("roundtrip-meta", WPP_EV_WRITE_DATA, sizeof(d) + 19);
+		printf("\n");
+	}
+	if (call("roundtrip-persist", WPP_EV_PERSIST, 0) != WPP_OK)
+		return;
+	printf("\n");
+	/* scribble over our pages: the restored copies must come from the device */
+	memset(buf, 0xee, (size_t)n * 4096);
+	if (call("roundtrip-restore", WPP_EV_RESTORE, 0) != WPP_OK)
+		return;
+	printf("\n");
+	for (unsigned int i = 0; i < n; i++) {
+		struct wpp_data_cmd d = { .section = WPP_SECTION_PAGES, .offset = i * 16, .size = 16 };
+		struct wpp_page_mapping m;
+		struct wpp_get_pages g = { .index = i, .count = 1, .dest_phys = 0 };
+		uint64_t vi;
+		uint8_t *got;
+		int good = 1;
+
+		memcpy(payload(), &d, sizeof(d));
+		hdr()->payload_len = sizeof(d);
+		if (call_quiet(WPP_EV_READ_DATA, sizeof(d)) != WPP_OK) {
+			bad++;
+			continue;
+		}
+		memcpy(&m, (uint8_t *)payload() + sizeof(d), sizeof(m));
+		vi = (m.virtual_address - vbase) / 4096;
+		memcpy(payload(), &g, sizeof(g));
+		if (vi >= n || call_quiet(WPP_EV_GET_PAGES, sizeof(g)) != WPP_OK) {
+			bad++;
+			continue;
+		}
+		got = (uint8_t *)payload() + sizeof(g);
+		for (unsigned int k = 0; k < 4096 && good; k++)
+			good = got[k] == (uint8_t)(vi * 29 + k * 3 + (k >> 9));
+		if (good)
+			ok++;
+		else
+			bad++;
+	}
+	call("roundtrip-consume", WPP_EV_CONSUME, 0);
+	printf(" pages=%u ok=%u bad=%u", n, ok, bad);
+	munmap(buf, (size_t)n * 4096);
 }
 
 int main(int argc, char **argv)
@@ -219,6 +350,8 @@ int main(int argc, char **argv)
 			if (call(c, WPP_EV_READ_DATA, sizeof(d)) == WPP_OK)
 				printf(" data=%.*s", (int)d.size,
 				       (const char *)payload() + sizeof(d));
+		} else if (!strcmp(c, "roundtrip") && i + 1 < argc) {
+			roundtrip((unsigned int)num(argv[++i]));
 		} else if (!strcmp(c, "read-ro")) {
 			struct wpp_data_cmd d = { .section = WPP_SECTION_REGIONS, .size = 4 };
 
