@@ -98,10 +98,12 @@ int wpp_smi(struct wpp_call *c)
 	hdr->status = -1;
 	hdr->payload_len = len;
 	memset(hdr->result, 0, sizeof(hdr->result));
+	/* the request must be in memory before the SMI handler reads it */
 	mb();
 
 	t0 = ktime_get_ns();
 	wpp_smi_raise(c->event);
+	/* read the answer only after the SMI returned */
 	mb();
 	dt = ktime_get_ns() - t0;
 

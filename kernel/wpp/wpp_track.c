@@ -180,8 +180,8 @@ static int wpp_regions_sync(struct mm_struct *mm)
 	unsigned int n = 0, cap, i;
 	struct wpp_region r;
 	int ret = 0, err;
-	VMA_ITERATOR(vmi, mm, 0);
 
+	VMA_ITERATOR(vmi, mm, 0);
 	cap = mm->map_count + 1;
 	cur = kmalloc_array(cap, sizeof(*cur), GFP_ATOMIC | __GFP_NOWARN);
 	if (!cur)

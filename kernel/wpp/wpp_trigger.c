@@ -57,7 +57,7 @@ static int wpp_stop_task(struct task_struct *t)
 			return -ESRCH;
 		if (time_after(jiffies, deadline))
 			return -ETIMEDOUT;
-		msleep(1);
+		usleep_range(1000, 2000);
 	}
 }
 
