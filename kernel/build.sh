@@ -6,7 +6,8 @@
 #   kernel/build.sh emulated        bzImage for the QEMU q35 twin
 #   kernel/build.sh board           Debian packages for the lab board (in Docker,
 #                                   via hil/build_kernel.py; needs a Docker engine)
-#   kernel/build.sh hash emulated   print the cache key only
+#   kernel/build.sh hash TARGET     print the cache key only (emulated or board)
+#   kernel/build.sh board-in-container OUT WORK   (used by hil/build_kernel.py)
 #
 # Contract: progress and diagnostics on stderr; the LAST line of stdout is the
 # absolute path of the result (the bzImage, or the directory holding the .debs).
@@ -43,13 +44,18 @@ die() {
 }
 
 usage() {
-	sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n "4,13p" "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
 check_source() {
 	local have
-	have="$(dpkg-query -W -f='${Version}' "$SOURCE_PKG" 2>/dev/null || true)"
+	if [ -n "${WPP_IN_CONTAINER:-}" ]; then
+		# the host checked the package (hil/build_kernel.py) and mounted its tarball
+		have="${WPP_SOURCE_VERSION:-}"
+	else
+		have="$(dpkg-query -W -f='${Version}' "$SOURCE_PKG" 2>/dev/null || true)"
+	fi
 	[ -n "$have" ] || die "$SOURCE_PKG is not installed" \
 		"apt-get install $SOURCE_PKG=$PINNED_VERSION"
 	[ "$have" = "$PINNED_VERSION" ] || die \

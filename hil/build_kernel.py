@@ -1,0 +1,179 @@
+"""Build the WPP kernel for a board: the twin's bzImage, or Debian packages for the lab board.
+
+`kernel/build.sh` owns the recipe and the cache (keyed by the hash of every input). This
+module builds the commands around it: for the twin it runs the script directly; for the lab
+board (Ubuntu 22.04) it runs the same script inside a Docker image built from
+``kernel/config/board.Dockerfile``, so the packages match the board's userland, with the
+pinned Debian kernel source tarball mounted read-only. The machines that build the twin
+have no Docker engine: that is reported as a `HilError` with a hint instead of a traceback.
+
+``python -m hil.build_kernel board|emulated [--jobs N]`` prints the result's path last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.cache import cache_root
+from hil.errors import HilError, MissingToolError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILD_SCRIPT = Path("kernel/build.sh")
+DOCKERFILE = Path("kernel/config/board.Dockerfile")
+SOURCE_TAR = Path("/usr/src/linux-source-6.1.tar.xz")
+BOARD_IMAGE = "wpp-hil/kernel-board:ubuntu-22.04"
+# inside the container
+C_REPO = "/work/repo"
+C_CACHE = "/cache"
+C_OUT = "/out"
+C_TAR = "/usr/src/linux-source-6.1.tar.xz"
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@dataclass(frozen=True)
+class BoardPlan:
+    """What building the board's kernel packages takes: where they land and the commands."""
+
+    out_dir: Path
+    commands: tuple[tuple[str, ...], ...]
+
+
+def emulated_command(repo: Path = REPO_ROOT, jobs: int = 2) -> tuple[list[str], dict[str, str]]:
+    """argv and extra environment for the twin's bzImage (last stdout line: its path)."""
+    return ["bash", str(repo / BUILD_SCRIPT), "emulated"], {"JOBS": str(jobs)}
+
+
+def pinned_version(repo: Path = REPO_ROOT) -> str:
+    """The linux-source-6.1 version kernel/build.sh is pinned to (its PINNED_VERSION)."""
+    for line in (repo / BUILD_SCRIPT).read_text().splitlines():
+        if line.startswith("PINNED_VERSION="):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise HilError(f"{BUILD_SCRIPT} has no PINNED_VERSION line", "restore kernel/build.sh")
+
+
+def board_plan(input_hash: str, *, repo: Path = REPO_ROOT, cache: Path | None = None,
+               source_tar: Path = SOURCE_TAR, jobs: int = 2, docker: str = "docker",
+               image: str = BOARD_IMAGE, uid: int | None = None,
+               gid: int | None = None) -> BoardPlan:
+    """The docker build + docker run commands for the board's packages.
+
+    The container runs as the calling user so the cache stays ours, sees the repository
+    read-only and writes only to the cache and the output directory.
+    """
+    kcache = (cache or cache_root()) / "kernel"
+    out = kcache / "out" / f"board-{input_hash}"
+    uid = os.getuid() if uid is None else uid
+    gid = os.getgid() if gid is None else gid
+    build = (docker, "build", "--tag", image, "--file", str(repo / DOCKERFILE),
+             str(repo / DOCKERFILE.parent))
+    run = (
+        docker, "run", "--rm", "--user", f"{uid}:{gid}",
+        "--volume", f"{repo}:{C_REPO}:ro",
+        "--volume", f"{source_tar}:{C_TAR}:ro",
+        "--volume", f"{kcache / 'board-cache'}:{C_CACHE}",
+        "--volume", f"{out}:{C_OUT}",
+        "--env", f"WPP_HIL_CACHE={C_CACHE}",
+        "--env", f"JOBS={jobs}",
+        "--env", "WPP_IN_CONTAINER=1",
+        "--env", f"WPP_SOURCE_VERSION={pinned_version(repo)}",
+        image,
+        "bash", f"{C_REPO}/{BUILD_SCRIPT}", "board-in-container", C_OUT,
+        f"{C_CACHE}/work-board",
+    )
+    return BoardPlan(out, (build, run))
+
+
+def check_docker(docker: str = "docker", runner: Runner = subprocess.run) -> None:
+    """Raise unless a Docker engine answers (the CLI alone is not enough)."""
+    if shutil.which(docker) is None:
+        raise MissingToolError(docker, "docker.io")
+    try:
+        res = runner([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                     text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        res = None
+    if res is None or res.returncode != 0 or not res.stdout.strip():
+        detail = (res.stderr.strip().splitlines() or [""])[-1] if res is not None else "timeout"
+        raise HilError(
+            f"no Docker engine is running ({detail or 'docker info failed'})",
+            "the board's kernel is built in an Ubuntu 22.04 container: run this on a machine "
+            "with a Docker engine (systemctl start docker), or build the twin's kernel with "
+            "'kernel/build.sh emulated'",
+        )
+
+
+def input_hash(repo: Path = REPO_ROOT, target: str = "board",
+               runner: Runner = subprocess.run) -> str:
+    """kernel/build.sh's cache key for `target`."""
+    res = runner(["bash", str(repo / BUILD_SCRIPT), "hash", target], capture_output=True,
+                 text=True, cwd=repo)
+    if res.returncode != 0 or not res.stdout.strip():
+        raise HilError(f"kernel/build.sh hash {target} failed: {res.stderr.strip()}",
+                       "run it by hand to see why")
+    return res.stdout.strip().splitlines()[-1]
+
+
+def build_board(*, repo: Path = REPO_ROOT, cache: Path | None = None, jobs: int = 2,
+                docker: str = "docker", runner: Runner = subprocess.run) -> Path:
+    """Build (or reuse) the board's kernel packages; return the directory holding the .debs."""
+    if not SOURCE_TAR.is_file():
+        raise MissingToolError(str(SOURCE_TAR), "linux-source-6.1")
+    plan = board_plan(input_hash(repo, runner=runner), repo=repo, cache=cache, jobs=jobs,
+                      docker=docker)
+    if any(plan.out_dir.glob("*.deb")):
+        return plan.out_dir
+    check_docker(docker, runner)
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    (plan.out_dir.parent.parent / "board-cache").mkdir(parents=True, exist_ok=True)
+    for cmd in plan.commands:
+        print("+ " + " ".join(cmd), file=sys.stderr)
+        res = runner(list(cmd), text=True)
+        if res.returncode != 0:
+            raise HilError(f"'{' '.join(cmd[:3])} ...' failed with exit code {res.returncode}",
+                           "see the output above")
+    if not any(plan.out_dir.glob("*.deb")):
+        raise HilError(f"the board build produced no .deb in {plan.out_dir}",
+                       "see the container's output above")
+    return plan.out_dir
+
+
+def build_emulated(*, repo: Path = REPO_ROOT, jobs: int = 2,
+                   runner: Runner = subprocess.run) -> Path:
+    """Build (or reuse) the twin's bzImage; progress goes to our stderr."""
+    argv, env = emulated_command(repo, jobs)
+    res = runner(argv, stdout=subprocess.PIPE, text=True, cwd=repo, env={**os.environ, **env})
+    lines = (res.stdout or "").strip().splitlines()
+    if res.returncode != 0 or not lines:
+        raise HilError("kernel/build.sh emulated failed", "see its error and hint above")
+    return Path(lines[-1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hil.build_kernel", description=__doc__)
+    parser.add_argument("board", choices=["board", "emulated"])
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    try:
+        if args.board == "board":
+            path = build_board(jobs=args.jobs)
+        else:
+            path = build_emulated(jobs=args.jobs)
+    except HilError as e:
+        print(f"error: {e}", file=sys.stderr)
+        if e.hint:
+            print(f"hint: {e.hint}", file=sys.stderr)
+        return e.exit_code
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""hil.build_kernel: the commands for both boards, Docker detection, cache reuse."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hil import build_kernel as bk
+from hil.errors import HilError, MissingToolError
+
+REPO = bk.REPO_ROOT
+
+
+class FakeRunner:
+    """Records commands; answers from a table of (argv prefix -> CompletedProcess)."""
+
+    def __init__(self, answers: dict[tuple[str, ...], tuple[int, str, str]] | None = None):
+        self.answers = answers or {}
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        self.calls.append(list(argv))
+        for prefix, (rc, out, err) in self.answers.items():
+            if tuple(argv[: len(prefix)]) == prefix:
+                return subprocess.CompletedProcess(argv, rc, out, err)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+def test_emulated_command_runs_the_script() -> None:
+    argv, env = bk.emulated_command(REPO, jobs=2)
+    assert argv == ["bash", str(REPO / "kernel/build.sh"), "emulated"]
+    assert env == {"JOBS": "2"}
+
+
+def test_pinned_version_matches_the_script() -> None:
+    text = (REPO / "kernel/build.sh").read_text()
+    assert f'PINNED_VERSION="{bk.pinned_version(REPO)}"' in text
+
+
+def test_board_plan_commands(tmp_path: Path) -> None:
+    plan = bk.board_plan("abc123", repo=REPO, cache=tmp_path, jobs=3, uid=1000, gid=1001)
+    assert plan.out_dir == tmp_path / "kernel" / "out" / "board-abc123"
+    build, run = plan.commands
+    assert build == ("docker", "build", "--tag", bk.BOARD_IMAGE, "--file",
+                     str(REPO / "kernel/config/board.Dockerfile"), str(REPO / "kernel/config"))
+    assert run[:5] == ("docker", "run", "--rm", "--user", "1000:1001")
+    vols = [run[i + 1] for i, a in enumerate(run) if a == "--volume"]
+    assert f"{REPO}:/work/repo:ro" in vols
+    assert "/usr/src/linux-source-6.1.tar.xz:/usr/src/linux-source-6.1.tar.xz:ro" in vols
+    assert f"{plan.out_dir}:/out" in vols
+    assert f"{tmp_path / 'kernel' / 'board-cache'}:/cache" in vols
+    envs = [run[i + 1] for i, a in enumerate(run) if a == "--env"]
+    assert "JOBS=3" in envs and "WPP_IN_CONTAINER=1" in envs
+    assert f"WPP_SOURCE_VERSION={bk.pinned_version(REPO)}" in envs
+    assert run[-6:] == (bk.BOARD_IMAGE, "bash", "/work/repo/kernel/build.sh",
+                        "board-in-container", "/out", "/cache/work-board")
+    assert Path(REPO / "kernel/config/board.Dockerfile").is_file()
+
+
+def test_check_docker_without_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
+    runner = FakeRunner({("docker", "info"): (1, "", "Cannot connect to the Docker daemon")})
+    with pytest.raises(HilError) as e:
+        bk.check_docker(runner=runner)
+    assert "no Docker engine" in str(e.value)
+    assert "Cannot connect" in str(e.value)
+    assert e.value.hint and "kernel/build.sh emulated" in e.value.hint
+
+
+def test_check_docker_without_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bk.shutil, "which", lambda name: None)
+    with pytest.raises(MissingToolError):
+        bk.check_docker(runner=FakeRunner())
+
+
+def test_check_docker_with_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
+    bk.check_docker(runner=FakeRunner({("docker", "info"): (0, "24.0.7\n", "")}))
+
+
+def test_build_board_runs_build_then_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
+    runner = FakeRunner({("bash",): (0, "feedbeef\n", ""), ("docker", "info"): (0, "24\n", "")})
+    out = tmp_path / "kernel" / "out" / "board-feedbeef"
+
+    def fake(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        res = runner(argv, **kw)
+        if argv[:2] == ["docker", "run"]:
+            (out / "linux-image-6.1.192-wpp_1_amd64.deb").write_bytes(b"x")
+        return res
+
+    assert bk.build_board(cache=tmp_path, runner=fake) == out
+    kinds = [c[:2] for c in runner.calls]
+    assert kinds == [["bash", str(REPO / "kernel/build.sh")], ["docker", "info"],
+                     ["docker", "build"], ["docker", "run"]]
+    # warm: nothing but the hash
+    runner.calls.clear()
+    assert bk.build_board(cache=tmp_path, runner=fake) == out
+    assert [c[:2] for c in runner.calls] == [["bash", str(REPO / "kernel/build.sh")]]
+
+
+def test_build_board_failure_is_a_hil_error(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
+    runner = FakeRunner({("bash",): (0, "cafe\n", ""), ("docker", "info"): (0, "24\n", ""),
+                         ("docker", "run"): (2, "", "")})
+    with pytest.raises(HilError, match="exit code 2"):
+        bk.build_board(cache=tmp_path, runner=runner)
+
+
+def test_real_hash_is_stable_and_target_specific() -> None:
+    a = bk.input_hash(REPO, "board")
+    assert a == bk.input_hash(REPO, "board")
+    assert a != bk.input_hash(REPO, "emulated")
+    assert len(a) == 16 and int(a, 16) >= 0
+
+
+def test_main_reports_missing_engine(capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(**kw: Any) -> Path:
+        raise HilError("no Docker engine is running (x)", "use a machine with Docker")
+
+    monkeypatch.setattr(bk, "build_board", refuse)
+    assert bk.main(["board"]) == 1
+    err = capsys.readouterr().err
+    assert "error: no Docker engine is running" in err and "hint: use a machine" in err
