@@ -153,7 +153,12 @@ void wpp_logf(const struct wpp_platform *plat, const char *fmt, ...)
 	plat->log(plat->ctx, line, (size_t)n);
 }
 
-static wpp_u32 crc_table[256];
+/*
+ * CRC-32 (IEEE, reflected, as zlib), slicing-by-8: eight 1 KiB tables, eight
+ * bytes per step. The page area is CRC'd on every persist and restore, so this
+ * sits on the critical path (byte-at-a-time was ~6x slower than the memcpy).
+ */
+static wpp_u32 crc_table[8][256];
 static int crc_table_ready;
 
 static void crc_init(void)
@@ -163,8 +168,12 @@ static void crc_init(void)
 
 		for (int k = 0; k < 8; k++)
 			c = (c & 1) ? 0xedb88320U ^ (c >> 1) : c >> 1;
-		crc_table[i] = c;
+		crc_table[0][i] = c;
 	}
+	for (wpp_u32 i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
+				crc_table[0][crc_table[t - 1][i] & 0xff];
 	crc_table_ready = 1;
 }
 
@@ -175,8 +184,25 @@ wpp_u32 wpp_crc32(wpp_u32 crc, const void *buf, size_t len)
 	if (!crc_table_ready)
 		crc_init();
 	crc = ~crc;
+	while (len && ((unsigned long)p & 7)) {
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		len--;
+	}
+	while (len >= 8) {
+		wpp_u32 lo = crc ^ ((wpp_u32)p[0] | (wpp_u32)p[1] << 8 | (wpp_u32)p[2] << 16 |
+				    (wpp_u32)p[3] << 24);
+		wpp_u32 hi = (wpp_u32)p[4] | (wpp_u32)p[5] << 8 | (wpp_u32)p[6] << 16 |
+			(wpp_u32)p[7] << 24;
+
+		crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+			crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+			crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+			crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+		p += 8;
+		len -= 8;
+	}
 	while (len--)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
 }
 
