@@ -247,13 +247,26 @@ DAMAGE = {
 # -- tests ------------------------------------------------------------------------------------
 
 
+def _layout(probe: Probe) -> list[tuple[str, str, str]]:
+    """(range, perms, path) of each mapping, as /proc/<pid>/maps shows it."""
+    out = []
+    for line in probe.run(f"cat /proc/{probe.pid}/maps").stdout.splitlines():
+        f = line.split()
+        out.append((f[0], f[1], f[5] if len(f) > 5 else ""))
+    return out
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_counter_continues_after_power_loss(wpp: Any, tmp_path: Path, mode: str) -> None:
-    """Registers, FPU/SIMD, buffer, file offset and pid come back; tracked again."""
+    """Registers, FPU/SIMD, buffer, file offset and pid come back, every mapping at its
+    address although the guest randomizes layouts (ASLR on); tracked again."""
     probe = Probe(wpp, tmp_path, mode=mode)
+    assert probe.run("cat /proc/sys/kernel/randomize_va_space").stdout.strip() == "2"
+    layout = _layout(probe)
     probe.persist()
     probe.boot()
     probe.assert_continues(probe.recreate())
+    assert _layout(probe) == layout
     probe.stop()
 
 
@@ -295,7 +308,8 @@ def test_five_cycles_in_a_row(wpp: Any, tmp_path: Path) -> None:
 
 
 def test_refusals_leave_the_snapshot_usable(wpp: Any, tmp_path: Path) -> None:
-    """Missing file and wrong binary refuse without consuming; consumed refuses; --force."""
+    """Missing file and wrong binary refuse without consuming the snapshot; a tracked
+    process blocks a restore; a consumed snapshot refuses unless --force."""
     probe = Probe(wpp, tmp_path)
     probe.persist()
     probe.boot(skip=(LOG,))
@@ -310,6 +324,9 @@ def test_refusals_leave_the_snapshot_usable(wpp: Any, tmp_path: Path) -> None:
 
     probe.put_files()
     probe.assert_continues(probe.recreate())
+    res = probe.recreate()  # while the recreated process is tracked: its state would be lost
+    assert res.exit_code == 1
+    assert f"pid {probe.pid} is tracked: restoring would discard its firmware state" in res.stderr
     probe.stop()
 
     res = probe.recreate()
