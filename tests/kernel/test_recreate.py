@@ -258,16 +258,23 @@ def _layout(probe: Probe) -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_counter_continues_after_power_loss(wpp: Any, tmp_path: Path, mode: str) -> None:
-    """Registers, FPU/SIMD, buffer, file offset and pid come back, every mapping at its
-    address although the guest randomizes layouts (ASLR on); tracked again."""
+    """Registers, FPU/SIMD, buffer, file offset, pid and signal handlers come back, every
+    mapping at its address although the guest randomizes layouts (ASLR on); tracked again."""
     probe = Probe(wpp, tmp_path, mode=mode)
     assert probe.run("cat /proc/sys/kernel/randomize_va_space").stdout.strip() == "2"
     layout = _layout(probe)
     probe.persist()
     probe.boot()
-    probe.assert_continues(probe.recreate())
+    new = probe.assert_continues(probe.recreate())
     assert _layout(probe) == layout
-    probe.stop()
+    # signal handlers came back: SIGUSR1 (verify now) does not kill, SIGTERM ends cleanly
+    probe.run(f"kill -USR1 {probe.pid}")
+    probe.wait_lines(2, after=new[-1].n)
+    assert probe.wpp.alive(probe.prog)
+    probe.run(f"kill -TERM {probe.pid}")
+    done = wait_for(lambda: re.search(r"^wpp-counter: done n=\d+ bad=(\d+)$",
+                                      probe.wpp.output(probe.prog), re.M), 30, "counter's end")
+    assert done[1] == "0", "an iteration failed its self-checks"
 
 
 @pytest.mark.parametrize("mib", [1, 10, 100])
