@@ -30,17 +30,27 @@ NO_THREADS_REASON = ("tracked redis-server exits at start (\"Can't initialize Ba
                      "Jobs\"): the WPP kernel refuses threads in a tracked process")
 
 
-def _wait_ready(target: Any) -> None:
+def _wait_ready(target: Any, pid: int) -> None:
+    """Wait for PONG; give up at once when the server has exited (its output says why)."""
+    exited = False
+
     def pong() -> bool:
-        res = target.shell.run(guest.redis_ping(PORT), timeout=30, check=False)
-        return "PONG" in str(res.stdout)
+        nonlocal exited
+        res = target.shell.run(f"{guest.redis_ping(PORT)} || kill -0 {pid}", timeout=30,
+                               check=False)
+        exited = not res.ok
+        return exited or "PONG" in str(res.stdout)
 
     try:
         wait_for(pong, READY_TIMEOUT, "redis-server to answer PING")
+        if not exited:
+            return
+        what = f"redis-server (pid {pid}) exited before answering PING"
     except HilError as exc:
-        log = target.shell.run(f"tail -3 {OUT}", timeout=30, check=False).stdout
-        raise HilError(f"{exc}; its output: {' | '.join(str(log).strip().splitlines())}",
-                       "see the guest's redis-server output") from exc
+        what = str(exc)
+    log = target.shell.run(f"tail -3 {OUT}", timeout=30, check=False).stdout
+    raise HilError(f"{what}; its output: {' | '.join(str(log).strip().splitlines())}",
+                   "see the guest's redis-server output")
 
 
 def run(target: Any, report: BenchReport, *, tests: Sequence[str], payloads: Sequence[int],
@@ -64,7 +74,7 @@ def run(target: Any, report: BenchReport, *, tests: Sequence[str], payloads: Seq
             pid = 0
             try:
                 pid = remote.start(target, v, guest.redis_server(PORT), OUT)
-                _wait_ready(target)
+                _wait_ready(target, pid)
                 for d in payloads:
                     out = remote.run(target, guest.redis_benchmark(PORT, tuple(tests), d,
                                                                    requests), timeout=900)

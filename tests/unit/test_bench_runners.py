@@ -58,8 +58,9 @@ class FakeShell:
             return Result(f"wpp-synth: size_mib={size} cycles=10 total_ms={total:.3f} "
                           "per_cycle_ms=1 check=0\n")
         up = self.redis_up and not (self.threads_refused and self.tracked)
-        if "redis-cli" in cmd and cmd.endswith("ping"):
-            return Result("PONG\n" if up else "", 0 if up else 1)
+        if "redis-cli" in cmd and " ping" in cmd:
+            alive = not self.threads_refused  # such a server exits; a stuck one stays
+            return Result("PONG\n" if up else "", 0 if up or alive else 1)
         if "redis-cli" in cmd or cmd.startswith("tail "):
             if self.threads_refused:
                 return Result("# Fatal: Can't initialize Background Jobs.\n")
