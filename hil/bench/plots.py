@@ -7,6 +7,7 @@ figure 6.4 (persist time over allocated memory, fixed overhead at zero).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -91,8 +92,10 @@ def write_plots(report: BenchReport, out: Path) -> list[Path]:
     benches = list(dict.fromkeys(m.bench for m in report.measurements))
     for bench in benches:
         rows = [m for m in report.measurements if m.bench == bench and m.summary is not None]
-        if rows:
-            written.append(_bars(bench, rows, out))
+        units = list(dict.fromkeys(m.unit for m in rows))
+        for unit in units:  # one chart per unit: bars of different units share no axis
+            name = bench if len(units) == 1 else f"{bench}-{re.sub(r'[^A-Za-z0-9]+', '', unit)}"
+            written.append(_bars(name, [m for m in rows if m.unit == unit], out))
     for fit in report.fits:
         if fit.points:
             written.append(_fit_plot(fit, out))

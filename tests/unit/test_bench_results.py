@@ -86,6 +86,12 @@ def test_outputs_are_written_with_valid_pngs(tmp_path: Path) -> None:
         w, h = int.from_bytes(blob[16:20], "big"), int.from_bytes(blob[20:24], "big")
         assert w >= 400 and h >= 300
     assert json.loads(out.json_path.read_text())["schema"] == SCHEMA
+    mixed = _report()
+    mixed.add(Measurement("synthetic", "100 MiB", "pages", "pages touched", "KiB",
+                          samples=[4.0]))
+    names = sorted(p.name for p in runner.write_outputs(mixed, tmp_path / "mixed").plots)
+    assert names == ["persist-persist.png", "redis.png", "synthetic-KiB.png",
+                     "synthetic-ms.png"]
     assert "synthetic" in out.table_path.read_text()
 
 
