@@ -86,3 +86,18 @@ def test_bad_arguments_fail_clearly(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "unknown option" in proc.stderr
     proc = run_build("nonsense")
     assert proc.returncode != 0 and "unknown target" in proc.stderr
+
+
+def test_cached_coreboot_source_stays_pristine(base_rom: Path) -> None:
+    """Patches go to a hard-linked copy: the shared source tree must not change."""
+    tree = Path(subprocess.run([str(REPO / "firmware" / "coreboot-source.sh")],
+                               capture_output=True, text=True, check=True).stdout.split()[-1])
+    for patch in sorted((REPO / "firmware" / "coreboot" / "patches").glob("*.patch")):
+        for line in patch.read_text().splitlines():
+            if line.startswith("+++ b/"):
+                rel = line[len("+++ b/"):].split()[0]
+                added = [ln[1:] for ln in patch.read_text().splitlines()
+                         if ln.startswith("+") and not ln.startswith("+++") and ln[1:].strip()]
+                text = (tree / rel).read_text(errors="replace")
+                assert not all(a in text for a in added), f"{rel} in the cache was patched"
+    assert not (tree / "src" / "drivers" / "wpp").exists()
