@@ -61,6 +61,8 @@ def bench(ctx: Context) -> int:
     from hil.runs import artifact_dir
 
     config = _config(ctx.args)
+    if ctx.args.rom and not Path(ctx.args.rom).is_file():
+        raise ConfigError(f"ROM {ctx.args.rom} does not exist", "pass a built twin ROM to --rom")
     out_dir = artifact_dir("bench")
     board = ctx.board
     if board.emulated is not None and not _running_twin(ctx, board):
@@ -102,8 +104,6 @@ def _on_private_twin(ctx: Context, board: Any, config: Any, out_dir: Path) -> An
     from hil.target import Target
 
     rom = Path(ctx.args.rom).resolve() if ctx.args.rom else artifacts.twin_rom()
-    if not rom.is_file():
-        raise ConfigError(f"ROM {rom} does not exist", "pass a built twin ROM to --rom")
     with tempfile.TemporaryDirectory(prefix="hil-bench-twin-") as state:
         running = twin.up(board, state=Path(state), use_free_ports=True, rom=rom,
                           stop_at_exit=True)
