@@ -21,14 +21,23 @@ import threading
 from hil.emulated.backend import QemuKvmdBackend
 from hil.emulated.machine import Machine, ensure_files
 from hil.emulated.serial_relay import SerialRelay
-from hil.emulated.state import StateDir, kill_tracked, tracked_pid
+from hil.emulated.state import StateDir, kill_tracked, process_start_time, tracked_pid
 from hil.errors import HilError
 from hil.pikvm_server import KvmdServer
 
 log = logging.getLogger("hil.emulated.daemon")
 
 
-def serve(state: StateDir) -> int:
+def _owner_alive(owner: tuple[int, int] | None) -> bool:
+    if owner is None:
+        return True
+    pid, started = owner
+    return process_start_time(pid) == started
+
+
+def serve(state: StateDir, owner: tuple[int, int] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT, or until `owner` (pid, start time) is gone: a twin
+    started for a test session must not outlive it even if pytest is killed."""
     config = state.read_config()
     marker = str(state.path)
     other = tracked_pid(state.daemon_pidfile, marker)
@@ -73,6 +82,9 @@ def serve(state: StateDir) -> int:
              config.ports.serial, config.ports.ssh)
     try:
         while not stop.wait(1.0):
+            if not _owner_alive(owner):
+                log.info("owner process %d is gone: stopping", owner[0] if owner else 0)
+                break
             machine.running  # noqa: B018 - reaps a QEMU that exited on its own (guest poweroff)
             # the server keeps every request record for tests; a daemon must not grow forever
             if len(server.requests) > 1000:
@@ -90,6 +102,8 @@ def serve(state: StateDir) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.emulated.daemon")
     parser.add_argument("--state", required=True, help="the twin's state directory")
+    parser.add_argument("--owner", default=None, metavar="PID:START",
+                        help="stop when this process (pid and /proc start time) is gone")
     args = parser.parse_args(argv)
     state = StateDir(args.state)
     logging.basicConfig(
@@ -98,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return serve(state)
+        owner = None
+        if args.owner:
+            pid, _, started = args.owner.partition(":")
+            owner = (int(pid), int(started))
+        return serve(state, owner)
     except HilError as e:
         log.error("%s%s", e, f" (hint: {e.hint})" if e.hint else "")
         return 1

@@ -203,6 +203,17 @@ def process_matches(pid: int, marker: str) -> bool:
     return state != "Z" and marker in cmdline
 
 
+def process_start_time(pid: int) -> int | None:
+    """The start time of `pid` in clock ticks since boot (None: no such process); with the
+    pid it identifies one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
 def tracked_pid(pidfile: Path, marker: str) -> int | None:
     """The pid in `pidfile` if that process is alive and belongs to `marker`."""
     pid = read_pid(pidfile)

@@ -32,6 +32,7 @@ from hil.emulated.state import (
     free_ports,
     kill_tracked,
     port_in_use,
+    process_start_time,
     tracked_pid,
 )
 from hil.errors import ConfigError, HilError, MissingToolError
@@ -156,7 +157,8 @@ def up(
 
     `state`: state directory (default: the inventory's). `use_free_ports`: pick unused
     loopback ports instead of the inventory's fixed ones (tests). `rom`: flash this image
-    into the chip first. `stop_at_exit`: stop the twin when this Python process exits.
+    into the chip first. `stop_at_exit`: stop the twin when this Python process exits
+    (atexit, and the daemon itself watches this process in case it is killed).
     Idempotent: a twin already running in `state` is reused (and reflashed only if off).
     """
     sd = state_dir(board, state)
@@ -199,9 +201,12 @@ def up(
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    argv = [sys.executable, "-m", "hil.emulated.daemon", "--state", str(sd.path)]
+    if stop_at_exit:  # also when this process dies without running atexit (SIGKILL)
+        argv += ["--owner", f"{os.getpid()}:{process_start_time(os.getpid())}"]
     with open(sd.daemon_log, "ab") as logf:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hil.emulated.daemon", "--state", str(sd.path)],
+            argv,
             cwd=sd.path,
             stdin=subprocess.DEVNULL,
             stdout=logf,

@@ -140,3 +140,37 @@ def test_two_twins_side_by_side(board: Board, tmp_path) -> None:
     finally:
         twin.down(a)
         twin.down(b)
+
+
+def test_twin_of_a_killed_session_stops_itself(tmp_path) -> None:
+    """pytest killed outright (no atexit) must not leave its twin running."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "orphan"
+    script = (
+        "import sys, time\n"
+        "from hil.emulated import twin\n"
+        "from hil.inventory import load\n"
+        "from hil.pikvm import PiKvmClient\n"
+        f"tb = twin.up(load().board('emulated'), state={str(state)!r}, use_free_ports=True,\n"
+        "              stop_at_exit=True)\n"
+        "PiKvmClient(tb.pikvm.url, tb.pikvm.user, tb.pikvm.password.get()).atx_power('on')\n"
+        "print('up', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "up"
+        sd = StateDir(state)
+        daemon = tracked_pid(sd.daemon_pidfile, str(sd.path))
+        qemu = tracked_pid(sd.qemu_pidfile, str(sd.path))
+        assert daemon is not None and qemu is not None
+        owner.kill()
+        owner.wait(10)
+        wait_for(lambda: not process_matches(daemon, str(sd.path)), 15, "the daemon to stop")
+        assert not process_matches(qemu, str(sd.path))
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        twin.down(load().board("emulated"), state=state)
