@@ -2,6 +2,7 @@
 
 from hil.cli import (
     bench_cmd,
+    build_cmd,
     console_cmd,
     cycle_cmd,
     emulate_cmd,
@@ -23,6 +24,7 @@ MODULES = [
     logs_cmd,
     screenshot_cmd,
     snapshot_cmd,
+    build_cmd,
     emulate_cmd,
     cycle_cmd,
     bench_cmd,
