@@ -56,6 +56,9 @@ firmware: setup
 kernel: setup
 	$(HIL) build kernel --board $(BOARD)
 
+rootfs: setup
+	$(HIL) build rootfs --board emulated
+
 artifacts: setup
 	$(HIL) build all --board emulated
 
