@@ -111,7 +111,7 @@ struct wpp_rc {
 
 	/* stats */
 	u64 pages_written, pages_zero, pages_skipped;
-	u64 t_restore, t_map, t_fill;
+	u64 t_restore, t_map, t_fill, t_get;	/* t_get: GET_PAGES calls, part of t_fill */
 };
 
 static DEFINE_MUTEX(wpp_rc_mutex);
@@ -673,7 +673,10 @@ static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 			.out = buf, .out_off = sizeof(g), .out_len = n * PAGE_SIZE,
 		};
 
+		u64 tg = ktime_get_ns();
+
 		ret = wpp_smi(&c);
+		rc->t_get += ktime_get_ns() - tg;
 		if (ret) {
 			ret = rc_fail(rc, -EIO, "GET_PAGES of pages %llu..%llu failed: firmware status %d",
 				      i, i + n - 1, c.status);
@@ -693,6 +696,13 @@ static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 			if (kind == RC_ANON && !(rc->regions[r].flags & VM_SHARED) &&
 			    !memchr_inv(page, 0, PAGE_SIZE)) {
 				rc->pages_zero++;
+				continue;
+			}
+			/* writable: a plain copy into the (current) new mm; else a forced
+			 * write like ptrace's, which breaks COW of read-only private maps */
+			if (kind == RC_ANON && (rc->regions[r].flags & VM_WRITE) &&
+			    !copy_to_user((void __user *)(unsigned long)va, page, PAGE_SIZE)) {
+				rc->pages_written++;
 				continue;
 			}
 			if (access_remote_vm(mm, va, page, PAGE_SIZE, FOLL_FORCE | FOLL_WRITE) !=
@@ -1003,11 +1013,11 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 	rc->slot_claimed = false;
 	__wpp_exec_done();
 
-	pr_info("recreated pid %d (was %d, %s) from snapshot %llu%s: %u regions, %llu pages (%llu written, %llu zero, %llu skipped), restore %llu ms, map %llu ms, fill %llu ms, total %llu ms\n",
+	pr_info("recreated pid %d (was %d, %s) from snapshot %llu%s: %u regions, %llu pages (%llu written, %llu zero, %llu skipped), restore %llu ms, map %llu ms, fill %llu ms (get_pages %llu ms), total %llu ms\n",
 		task_pid_nr(t), rc->pcb->pid, rc->pcb->comm, rc->snap_seq,
 		rc->consumed ? " (forced)" : "", rc->nregions, rc->npages, rc->pages_written,
 		rc->pages_zero, rc->pages_skipped, rc->t_restore / NSEC_PER_MSEC,
-		rc->t_map / NSEC_PER_MSEC, rc->t_fill / NSEC_PER_MSEC,
+		rc->t_map / NSEC_PER_MSEC, rc->t_fill / NSEC_PER_MSEC, rc->t_get / NSEC_PER_MSEC,
 		(ktime_get_ns() - t0) / NSEC_PER_MSEC);
 	return 0;
 
