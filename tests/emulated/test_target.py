@@ -64,9 +64,21 @@ def test_snapshot_is_a_decodable_screen(target: Target, tmp_path: Path) -> None:
         assert img.width >= 320 and img.height >= 200
 
 
-def test_keyboard_accepted_while_on(target: Target) -> None:
+def _keyboard_irqs(target: Target) -> int:
+    """Interrupts the guest's i8042 keyboard port has taken (IRQ 1)."""
+    line = target.shell.run("grep -E '^ *1:' /proc/interrupts").stdout
+    return sum(int(x) for x in line.split()[1:] if x.isdigit())
+
+
+def test_keyboard_reaches_the_guest(target: Target) -> None:
+    if not target.is_emulated:
+        pytest.skip("the lab board's keyboard is checked on its screen")
+    before = _keyboard_irqs(target)
     target.pikvm.send_key("Enter")
     target.pikvm.hid_print("echo hil\n")
+    target.pikvm.send_shortcut("ShiftLeft", "KeyA")
+    # every press and release is a scancode interrupt on the guest's keyboard controller
+    assert _keyboard_irqs(target) - before >= 2 * (1 + 9 + 2)
 
 
 def test_flash_refused_while_on(target: Target, twin_rom: Path) -> None:
