@@ -85,9 +85,11 @@ static int try_thread(void)
 
 	if (r < 0) {
 		printf("thread refused: %s\n", strerror(errno));
+		fflush(stdout);
 		return 0;
 	}
 	printf("thread created (tid %d): NOT refused\n", r);
+	fflush(stdout);
 	return 1;
 }
 
