@@ -5,6 +5,28 @@ A `Measurement` is the repeated samples of one metric for one variant (``untrack
 a variant is always against the baseline variant of the same case measured in the same
 run. The seed's published figure, where the thesis gives one, travels with the row so
 the table and the JSON show it beside ours.
+
+``bench.json`` (schema ``wpp-hil.bench/1``)::
+
+    {"schema": "wpp-hil.bench/1", "board": "emulated", "quick": true,
+     "started": "2026-11-27T11:37:00+0000", "duration_s": 183.2,
+     "bench_s": {"synthetic": 5.1, ...},          # wall time per benchmark
+     "config": {...BenchConfig...}, "notes": ["..."],
+     "wpp_unavailable": null | "why tracked variants could not run",
+     "results": [{"bench": "synthetic", "case": "10 MiB", "variant": "eager",
+                  "metric": "10 cycles", "unit": "ms", "higher_is_better": false,
+                  "samples": [...],
+                  "summary": {"n", "median", "min", "max", "q1", "q3", "iqr"} | null,
+                  "baseline": "untracked" | null,
+                  "ratio": {"median", "low", "high"} | null,   # value / baseline
+                  "seed": 35.0 | null, "seed_note": "clear drop" | null,
+                  "skipped": null | "why samples are missing",
+                  "limitation": false}],                        # true: known WPP limit
+     "fits": [{"bench": "persist", "name": "persist" | "restore",
+               "fit": {"intercept", "slope", "r2", "n"} | null,  # time_us over bytes
+               "fixed_ms", "gib_per_s",
+               "points": [{"bytes", "time_us"}],
+               "seed": {"fixed_ms": 160.0, "gib_per_s": 1.3}, "note"}]}
 """
 
 from __future__ import annotations
