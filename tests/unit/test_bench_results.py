@@ -102,9 +102,12 @@ def test_persist_cap_and_board_scaling() -> None:
     twin = runner.for_board(runner.FULL, emulated=True, pdev_bytes=512 << 20, notes=notes)
     assert twin.persist_sizes == (1, 16, 64, 256, 448)
     assert 500 not in twin.synth_sizes
-    assert notes and "capped at 448 MiB" in notes[0]
+    assert twin.redis_requests == 10_000 and twin.sevenzip_dict_log2 == 20
+    assert any("capped at 448 MiB" in n for n in notes)
+    assert any("TCG" in n for n in notes)
     board = runner.for_board(runner.FULL, emulated=False, pdev_bytes=None, notes=[])
     assert board.synth_sizes[-1] == 500 and board.persist_sizes[-1] == 1024
+    assert board.redis_requests == 100_000 and board.sevenzip_dict_log2 == 22
     quick = runner.for_board(runner.QUICK, emulated=True, pdev_bytes=512 << 20, notes=[])
     assert quick.reps == 2 and quick.synth_sizes == (1, 10)
 
