@@ -24,8 +24,9 @@ FIRMWARE_SCRIPT = REPO_ROOT / "firmware" / "build.sh"
 KERNEL_SCRIPT = REPO_ROOT / "kernel" / "build.sh"
 ROOTFS_SCRIPT = REPO_ROOT / "kernel" / "rootfs" / "build.sh"
 
-# The twin's kernel command line: the console on the UART the PiKVM-like serial watches.
-TWIN_CMDLINE = "console=ttyS0,115200 loglevel=6"
+# The twin's kernel command line: the UART (listed last: the main console, which the
+# serial port watches) and the VGA screen, so PiKVM-style screenshots show the kernel.
+TWIN_CMDLINE = "console=tty0 console=ttyS0,115200 loglevel=6"
 
 
 @dataclass(frozen=True)
