@@ -91,6 +91,7 @@ class PiKVMConfig:
 @dataclass(frozen=True)
 class PowerConfig:
     kind: str
+    off_timeout_s: float = 60.0  # graceful shutdown wait before holding the power button
 
 
 @dataclass(frozen=True)
@@ -356,9 +357,9 @@ def _parse_board(path: Path, name: str, data: Any) -> Board:
     if not pikvm.password.configured:
         pk.fail("missing required key", "give password_env (or password_file)", key="password_env")
 
-    pw = top.sub("power", {"kind"})
+    pw = top.sub("power", {"kind", "off_timeout_s"})
     assert pw is not None
-    power = PowerConfig(pw.choice("kind", POWER_KINDS))
+    power = PowerConfig(pw.choice("kind", POWER_KINDS), pw.number("off_timeout_s", False, 60.0))
 
     pc = top.sub("power_cut", {"kind", "channel", "url", "user", "password_env", "password_file",
                                "hold_s"})

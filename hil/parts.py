@@ -70,7 +70,7 @@ def make_mains(board: Board, pikvm: PiKvmClient | None = None) -> MainsSwitch:
 def make_power(board: Board, pikvm: PiKvmClient | None = None) -> BoardPower:
     pikvm = pikvm or make_pikvm(board)
     return BoardPower(
-        atx=PikvmAtx(pikvm),
+        atx=PikvmAtx(pikvm, off_timeout=board.power.off_timeout_s),
         mains=make_mains(board, pikvm),
         hold_s=board.power_cut.hold_s,
         name=board.name,
