@@ -20,6 +20,7 @@ extern int wpp_mode;		/* for the next tracked process */
 extern u64 wpp_region_base;
 extern u64 wpp_region_size;
 extern bool wpp_ready;		/* mailbox mapped, hooks may act */
+extern bool wpp_allow_threads;
 
 /* One firmware call. p1/p2 are concatenated into the payload; on success
  * out_len bytes from payload offset out_off are copied to out.

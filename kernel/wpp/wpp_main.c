@@ -9,6 +9,11 @@
  *                               /sys/module/wpp/parameters/mode while no
  *                               process is tracked
  *   wpp.pin_bars=1af4:1110,...   PCI devices whose BARs stay below 4 GiB
+ *   wpp.allow_threads=0|1        let a tracked process create threads (default 0:
+ *                               refused). Memory is tracked per mm, so all threads'
+ *                               pages are persisted, but the PCB holds the main
+ *                               thread only (WPP_PCB_F_MULTI_THREAD): good for
+ *                               measuring tracking cost (redis), not for recreation
  *
  * The driver refuses to start unless the whole region is reserved in the
  * e820 map: only a firmware that implements WPP reserves it, and mapping RAM
@@ -34,11 +39,15 @@ int wpp_mode = WPP_MODE_EAGER;
 u64 wpp_region_base = WPP_REGION_BASE_DEFAULT;
 u64 wpp_region_size = WPP_REGION_SIZE_DEFAULT;
 bool wpp_ready;
+bool wpp_allow_threads;
 
 module_param_named(region_base, wpp_region_base, ullong, 0444);
 MODULE_PARM_DESC(region_base, "physical base of the firmware-reserved WPP region");
 module_param_named(region_size, wpp_region_size, ullong, 0444);
 MODULE_PARM_DESC(region_size, "size of the firmware-reserved WPP region");
+
+module_param_named(allow_threads, wpp_allow_threads, bool, 0644);
+MODULE_PARM_DESC(allow_threads, "allow threads in the tracked process (PCB: main thread only)");
 
 static int wpp_mode_set(const char *val, const struct kernel_param *kp)
 {

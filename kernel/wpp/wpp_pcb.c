@@ -210,6 +210,8 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	pcb->clear_child_tid = (unsigned long)task->clear_child_tid;
 	if ((long)pcb->regs.orig_ax >= 0)
 		pcb->flags |= WPP_PCB_F_IN_SYSCALL;
+	if (get_nr_threads(task) > 1)
+		pcb->flags |= WPP_PCB_F_MULTI_THREAD;
 
 	/* signals */
 	sa = buf + off;

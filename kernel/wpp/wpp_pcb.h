@@ -53,6 +53,8 @@
 #define WPP_PCB_F_PATH_TRUNC	(1U << 0)	/* exe_path or cwd truncated */
 #define WPP_PCB_F_FILES_TRUNC	(1U << 1)	/* more than WPP_PCB_FILES_MAX fds */
 #define WPP_PCB_F_IN_SYSCALL	(1U << 2)	/* orig_ax >= 0: stopped in a syscall */
+/* other threads existed (wpp.allow_threads): only this thread's state is here */
+#define WPP_PCB_F_MULTI_THREAD	(1U << 3)
 
 /* x86-64 struct user_regs_struct, field for field. */
 struct wpp_pcb_regs {

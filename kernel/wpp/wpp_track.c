@@ -478,6 +478,10 @@ int wpp_track_reset_firmware(void)
 
 int __wpp_copy_process(u64 clone_flags)
 {
+	if ((clone_flags & CLONE_THREAD) && READ_ONCE(wpp_allow_threads)) {
+		pr_info_once("threads allowed in the tracked process: the PCB holds the main thread only\n");
+		return 0;
+	}
 	if (clone_flags & CLONE_THREAD) {
 		pr_warn("pid %d (%s): clone(CLONE_THREAD) refused: a tracked process must stay single-threaded\n",
 			task_pid_nr(current), current->comm);

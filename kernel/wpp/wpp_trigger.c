@@ -44,14 +44,30 @@
 static DEFINE_MUTEX(wpp_trigger_mutex);
 static u64 wpp_power_loss_seq;
 
-/* Stop the task with SIGSTOP and wait until it runs on no CPU. */
+/* Other threads (wpp.allow_threads) stopped and off every CPU? */
+static bool wpp_threads_stopped(struct task_struct *task)
+{
+	struct task_struct *t;
+	bool stopped = true;
+
+	rcu_read_lock();
+	for_each_thread(task, t) {
+		if (t != task && (!(READ_ONCE(t->__state) & __TASK_STOPPED) || task_curr(t)))
+			stopped = false;
+	}
+	rcu_read_unlock();
+	return stopped;
+}
+
+/* Stop the task (all its threads) with SIGSTOP and wait until it runs on no CPU. */
 static int wpp_stop_task(struct task_struct *t)
 {
 	unsigned long deadline = jiffies + WPP_STOP_TIMEOUT;
 
 	send_sig(SIGSTOP, t, 1);
 	for (;;) {
-		if ((READ_ONCE(t->__state) & __TASK_STOPPED) && wait_task_inactive(t, __TASK_STOPPED))
+		if ((READ_ONCE(t->__state) & __TASK_STOPPED) &&
+		    wait_task_inactive(t, __TASK_STOPPED) && wpp_threads_stopped(t))
 			return 0;
 		if (t->flags & PF_EXITING)
 			return -ESRCH;

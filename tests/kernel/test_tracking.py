@@ -206,6 +206,20 @@ def test_refuses_thread_in_tracked_process(target: Any) -> None:
     assert "clone(CLONE_THREAD) refused" in _sh(target, "dmesg | tail -n 5").stdout
 
 
+def test_threads_allowed_only_when_enabled(target: Any) -> None:
+    _idle(target)
+    param = "/sys/module/wpp/parameters/allow_threads"
+    assert _sh(target, f"cat {param}").stdout.strip() == "N"
+    _sh(target, f"echo 1 > {param}")
+    try:
+        res = _sh(target, "wpp-start -T", check=False)
+        assert res.exit_code == 1 and "NOT refused" in res.stdout, res.stdout + res.stderr
+    finally:
+        _sh(target, f"echo 0 > {param}")
+    _idle(target)
+    assert _sh(target, "wpp-start -T", check=False).exit_code == 0
+
+
 def test_bars_pinned_below_4g(target: Any) -> None:
     pins = _sh(target, "cat /sys/module/wpp/parameters/pin_bars").stdout.strip()
     if pins in ("", "(null)"):
