@@ -25,6 +25,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from hil.emulated.keys import text_to_chords, web_key_to_qcode
 from hil.emulated.qmp import QmpClient
@@ -69,6 +70,10 @@ def qemu_argv(state: StateDir, config: TwinConfig) -> list[str]:
         "-object",
         f"memory-backend-file,id=pdev,share=on,mem-path={state.pdev},size={config.pdev_size}",
         "-device", "ivshmem-plain,memdev=pdev",
+        # writeback: what the guest wrote is in the host's page cache and survives a
+        # SIGKILL of QEMU, like data that reached a real disk before mains were cut
+        "-drive", f"file={state.disk},if=none,id=disk0,format=raw,cache=writeback",
+        "-device", "virtio-blk-pci,drive=disk0",
         *config.extra_qemu_args,
     ]
 
@@ -268,7 +273,8 @@ def black_jpeg(width: int = 640, height: int = 480) -> bytes:
 
 
 def ensure_files(state: StateDir, config: TwinConfig) -> None:
-    """Create the chip (erased, 0xff) and the preallocated persistent device if missing."""
+    """Create the chip (erased, 0xff), the preallocated persistent device and the guest's
+    ext4 data disk if missing."""
     state.create()
     if not state.chip.exists() or state.chip.stat().st_size != config.chip_size:
         tmp = state.chip.with_suffix(".tmp")
@@ -287,3 +293,21 @@ def ensure_files(state: StateDir, config: TwinConfig) -> None:
                 os.ftruncate(fd, config.pdev_size)
         finally:
             os.close(fd)
+    if not state.disk.exists():
+        make_data_disk(state.disk, config.disk_size)
+
+
+def make_data_disk(path: Path, size: int) -> None:
+    """A sparse raw image with an empty ext4 (journalled: a cut mid-write replays cleanly)."""
+    mkfs = shutil.which("mkfs.ext4") or "/sbin/mkfs.ext4"
+    if not os.path.exists(mkfs):
+        raise MissingToolError("mkfs.ext4", "e2fsprogs")
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.truncate(size)
+    res = subprocess.run([mkfs, "-q", "-F", "-L", "wpp-data", "-E", "nodiscard", str(tmp)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise HilError(f"mkfs.ext4 failed for the twin's data disk: {res.stderr.strip()}")
+    tmp.replace(path)

@@ -56,6 +56,7 @@ class TwinConfig:
     smp: int = 1
     pdev_size: int = 512 << 20
     chip_size: int = 16 << 20
+    disk_size: int = 256 << 20  # the guest's /data: where tracked programs keep files
     relay_channel: str = "relay"
     pikvm_user: str = "admin"
     ports: Ports = field(default_factory=Ports)
@@ -102,6 +103,11 @@ class StateDir:
     @property
     def pdev(self) -> Path:
         return self.path / "pdev.img"
+
+    @property
+    def disk(self) -> Path:
+        """The guest's persistent disk (ext4, mounted at /data): files survive power cuts."""
+        return self.path / "disk.img"
 
     @property
     def serial_log(self) -> Path:
