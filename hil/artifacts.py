@@ -94,8 +94,12 @@ def kernel_image() -> Path:
 
 
 def guest_initramfs() -> Path:
-    """The twin's guest initramfs (``kernel/rootfs/build.sh``)."""
-    return run_build_script("rootfs", [str(ROOTFS_SCRIPT)])
+    """The twin's guest initramfs (``kernel/rootfs/build.sh``), xz-compressed.
+
+    xz instead of gzip: kernel + initramfs must fit the 16 MiB ROM as its payload
+    (gzip left ~0.5 MB of room, xz ~6 MB).
+    """
+    return run_build_script("rootfs", [str(ROOTFS_SCRIPT), "--compress", "xz"])
 
 
 def firmware_rom(kernel: Path, initrd: Path, cmdline: str = TWIN_CMDLINE) -> Path:
