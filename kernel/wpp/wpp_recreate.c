@@ -392,6 +392,23 @@ static int rc_prepare_regions(struct wpp_rc *rc)
 	return 0;
 }
 
+/*
+ * fds that shared one open file (dup, 2>&1) have the same path, inode, flags
+ * and offset: give them one file again, so that they keep sharing the offset.
+ */
+static struct file *rc_shared_file(struct wpp_rc *rc, u32 i)
+{
+	struct wpp_pcb_file *pf = rc_files(rc), *e = &pf[i];
+	u32 j;
+
+	for (j = 0; j < i; j++)
+		if (rc->fdmode[j] == RC_FD_OPEN && pf[j].ino == e->ino &&
+		    pf[j].flags == e->flags && pf[j].pos == e->pos &&
+		    !strcmp(pf[j].path, e->path))
+			return get_file(rc->ffile[j]);
+	return NULL;
+}
+
 static int rc_prepare_files(struct wpp_rc *rc)
 {
 	struct wpp_pcb_file *pf = rc_files(rc);
@@ -423,6 +440,12 @@ static int rc_prepare_files(struct wpp_rc *rc)
 			rc->fdmode[i] = e->fd <= 2 ? RC_FD_INHERIT : RC_FD_CLOSED;
 			pr_info("recreate: fd %d (%s) cannot be restored, %s\n", e->fd, e->path,
 				e->fd <= 2 ? "the recreator's is kept" : "left closed");
+			continue;
+		}
+		f = rc_shared_file(rc, i);
+		if (f) {
+			rc->ffile[i] = f;
+			rc->fdmode[i] = RC_FD_OPEN;
 			continue;
 		}
 		f = filp_open(e->path, (e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) |

@@ -273,6 +273,11 @@ def test_counter_continues_after_power_loss(wpp: Any, tmp_path: Path, mode: str)
     probe.boot()
     new = probe.assert_continues(probe.recreate())
     assert _layout(probe) == layout
+    # stdout and stderr (2>&1) still share one open file: one offset
+    fdinfo = probe.run(f"kill -STOP {probe.pid}; grep -h pos: /proc/{probe.pid}/fdinfo/1 "
+                       f"/proc/{probe.pid}/fdinfo/2; kill -CONT {probe.pid}").stdout
+    pos = fdinfo.split()[1::2]
+    assert len(pos) == 2 and pos[0] == pos[1], f"stdout/stderr offsets diverged: {fdinfo}"
     # signal handlers came back: SIGUSR1 (verify now) does not kill, SIGTERM ends cleanly
     probe.run(f"kill -USR1 {probe.pid}")
     probe.wait_lines(2, after=new[-1].n)
