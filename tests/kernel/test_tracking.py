@@ -46,12 +46,13 @@ def _set_mode(target: Any, mode: str) -> None:
     assert _sh(target, "cat /sys/module/wpp/parameters/mode").stdout.strip() == mode
 
 
-def _start(wpp: Any, target: Any, mode: str, workload: str) -> Any:
+def _start(wpp: Any, target: Any, mode: str, workload: str, buffer_mib: int = 1,
+           extra: str = "") -> Any:
     _idle(target)
     _set_mode(target, mode)
     if workload == "counter":
-        cmd = (f"{COUNTER} --period-ms 200 --buffer-mib 1 --log-file /tmp/wpp-tr.log "
-               f"--state-file /tmp/wpp-tr.state --private-map /tmp/wpp-tr.map")
+        cmd = (f"{COUNTER} --period-ms 200 --buffer-mib {buffer_mib} --log-file /tmp/wpp-tr.log "
+               f"--state-file /tmp/wpp-tr.state --private-map /tmp/wpp-tr.map {extra}")
         _sh(target, "rm -f /tmp/wpp-tr.log /tmp/wpp-tr.state /tmp/wpp-tr.map")
     else:
         cmd = FORKER
@@ -133,6 +134,28 @@ def test_firmware_state_matches_proc(wpp: Any, target: Any, mode: str, workload:
     assert "differences 0" in res.stdout
     counts = res.stdout.strip().splitlines()[-1]
     assert "firmware 0;" not in counts  # something was compared
+    _sh(target, f"kill -CONT {prog.pid}")
+
+
+def test_batched_queue_overflow_flushes_in_order(wpp: Any, target: Any) -> None:
+    """136 MiB = 34816 new pages: more than one batch (32768 ops) while running."""
+
+    def batches() -> int:
+        stats = dict(ln.split(" ", 1) for ln in _sh(target, "cat /sys/kernel/wpp/stats")
+                     .stdout.splitlines())
+        return int(stats["page_batch"].split()[0])
+
+    before = batches()
+    prog = _start(wpp, target, "batched", "counter", buffer_mib=136,
+                  extra="--verify-every 100000")
+    wait_for(lambda: "n=2 " in wpp.output(prog), 180, "wpp-counter filled its buffer")
+    assert batches() - before >= 2  # exec baseline + at least one overflow while running
+    _settle(target, prog.pid)
+    _sh(target, "wpp-trigger 70")
+    res = _sh(target, f"wpp-status --compare {prog.pid}", timeout=300, check=False)
+    assert res.exit_code == 0, res.stdout
+    pages = int(res.stdout.split("pagemap ")[1].split()[0])
+    assert pages > 34816
     _sh(target, f"kill -CONT {prog.pid}")
 
 
