@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # kernel/dev/refresh.sh DIR - write DIR's commits since wpp-base back to
-# kernel/patches/ (git format-patch, stable output: zero commit ids, no
+# kernel/patches/ (git format-patch, stable output: zero commit ids, full blob ids, no
 # signature) and copy back driver files that are real files (not symlinks)
 # in DIR/drivers/misc/wpp/. Uncommitted changes outside the driver are an error.
 set -euo pipefail
@@ -19,7 +19,7 @@ git -C "$DIR" rev-parse -q --verify wpp-base >/dev/null ||
 	die "$DIR has uncommitted changes" "commit them (git commit -a) first"
 
 rm -f "$REPO"/kernel/patches/*.patch
-git -C "$DIR" format-patch -q --zero-commit --no-signature --no-stat \
+git -C "$DIR" format-patch -q --zero-commit --no-signature --no-stat --full-index \
 	-o "$REPO/kernel/patches" wpp-base..HEAD
 for f in "$DIR"/drivers/misc/wpp/*; do
 	[ -L "$f" ] && continue
