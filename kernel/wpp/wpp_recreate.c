@@ -721,8 +721,10 @@ static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 				rc->pages_zero++;
 				continue;
 			}
-			/* writable: a plain copy into the (current) new mm; else a forced
-			 * write like ptrace's, which breaks COW of read-only private maps */
+			/*
+			 * writable: a plain copy into the (current) new mm; else a forced
+			 * write like ptrace's, which breaks COW of read-only private maps
+			 */
 			if (kind == RC_ANON && (rc->regions[r].flags & VM_WRITE) &&
 			    !copy_to_user((void __user *)(unsigned long)va, page, PAGE_SIZE)) {
 				rc->pages_written++;
@@ -889,7 +891,7 @@ static void rc_set_misc(struct wpp_rc *rc)
 	struct task_struct *t = current;
 
 	set_fs_pwd(t->fs, &rc->cwd);
-	t->fs->umask = rc->pcb->umask & S_IRWXUGO;
+	t->fs->umask = rc->pcb->umask & 0777;
 	__set_task_comm(t, rc->pcb->comm, true);
 	t->personality = rc->pcb->personality;
 	t->clear_child_tid = (int __user *)(unsigned long)rc->pcb->clear_child_tid;
@@ -961,6 +963,13 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 		ret = rc_check_binary(rc, ubin);
 	if (ret)
 		return ret;
+	if (rc->pcb->flags & WPP_PCB_F_MULTI_THREAD)
+		return rc_fail(rc, -EOPNOTSUPP,
+			       "pid %d had several threads and only one thread's state was saved (wpp.allow_threads)",
+			       rc->pcb->pid);
+	if (rc->pcb->flags & WPP_PCB_F_FILES_TRUNC)
+		pr_warn("recreate: pid %d had more than %d open files: only the lowest are restored\n",
+			rc->pcb->pid, WPP_PCB_FILES_MAX);
 	rc_sort_regions(rc);
 	ret = kern_path(rc->pcb->cwd, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &rc->cwd);
 	if (ret)
@@ -1030,8 +1039,10 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 			pr_warn("recreate: CONSUME failed (firmware status %d): the snapshot can be recreated again\n",
 				c.status);
 	}
-	/* track again: Init (the firmware forgets the restored snapshot), then
-	 * the address space as after an exec (eager/batched send it all now) */
+	/*
+	 * track again: Init (the firmware forgets the restored snapshot), then
+	 * the address space as after an exec (eager/batched send it all now)
+	 */
 	__wpp_clone_end(t, 0);
 	rc->slot_claimed = false;
 	__wpp_exec_done();

@@ -22,6 +22,7 @@
  *   ENOENT      a file the process had open or mapped, or its cwd, is missing
  *   EBUSY       a process is tracked right now, or another recreate runs
  *   EINVAL      the caller cannot be replaced (threads, shared files/fs/sighand)
+ *   EOPNOTSUPP  the persisted process had several threads (wpp.allow_threads)
  *   ENODEV      no WPP firmware answering
  */
 #ifndef WPP_RECREATE_H
