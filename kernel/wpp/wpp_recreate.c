@@ -367,6 +367,10 @@ static int rc_prepare_regions(struct wpp_rc *rc)
 				rc->kind[i] = RC_VVAR;
 			else
 				rc->kind[i] = RC_ANON;
+			if (rc->kind[i] == RC_VDSO && r->length != vdso_image_64.size)
+				return rc_fail(rc, -EPROTO,
+					       "the vDSO of this kernel (%lu bytes) is not the saved one (%llu bytes): recreate on the kernel that persisted",
+					       vdso_image_64.size, r->length);
 			continue;
 		}
 		/* shared anonymous memory is a shmem file named after /dev/zero */
