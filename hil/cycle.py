@@ -24,9 +24,7 @@ from hil.timeout import wait_for
 
 MODES = ("eager", "batched", "lazy")
 COUNTER_BIN = "/usr/bin/wpp-counter"
-TRIGGER = "/dev/wpp-trigger"
 MODE_PARAM = "/sys/module/wpp/parameters/mode"
-POWER_LOSS_MAGIC = 10
 
 _COUNTER_LINE = re.compile(r"^wpp-counter: n=(?P<n>\d+) (?P<rest>.*)$")
 
@@ -149,9 +147,11 @@ def format_table(reports: list[CycleReport]) -> str:
 class CycleRunner:
     """Runs persist -> cut -> boot -> recreate cycles of one program on one target.
 
-    `data_dir` must be on storage that survives the cut (the twin's virtual disk, the
-    board's disk): the counter's open files live there and are reopened by the
-    recreator. `on_step` receives human-readable progress (the demo prints it).
+    The kernel-facing steps go through `hil.target.WppSession`; this adds the phase
+    timings and the continuation checks. `data_dir` must be on storage that survives
+    the cut (the twin's /data disk, the board's disk): the counter's open files live
+    there and are reopened by the recreator. `on_step` receives human-readable progress
+    (the demo prints it).
     """
 
     def __init__(
@@ -166,6 +166,8 @@ class CycleRunner:
         hold_s: float | None = None,
         on_step: Callable[[str], None] | None = None,
     ) -> None:
+        from hil.target import WppSession
+
         if mode not in MODES:
             raise HilError(f"unknown tracking mode {mode!r}", f"use one of {', '.join(MODES)}")
         self.target = target
@@ -176,7 +178,8 @@ class CycleRunner:
         self.run_s = run_s
         self.hold_s = hold_s
         self.on_step = on_step or (lambda _msg: None)
-        self.out_path = f"{self.data_dir}/wpp-counter.out"
+        self.session = WppSession(target, out_dir=self.data_dir)
+        self.program: Any = None
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -184,7 +187,9 @@ class CycleRunner:
         return self.target.shell.run(cmd, timeout=timeout, check=check)
 
     def output(self) -> list[CounterLine]:
-        return parse_counter(self._sh(f"cat {self.out_path}", check=False).stdout)
+        if self.program is None:
+            return []
+        return parse_counter(self.session.output(self.program))
 
     def _last_line(self) -> CounterLine | None:
         lines = self.output()
@@ -210,14 +215,14 @@ class CycleRunner:
 
     def start(self) -> CounterLine:
         """Set the tracking mode and start the counter tracked; returns its first line."""
+        self.session.require()
         self._sh(f"mkdir -p {self.data_dir} && rm -f {self.data_dir}/wpp-counter.*")
         self._sh(f"echo {self.mode} > {MODE_PARAM}")
         args = (f"--buffer-mib {self.buffer_mib} --period-ms {self.period_ms} "
                 f"--state-file {self.data_dir}/wpp-counter.state "
                 f"--log-file {self.data_dir}/wpp-counter.log")
-        cmd = f"wpp-start {COUNTER_BIN} {args}"
-        self._sh(f"nohup {cmd} > {self.out_path} 2>&1 < /dev/null &")
-        self.on_step(f"started tracked: {cmd}")
+        self.program = self.session.start(f"{COUNTER_BIN} {args}", name="counter")
+        self.on_step(f"started tracked (pid {self.program.pid}): {COUNTER_BIN} {args}")
         return self._wait_progress(0, 30)
 
     def cycle(self, index: int = 1) -> CycleReport:
@@ -229,10 +234,10 @@ class CycleRunner:
         return report
 
     def _timed(self, report: CycleReport, name: str, fn: Callable[[], Any],
-               firmware_event: str | None = None, detail: str = "") -> Any:
+               firmware_event: str | None = None) -> Any:
         t0 = time.monotonic()
         result = fn()
-        phase = Phase(name, time.monotonic() - t0, detail=detail)
+        phase = Phase(name, time.monotonic() - t0)
         if firmware_event:
             phase.firmware_us = self._firmware_us(firmware_event)
         report.phases.append(phase)
@@ -240,27 +245,26 @@ class CycleRunner:
 
     def _cycle(self, report: CycleReport) -> None:
         first = self._last_line() or self._wait_progress(0, 30)
-        self._timed(report, "run", lambda: self._wait_progress(
-            first.n + max(1, int(self.run_s * 1000 / self.period_ms)) - 1,
-            self.run_s + 30))
-        self.on_step(f"counting: {self._last_line().raw if self._last_line() else '?'}")
-        self._timed(report, "persist",
-                    lambda: self._sh(f"echo {POWER_LOSS_MAGIC} > {TRIGGER}", timeout=120),
-                    firmware_event="persist")
-        report.before = self._last_line()
-        self.on_step(f"power-loss procedure done; last line: "
-                     f"{report.before.raw if report.before else '(none)'}")
+        iterations = max(1, int(self.run_s * 1000 / self.period_ms))
+        line = self._timed(report, "run", lambda: self._wait_progress(
+            first.n + iterations - 1, self.run_s + 30))
+        self.on_step(f"counting: {line.raw}")
+        self._timed(report, "persist", lambda: self.session.trigger(), firmware_event="persist")
+        before = self._last_line()
+        if before is None:
+            raise HilError("the counter printed nothing before the power-loss procedure")
+        report.before = before
+        self.on_step(f"power-loss procedure done; last line before the cut: {before.raw}")
         self._timed(report, "power cut", lambda: self.target.power_cut(self.hold_s))
-        self.on_step("mains cut and restored")
-        self._timed(report, "boot", lambda: self.target.boot())
-        self.on_step("booted; recreating")
-        assert report.before is not None
-        self._timed(report, "recreate",
-                    lambda: self._sh(f"wpp-recreate {COUNTER_BIN}", timeout=180),
-                    firmware_event="restore")
-        report.after = self._timed(report, "continue",
-                                   lambda: self._wait_progress(report.before.n, 30))
-        after = next(x for x in self.output() if x.n > report.before.n)
+        self.on_step("mains cut and restored: RAM is gone, the persistent device kept")
+        timings = self._timed(report, "boot", lambda: self.target.boot())
+        self.on_step(f"booted again (SSH after {getattr(timings, 'ssh_s', 0) or 0:.1f} s); "
+                     "recreating")
+        said = self._timed(report, "recreate", lambda: self.session.recreate(COUNTER_BIN),
+                           firmware_event="restore")
+        self.on_step(said)
+        after = self._timed(report, "continue", lambda: self._wait_progress(before.n, 30))
+        after = next(x for x in self.output() if x.n > before.n)
         report.after = after
-        report.checks = continuation_checks(report.before, after)
+        report.checks = continuation_checks(before, after)
         self.on_step(f"continued: {after.raw}")

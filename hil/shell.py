@@ -36,6 +36,12 @@ from hil.timeout import Deadline
 
 log = logging.getLogger(__name__)
 
+# paramiko logs a full traceback at ERROR whenever a host that is still booting accepts
+# TCP but sends no SSH banner yet; with no logging configured Python prints it on stderr.
+# Waiting for SSH is normal here and failures are reported by this module with a cause.
+logging.getLogger("paramiko.transport").addHandler(logging.NullHandler())
+logging.getLogger("paramiko.transport").propagate = False
+
 # Errors meaning "the connection (or the host) is gone", as opposed to a command failing.
 _CONNECTION_ERRORS = (
     paramiko.SSHException,

@@ -406,8 +406,13 @@ class WppSession:
         sysfs: str = "/sys/kernel/wpp",
         start_cmd: str = "wpp-start -d",
         recreate_cmd: str = "wpp-recreate",
+        out_dir: str = "/tmp",
     ) -> None:
         self.target = target
+        # where started programs' output goes: on storage that survives a power cut
+        # (the twin's /data disk) when the program is to be recreated, since the
+        # recreated process reopens its files
+        self.out_dir = out_dir.rstrip("/")
         self.trigger_path = trigger_path
         self.sysfs = sysfs
         self.start_cmd = start_cmd
@@ -431,12 +436,12 @@ class WppSession:
     def start(self, command: str, name: str | None = None, *, track: bool = True) -> TrackedProgram:
         """Start `command` in the background on the target, tracked unless `track=False`.
 
-        The program's output goes to ``/tmp/wpp-<name>.out`` on the target (`output`).
+        The program's output goes to ``<out_dir>/wpp-<name>.out`` on the target (`output`).
         """
         import shlex
 
         name = name or f"prog{len(self.programs)}"
-        out = f"/tmp/wpp-{name}.out"
+        out = f"{self.out_dir}/wpp-{name}.out"
         inner = f"exec {command} > {out} 2>&1 < /dev/null"
         if track:
             res = self._run(f"{self.start_cmd} sh -c {shlex.quote(inner)} < /dev/null")
