@@ -25,8 +25,9 @@ KERNEL_SCRIPT = REPO_ROOT / "kernel" / "build.sh"
 ROOTFS_SCRIPT = REPO_ROOT / "kernel" / "rootfs" / "build.sh"
 
 # The twin's kernel command line: the UART (listed last: the main console, which the
-# serial port watches) and the VGA screen, so PiKVM-style screenshots show the kernel.
-TWIN_CMDLINE = "console=tty0 console=ttyS0,115200 loglevel=6"
+# serial port watches) and the VGA screen, so PiKVM-style screenshots show the kernel;
+# the persistent device's BAR (ivshmem 1af4:1110) stays where the SMM handler finds it.
+TWIN_CMDLINE = "console=tty0 console=ttyS0,115200 loglevel=6 wpp.pin_bars=1af4:1110"
 
 
 @dataclass(frozen=True)
