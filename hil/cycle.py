@@ -25,6 +25,7 @@ from hil.timeout import wait_for
 MODES = ("eager", "batched", "lazy")
 COUNTER_BIN = "/usr/bin/wpp-counter"
 MODE_PARAM = "/sys/module/wpp/parameters/mode"
+TRIGGER = "/dev/wpp-trigger"
 
 _COUNTER_LINE = re.compile(r"^wpp-counter: n=(?P<n>\d+) (?P<rest>.*)$")
 
