@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -109,6 +110,10 @@ def test_persist_cap_and_board_scaling() -> None:
     board = runner.for_board(runner.FULL, emulated=False, pdev_bytes=None, notes=[])
     assert board.synth_sizes[-1] == 500 and board.persist_sizes[-1] == 1024
     assert board.redis_requests == 100_000 and board.sevenzip_dict_log2 == 22
+    # options on top of the full profile (--reps, --only) keep the board scaling
+    tuned = dataclasses.replace(runner.FULL, reps=2, benches=("redis",))
+    scaled = runner.for_board(tuned, emulated=True, pdev_bytes=512 << 20, notes=[])
+    assert scaled.redis_requests == 2_000 and scaled.reps == 2
     quick = runner.for_board(runner.QUICK, emulated=True, pdev_bytes=512 << 20, notes=[])
     assert quick.reps == 2 and quick.synth_sizes == (1, 10)
 
