@@ -491,24 +491,24 @@ class WppSession:
         text = self.target.debugcon_path.read_text(errors="replace")
         return [e for e in parse_log(text).events if name is None or e.name == name]
 
-    def recreate(self, binary: str, timeout: float = 120.0, *, args: str = "") -> str:
-        """Run ``wpp-recreate [args] BINARY`` in the background on the target and return its
-        ``wpp-recreate:`` report line; raises with its error line if it refuses."""
-        out = "/tmp/wpp-recreate.out"
+    def recreate(self, binary: str, timeout: float = 300.0, *, args: str = "") -> str:
+        """Run ``wpp-recreate [args] BINARY`` on the target and return its report line.
+
+        The recreator returns once the process runs again (its own descriptors are the
+        snapshot's, so it holds no SSH channel); a refusal raises with its error line.
+        """
         cmd = " ".join(x for x in (self.recreate_cmd, args, binary) if x)
-        self._run(f"rm -f {out}; nohup {cmd} > {out} 2>&1 < /dev/null &")
-        deadline = Deadline(timeout)
-        while True:
-            text = str(self._run(f"cat {out} 2>/dev/null", check=False).stdout)
-            lines = [ln for ln in text.splitlines() if ln.startswith("wpp-recreate:")]
-            if lines:
-                if "error:" in lines[0]:
-                    raise HilError(f"recreating {binary} failed: {lines[0]}",
-                                   "see dmesg and wpp-status on the target")
-                return lines[0]
-            if deadline.expired:
-                raise TimeoutExpired(f"wpp-recreate printed nothing within {timeout:.0f} s")
-            deadline.sleep(0.5)
+        res = self._run(cmd, timeout=timeout, check=False)
+        lines = [ln for ln in (res.stdout + "\n" + res.stderr).splitlines()
+                 if ln.startswith("wpp-recreate:")]
+        errors = [ln for ln in lines if "error:" in ln]
+        if res.exit_code != 0 or errors:
+            why = errors[0] if errors else (lines[-1] if lines else res.stderr.strip()[-300:])
+            raise HilError(f"recreating {binary} failed: {why}",
+                           "see dmesg ('wpp: recreate refused: ...') and wpp-status on the target")
+        if not lines:
+            raise HilError(f"wpp-recreate exited 0 but printed no report: {res.stdout!r}")
+        return lines[-1]
 
     def cleanup(self) -> None:
         """Stop the programs this session started, if the target is still up."""

@@ -17,6 +17,7 @@ class FakeShell:
     """Answers like the guest's shell; records every command."""
 
     has_trigger: bool = True
+    recreate_refuses: bool = False
     commands: list[str] = field(default_factory=list)
 
     def run(self, command: str, timeout: float = 60, check: bool = True) -> CommandResult:
@@ -27,13 +28,16 @@ class FakeShell:
             return CommandResult(command, 0, "4242\n", "")
         if command.startswith("cat /sys/kernel/wpp/tracked_pid"):
             return CommandResult(command, 0, "4242\n", "")
-        if command.startswith("cat /tmp/wpp-recreate.out"):
+        if command.startswith("wpp-recreate"):
+            if self.recreate_refuses:
+                return CommandResult(command, 1, "",
+                                     "wpp-recreate: error: snapshot incomplete (no marker)\n")
             return CommandResult(command, 0, "noise\nwpp-recreate: recreated pid 4242\n", "")
         return CommandResult(command, 0, "", "")
 
 
-def make(has_trigger: bool = True) -> tuple[WppSession, FakeShell]:
-    shell = FakeShell(has_trigger)
+def make(has_trigger: bool = True, refuses: bool = False) -> tuple[WppSession, FakeShell]:
+    shell = FakeShell(has_trigger, refuses)
     target = Target(load().board("emulated"), shell=shell)
     return WppSession(target), shell
 
@@ -59,7 +63,19 @@ def test_untracked_programs_bypass_wpp_start() -> None:
 def test_recreate_returns_the_report_line() -> None:
     session, shell = make()
     assert session.recreate("/usr/bin/wpp-counter") == "wpp-recreate: recreated pid 4242"
-    assert "nohup wpp-recreate /usr/bin/wpp-counter >" in shell.commands[0]
+    assert shell.commands[0] == "wpp-recreate /usr/bin/wpp-counter"
+
+
+def test_recreate_refusal_raises_with_its_reason() -> None:
+    session, _ = make(refuses=True)
+    with pytest.raises(HilError, match="snapshot incomplete"):
+        session.recreate("/usr/bin/wpp-counter")
+
+
+def test_outputs_go_to_out_dir() -> None:
+    shell = FakeShell()
+    session = WppSession(Target(load().board("emulated"), shell=shell), out_dir="/data/")
+    assert session.start("wpp-counter", name="c").out_path == "/data/wpp-c.out"
 
 
 def test_missing_kernel_support_is_a_clear_error() -> None:
