@@ -166,6 +166,7 @@ class CycleRunner:
         run_s: float = 3.0,
         hold_s: float | None = None,
         on_step: Callable[[str], None] | None = None,
+        after_cut: Callable[[], None] | None = None,
     ) -> None:
         from hil.target import WppSession
 
@@ -179,6 +180,7 @@ class CycleRunner:
         self.run_s = run_s
         self.hold_s = hold_s
         self.on_step = on_step or (lambda _msg: None)
+        self.after_cut = after_cut  # e.g. inspect the persistent device while the board is off
         self.session = WppSession(target, out_dir=self.data_dir)
         self.program: Any = None
 
@@ -258,6 +260,8 @@ class CycleRunner:
         self.on_step(f"power-loss procedure done; last line before the cut: {before.raw}")
         self._timed(report, "power cut", lambda: self.target.power_cut(self.hold_s))
         self.on_step("mains cut and restored: RAM is gone, the persistent device kept")
+        if self.after_cut is not None:
+            self.after_cut()
         timings = self._timed(report, "boot", lambda: self.target.boot())
         self.on_step(f"booted again (SSH after {getattr(timings, 'ssh_s', 0) or 0:.1f} s); "
                      "recreating")

@@ -38,14 +38,15 @@ def run_demo(board: Board, mode: str = "eager", cycles: int = 1) -> list[CycleRe
         timings = target.boot()
         say(f"booted: firmware banner after {timings.banner_s or 0:.1f} s, "
             f"SSH after {timings.ssh_s or 0:.1f} s")
-        runner = CycleRunner(target, mode=mode, on_step=lambda m: say(m))
+        pdev = Path(target.pdev_path)
+        runner = CycleRunner(target, mode=mode, on_step=say,
+                             after_cut=lambda: _show_snapshot(pdev))
         first = runner.start()
         say(f"wpp-counter runs tracked ({mode} mode): {first.raw}")
         reports = []
         for i in range(1, cycles + 1):
             report = runner.cycle(i)
             reports.append(report)
-            _show_snapshot(Path(target.pdev_path))
             if not report.ok:
                 break
         print()
