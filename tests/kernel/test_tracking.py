@@ -252,7 +252,7 @@ def test_bars_pinned_below_4g(target: Any) -> None:
     vendor, device = pins.split(",")[0].split(":")
     res = _sh(target, f"for d in /sys/bus/pci/devices/*; do "
                       f"[ $(cat $d/vendor) = 0x{vendor} ] && [ $(cat $d/device) = 0x{device} ] "
-                      f"&& cat $d/resource; done")
+                      f"&& cat $d/resource; done; true")
     starts = [int(ln.split()[0], 16) for ln in res.stdout.splitlines() if ln.strip()]
     assert any(starts), "the pinned device has no assigned BAR"
     assert all(s < 1 << 32 for s in starts if s)
