@@ -64,9 +64,9 @@ def for_board(config: BenchConfig, *, emulated: bool, pdev_bytes: int | None,
         # LRANGE_600 replies 600 values per request: payloads stay at 4 KiB on TCG.
         config = dataclasses.replace(config, redis_requests=2_000,
                                      redis_payloads=(64, 1024, 4096),
-                                     sevenzip_dict_log2=20, neighbour_reps=3)
+                                     sevenzip_dict_log2=18, neighbour_reps=3)
         notes.append("emulated board: 2000 redis requests per test and payloads up to "
-                     "4 KiB, 7z up to a 2**20 dictionary, 3 neighbour runs (TCG is ~10x "
+                     "4 KiB, 7z with a 2**18 dictionary, 3 neighbour runs (TCG is ~10x "
                      "slower than the host)")
     cap = persist.max_size_mib(pdev_bytes)
     psizes = config.persist_sizes

@@ -103,7 +103,7 @@ def test_persist_cap_and_board_scaling() -> None:
     twin = runner.for_board(runner.FULL, emulated=True, pdev_bytes=512 << 20, notes=notes)
     assert twin.persist_sizes == (1, 16, 64, 256, 448)
     assert 500 not in twin.synth_sizes
-    assert twin.redis_requests == 2_000 and twin.sevenzip_dict_log2 == 20
+    assert twin.redis_requests == 2_000 and twin.sevenzip_dict_log2 == 18
     assert max(twin.redis_payloads) == 4096
     assert any("capped at 448 MiB" in n for n in notes)
     assert any("TCG" in n for n in notes)
