@@ -291,6 +291,17 @@ _Route = Callable[[_Request], "dict[str, Any] | _Raw | None"]
 _SMALL_BODY = 4 * 1024 * 1024
 
 
+def atx_action_button(action: str, power_led: bool) -> str | None:
+    """The button kvmd presses for an ATX power `action`, or None when there is nothing
+    to do: kvmd acts only when the power LED shows the opposite of what is asked."""
+    return {
+        "on": None if power_led else "power",
+        "off": "power" if power_led else None,
+        "off_hard": "power_long" if power_led else None,
+        "reset_hard": "reset" if power_led else None,
+    }[action]
+
+
 def _valid_name(name: str) -> str:
     if not name or "/" in name or "\\" in name or "\0" in name or name.startswith("."):
         raise KvmdBadParamError(f"invalid image name {name!r}")
@@ -767,13 +778,7 @@ class SimulatedBoardBackend:
     def atx_power(self, action: str, wait: bool) -> None:
         with self._lock:  # decide and claim the buttons atomically
             self._check_atx()
-            led = self.power_led
-            button = {
-                "on": None if led else "power",
-                "off": "power" if led else None,
-                "off_hard": "power_long" if led else None,
-                "reset_hard": "reset" if led else None,
-            }[action]
+            button = atx_action_button(action, self.power_led)
             if button is None:
                 return
             self._atx_busy = True

@@ -31,6 +31,7 @@ from hil.pikvm_server import (
     KvmdError,
     KvmdUnavailableError,
     SimulatedBoardBackend,
+    atx_action_button,
 )
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,7 @@ class QemuKvmdBackend:
             return AtxState(True, self._atx_busy, self.machine.running, False)
 
     def atx_power(self, action: str, wait: bool) -> None:
-        led = self.machine.running
-        button = {
-            "on": None if led else "power",
-            "off": "power" if led else None,
-            "off_hard": "power_long" if led else None,
-            "reset_hard": "reset" if led else None,
-        }[action]
+        button = atx_action_button(action, self.machine.running)
         if button is None:
             with self._lock:
                 self._check_atx()
