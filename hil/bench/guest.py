@@ -23,6 +23,18 @@ UNTRACKED = "untracked"
 VARIANTS = (UNTRACKED, *MODES)
 
 
+ALLOW_THREADS = "/sys/module/wpp/parameters/allow_threads"
+
+
+def allow_threads(on: bool) -> str:
+    """Let a tracked process start threads (redis-server 7 runs background-job threads).
+
+    Tracking cost can be measured that way; such a snapshot is not recreatable (the
+    kernel refuses it), which a benchmark never asks for.
+    """
+    return f"echo {1 if on else 0} > {ALLOW_THREADS}"
+
+
 def set_mode(mode: str) -> str:
     """Select the tracking mode of the next tracked process (refused while one runs)."""
     if mode not in MODES:

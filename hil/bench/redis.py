@@ -72,7 +72,10 @@ def run(target: Any, report: BenchReport, *, tests: Sequence[str], payloads: Seq
                 continue
             step(f"redis {v} (run {rep}/{reps})")
             pid = 0
+            tracked = v != guest.UNTRACKED
             try:
+                if tracked:  # a kernel without the switch refuses: NO_THREADS below
+                    target.shell.run(guest.allow_threads(True), timeout=30, check=False)
                 pid = remote.start(target, v, guest.redis_server(PORT), OUT)
                 _wait_ready(target, pid)
                 for d in payloads:
@@ -93,3 +96,5 @@ def run(target: Any, report: BenchReport, *, tests: Sequence[str], payloads: Seq
                 if pid:
                     target.shell.run(guest.redis_shutdown(PORT), timeout=30, check=False)
                     remote.stop(target, [pid])
+                if tracked:
+                    target.shell.run(guest.allow_threads(False), timeout=30, check=False)

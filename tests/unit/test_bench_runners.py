@@ -45,6 +45,9 @@ class FakeShell:
             return Result(f"{self.tracked}\n")
         if cmd.startswith("echo ") and "parameters/mode" in cmd and "wpp-synth" not in cmd:
             return Result("")
+        if cmd in (guest.allow_threads(True), guest.allow_threads(False)):
+            # a kernel that refuses threads has no allow_threads parameter at all
+            return Result("", 1 if self.threads_refused else 0)
         if "& echo $!" in cmd:
             if "wpp-start" in cmd:
                 self.tracked = 77
@@ -106,6 +109,11 @@ def test_ratios_from_a_target_with_wpp(tmp_path: Path) -> None:
                for c in synth)
     assert any("redis-server" in c and "--appendonly no" in c and "wpp-start" in c
                for c in shell.log)
+    # redis-server runs threads: a tracked run allows them first and forbids them after
+    on, off = guest.allow_threads(True), guest.allow_threads(False)
+    tracked_redis = next(i for i, c in enumerate(shell.log)
+                         if "redis-server" in c and "wpp-start" in c)
+    assert on in shell.log[:tracked_redis] and off in shell.log[tracked_redis:]
     assert {p.name for p in out.plots} == {"synthetic.png", "redis.png", "neighbours.png"}
 
 
