@@ -1012,6 +1012,9 @@ static int ev_restore(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len, wpp_u6
 
 	ctx->snap = h;
 	ctx->state = WPP_STATE_RESTORED;
+	/* A recreated process persists as the next snapshot, not as number 1 again. */
+	if (ctx->persist_seq < h.sequence)
+		ctx->persist_seq = h.sequence;
 	res[0] = h.sections[WPP_SNAP_SEC_REGIONS].count;
 	res[1] = h.page_count;
 	res[2] = h.sections[WPP_SNAP_SEC_METADATA].length;

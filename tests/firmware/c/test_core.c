@@ -638,6 +638,10 @@ static void t_roundtrip(void)
 	/* tracking is refused until INIT */
 	CHECK_EQ(add_page(&hp2, 0x1000, ram_page(1)), WPP_E_STATE);
 	CHECK(host_log_contains(&hp2, "wpp: restore status=0 seq=1 pages=300"));
+	/* the recreated process' next persist continues the sequence, cycle after cycle */
+	CHECK_EQ(ev(&hp2, WPP_EV_INIT), WPP_OK);
+	CHECK_EQ(ev(&hp2, WPP_EV_PERSIST), WPP_OK);
+	CHECK(host_log_contains(&hp2, "wpp: persist status=0 seq=2 "));
 	check_log_format(&hp2);
 	host_platform_close(&hp2);
 }
