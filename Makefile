@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # source and build deps, the guest image's userland, and SSH peers for the tests.
 APT_PACKAGES := \
 	qemu-system-x86 qemu-utils flashrom openssl e2fsprogs ser2net \
-	build-essential gcc-multilib nasm acpica-tools m4 bison flex bc cpio xz-utils file kmod \
+	build-essential gcc-multilib nasm acpica-tools m4 bison flex bc cpio xz-utils file kmod patch \
 	dpkg-dev rsync git curl pkg-config zlib1g-dev libpci-dev libelf-dev libssl-dev \
 	linux-source-6.1 busybox-static dropbear-bin openssh-client openssh-server openssh-sftp-server gdb \
 	redis-server redis-tools p7zip-full python3-venv python3-dev
