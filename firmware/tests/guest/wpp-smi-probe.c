@@ -56,11 +56,14 @@ static void *payload(void)
 	return (void *)(mbox + WPP_MAILBOX_HDR_SIZE);
 }
 
-/* Issue one event; magic/event overrides let us test the firmware's checks. */
-static int call_raw(const char *cmd, uint8_t port_ev, uint16_t hdr_ev, uint32_t magic,
-		    uint32_t len)
+/*
+ * Fill the mailbox header and raise the SMI. magic/event overrides let us test the
+ * firmware's checks. Returns -1 when the /dev/port write failed, else 0.
+ */
+static int raise_smi(uint8_t port_ev, uint16_t hdr_ev, uint32_t magic, uint32_t len)
 {
 	struct wpp_mailbox_hdr *h = hdr();
+	int rc = 0;
 
 	seq++;
 	h->magic = magic;
@@ -73,11 +76,24 @@ static int call_raw(const char *cmd, uint8_t port_ev, uint16_t hdr_ev, uint32_t 
 	__sync_synchronize();
 	if (port_fd >= 0) {
 		if (pwrite(port_fd, &port_ev, 1, WPP_APM_CNT_PORT) != 1)
-			fprintf(stderr, "wpp-probe error=devport_write errno=%d\n", errno);
+			rc = -1;
 	} else {
 		outb(port_ev, WPP_APM_CNT_PORT);
 	}
 	__sync_synchronize();
+	if (rc == 0 && h->seq_ack != seq)
+		unanswered = 1;
+	return rc;
+}
+
+/* Issue one event and print the answer. */
+static int call_raw(const char *cmd, uint8_t port_ev, uint16_t hdr_ev, uint32_t magic,
+		    uint32_t len)
+{
+	struct wpp_mailbox_hdr *h = hdr();
+
+	if (raise_smi(port_ev, hdr_ev, magic, len))
+		fprintf(stderr, "wpp-probe error=devport_write errno=%d\n", errno);
 	printf("wpp-probe cmd=%s event=0x%02x status=%d status_name=%s seq=%u seq_ack=%u "
 	       "r0=%llu r1=%llu r2=%llu r3=%llu", cmd, port_ev, h->status,
 	       status_name(h->status), seq, h->seq_ack,
@@ -96,27 +112,9 @@ static int call(const char *cmd, uint8_t ev, uint32_t len)
 /* Same as call() without printing (bulk loops). */
 static int call_quiet(uint8_t ev, uint32_t len)
 {
-	struct wpp_mailbox_hdr *h = hdr();
-
-	seq++;
-	h->magic = WPP_MAILBOX_MAGIC;
-	h->abi_version = WPP_ABI_VERSION;
-	h->event = ev;
-	h->seq = seq;
-	h->seq_ack = 0;
-	h->status = -1;
-	h->payload_len = len;
-	__sync_synchronize();
-	if (port_fd >= 0) {
-		if (pwrite(port_fd, &ev, 1, WPP_APM_CNT_PORT) != 1)
-			return -1;
-	} else {
-		outb(ev, WPP_APM_CNT_PORT);
-	}
-	__sync_synchronize();
-	if (h->seq_ack != seq)
-		unanswered = 1;
-	return h->status;
+	if (raise_smi(ev, ev, WPP_MAILBOX_MAGIC, len))
+		return -1;
+	return hdr()->status;
 }
 
 static uint64_t num(const char *s)
