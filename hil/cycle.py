@@ -268,7 +268,8 @@ class CycleRunner:
         said = self._timed(report, "recreate", lambda: self.session.recreate(COUNTER_BIN),
                            firmware_event="restore")
         self.on_step(said)
-        after = self._timed(report, "continue", lambda: self._wait_progress(before.n, 30))
+        self._timed(report, "continue", lambda: self._wait_progress(before.n, 30))
+        # the first line after the cut, not the newest: n+1 is what must hold
         after = next(x for x in self.output() if x.n > before.n)
         report.after = after
         report.checks = continuation_checks(before, after)
