@@ -15,6 +15,7 @@ import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,11 @@ class SerialRelay:
         self._tcp.listen(4)
         self.port = self._tcp.getsockname()[1]
         self._log = open(logfile, "ab", buffering=0)  # noqa: SIM115 - lives with the relay
-        for target, name in ((self._accept_qemu, "serial-qemu"), (self._accept_tcp, "serial-tcp")):
-            threading.Thread(target=target, name=name, daemon=True).start()
+        for listener, adopt, pump, name in (
+                (self._unix, self._adopt_qemu, self._pump_qemu, "serial-qemu"),
+                (self._tcp, self._adopt_client, self._pump_client, "serial-client")):
+            threading.Thread(target=self._serve, args=(listener, adopt, pump, name),
+                             name=name, daemon=True).start()
 
     def close(self) -> None:
         self._stop.set()
@@ -64,28 +68,43 @@ class SerialRelay:
             self.qemu_socket.unlink()
         self._log.close()
 
-    def _accept_qemu(self) -> None:
+    def _serve(self, listener: socket.socket, adopt: Callable[[socket.socket], None],
+               pump: Callable[[socket.socket], None], name: str) -> None:
+        """Accept until close() shuts the listener; each connection gets its own pump thread."""
         while not self._stop.is_set():
             try:
-                conn, _ = self._unix.accept()
+                conn, _ = listener.accept()
             except OSError:
                 return
-            with self._lock:
-                old, self._qemu = self._qemu, conn
-            if old is not None:
-                with contextlib.suppress(OSError):
-                    old.close()
-            threading.Thread(target=self._pump_qemu, args=(conn,), daemon=True,
-                             name="serial-from-qemu").start()
+            adopt(conn)
+            threading.Thread(target=pump, args=(conn,), daemon=True, name=f"{name}-pump").start()
 
-    def _pump_qemu(self, conn: socket.socket) -> None:
+    def _adopt_qemu(self, conn: socket.socket) -> None:
+        with self._lock:
+            old, self._qemu = self._qemu, conn
+        if old is not None:
+            with contextlib.suppress(OSError):
+                old.close()
+
+    def _adopt_client(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._clients.append(conn)
+
+    @staticmethod
+    def _chunks(conn: socket.socket) -> Iterator[bytes]:
+        """What a peer sends, until it hangs up or the socket fails (both end a pump alike)."""
         while True:
             try:
                 data = conn.recv(4096)
             except OSError:
-                data = b""
+                return
             if not data:
-                break
+                return
+            yield data
+
+    def _pump_qemu(self, conn: socket.socket) -> None:
+        for data in self._chunks(conn):
             with contextlib.suppress(ValueError, OSError):
                 self._log.write(data)
             with self._lock:
@@ -101,26 +120,8 @@ class SerialRelay:
         with contextlib.suppress(OSError):
             conn.close()
 
-    def _accept_tcp(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._tcp.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._clients.append(conn)
-            threading.Thread(target=self._pump_client, args=(conn,), daemon=True,
-                             name="serial-from-client").start()
-
     def _pump_client(self, conn: socket.socket) -> None:
-        while True:
-            try:
-                data = conn.recv(4096)
-            except OSError:
-                data = b""
-            if not data:
-                break
+        for data in self._chunks(conn):
             with self._lock:
                 qemu = self._qemu
             if qemu is not None:  # typing into a powered-off board goes nowhere
