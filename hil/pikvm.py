@@ -463,6 +463,9 @@ class PiKvmClient:
             passwd += totp(self._totp_secret)
         return {"X-KVMD-User": self.user, "X-KVMD-Passwd": passwd}
 
+    def _api_url(self, path: str) -> str:
+        return f"{self.url}/api{path}"
+
     def _warn_insecure_once(self) -> None:
         if not self.verify and not self._warned_insecure:
             self._warned_insecure = True
@@ -486,7 +489,7 @@ class PiKvmClient:
 
         `body` may be a factory so a retried upload re-reads the file from the start.
         """
-        url = f"{self.url}/api{path}"
+        url = self._api_url(path)
         self._warn_insecure_once()
         timeout = (self.timeout, read_timeout or self.timeout)
         delay = self.backoff
@@ -565,21 +568,14 @@ class PiKvmClient:
             kvmd_message=kvmd_message,
         )
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: bytes | Callable[[], Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        read_timeout: float | None = None,
-    ) -> Any:
-        """A request whose answer is kvmd's JSON envelope; returns its ``result``."""
-        resp = self._send(
-            method, path, params=params, body=body, headers=headers, read_timeout=read_timeout
-        )
-        url = f"{self.url}/api{path}"
+    def _call(self, method: str, path: str, **request: Any) -> Any:
+        """A request whose answer is kvmd's JSON envelope; returns its ``result``.
+
+        `request` takes `_send`'s keywords: every request goes the one way through `_send`
+        (retries, auth headers, TLS), only the envelope check is added here.
+        """
+        resp = self._send(method, path, **request)
+        url = self._api_url(path)
         try:
             payload = resp.json()
         except ValueError:
@@ -660,7 +656,7 @@ class PiKvmClient:
         resp = self._send("GET", "/streamer/snapshot", params=params)
         data = resp.content
         if not data.startswith(b"\xff\xd8"):
-            url = f"{self.url}/api/streamer/snapshot"
+            url = self._api_url("/streamer/snapshot")
             raise PiKvmProtocolError(
                 f"PiKVM snapshot from {url} is not a JPEG "
                 f"(Content-Type {resp.headers.get('Content-Type')!r})",
