@@ -302,6 +302,16 @@ def atx_action_button(action: str, power_led: bool) -> str | None:
     }[action]
 
 
+def perform_op(work: Callable[[], None], wait: bool, name: str) -> None:
+    """Run a long operation (an ATX press, a GPIO pulse) the way kvmd's ``wait`` flag asks:
+    wait=1 answers after it is done, wait=0 answers at once while it runs in the background
+    (the caller has marked it busy, so a second request meanwhile gets 409)."""
+    if wait:
+        work()
+    else:
+        threading.Thread(target=work, daemon=True, name=name).start()
+
+
 def _valid_name(name: str) -> str:
     if not name or "/" in name or "\\" in name or "\0" in name or name.startswith("."):
         raise KvmdBadParamError(f"invalid image name {name!r}")
@@ -798,10 +808,7 @@ class SimulatedBoardBackend:
 
     def _run_press(self, button: str, wait: bool) -> None:
         duration = self.long_press_s if button == "power_long" else self.press_s
-        if wait:
-            self._press(button, duration)
-        else:
-            threading.Thread(target=self._press, args=(button, duration), daemon=True).start()
+        perform_op(lambda: self._press(button, duration), wait, f"atx-{button}")
 
     def _press(self, button: str, duration: float) -> None:
         try:
@@ -897,10 +904,7 @@ class SimulatedBoardBackend:
                 self._gpio_set(channel, False)
                 self._gpio_busy.discard(channel)
 
-        if wait:
-            finish()
-        else:
-            threading.Thread(target=finish, daemon=True).start()
+        perform_op(finish, wait, f"gpio-pulse-{channel}")
 
     # -- MSD --------------------------------------------------------------------------------
 

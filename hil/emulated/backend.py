@@ -32,6 +32,7 @@ from hil.pikvm_server import (
     KvmdUnavailableError,
     SimulatedBoardBackend,
     atx_action_button,
+    perform_op,
 )
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,7 @@ class QemuKvmdBackend:
             self._check_atx()
             self._atx_busy = True
         duration = self.long_press_s if button == "power_long" else self.press_s
-        if wait:
-            self._press(button, duration)
-        else:
-            threading.Thread(target=self._press, args=(button, duration), daemon=True,
-                             name=f"atx-{button}").start()
+        perform_op(lambda: self._press(button, duration), wait, f"atx-{button}")
 
     def _press(self, button: str, duration: float) -> None:
         try:
@@ -191,10 +188,7 @@ class QemuKvmdBackend:
                 with self._lock:
                     self._relay_busy = False
 
-        if wait:
-            finish()
-        else:
-            threading.Thread(target=finish, daemon=True, name="relay-pulse").start()
+        perform_op(finish, wait, "relay-pulse")
 
     # -- MSD ------------------------------------------------------------------------------
 
