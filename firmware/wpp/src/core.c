@@ -497,6 +497,8 @@ struct slot_iter {
 	wpp_u32 i;
 	unsigned int b;
 	wpp_u32 max_hw;
+	wpp_u64 seen;
+	wpp_u64 expect;
 };
 
 static int next_slot(struct wpp_ctx *ctx, struct slot_iter *it, struct wpp_page_mapping *e)
@@ -516,7 +518,7 @@ static int next_slot(struct wpp_ctx *ctx, struct slot_iter *it, struct wpp_page_
 	return 0;
 }
 
-static void slot_iter_init(struct wpp_ctx *ctx, struct slot_iter *it)
+static void slot_iter_init(struct wpp_ctx *ctx, struct slot_iter *it, wpp_u64 npages)
 {
 	it->i = 0;
 	it->b = 0;
@@ -524,6 +526,33 @@ static void slot_iter_init(struct wpp_ctx *ctx, struct slot_iter *it)
 	for (unsigned int b = 0; b < WPP_PAGE_BUCKETS; b++)
 		if (ctx->bucket_hw[b] > it->max_hw)
 			it->max_hw = ctx->bucket_hw[b];
+	it->seen = 0;
+	it->expect = npages;
+}
+
+/*
+ * Next used slot of a persist walk. The slots are OS-writable: a walk that
+ * finds more or fewer pages than count_pages() counted means they changed
+ * under us, and the snapshot would not match its header. Returns 1 with *e
+ * filled; at the end 0 with *rc WPP_OK, or WPP_E_STATE if the count is off.
+ */
+static int next_counted_slot(struct wpp_ctx *ctx, struct slot_iter *it,
+			     struct wpp_page_mapping *e, int *rc)
+{
+	*rc = WPP_OK;
+	if (next_slot(ctx, it, e)) {
+		if (it->seen < it->expect) {
+			it->seen++;
+			return 1;
+		}
+		wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu", U(it->expect));
+		*rc = WPP_E_STATE;
+	} else if (it->seen != it->expect) {
+		wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu found=%llu",
+			 U(it->expect), U(it->seen));
+		*rc = WPP_E_STATE;
+	}
+	return 0;
 }
 
 /* Add one page (a local, validated copy) to the current run. */
@@ -595,24 +624,15 @@ static int persist_pages_sorted(struct wpp_ctx *ctx, wpp_u64 npages, struct pers
 	struct wpp_page_mapping *v = (struct wpp_page_mapping *)scratch(ctx);
 	struct slot_iter it;
 	struct wpp_page_mapping e;
-	wpp_u64 n = 0;
 	int rc;
 
-	slot_iter_init(ctx, &it);
-	while (next_slot(ctx, &it, &e)) {
-		if (n == npages) {
-			wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu", U(npages));
-			return WPP_E_STATE;
-		}
-		v[n++] = e;
-	}
-	if (n != npages) {
-		wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu found=%llu",
-			 U(npages), U(n));
-		return WPP_E_STATE;
-	}
-	sort_by_phys(v, n);
-	for (wpp_u64 i = 0; i < n; i++) {
+	slot_iter_init(ctx, &it, npages);
+	while (next_counted_slot(ctx, &it, &e, &rc))
+		v[it.seen - 1] = e;
+	if (rc != WPP_OK)
+		return rc;
+	sort_by_phys(v, npages);
+	for (wpp_u64 i = 0; i < npages; i++) {
 		wpp_u64 pa;
 
 		memcpy(&pa, &v[i].physical_address, sizeof(pa));	/* one fetch */
@@ -625,8 +645,8 @@ static int persist_pages_sorted(struct wpp_ctx *ctx, wpp_u64 npages, struct pers
 		return rc;
 	/* The list goes out after the pages: the runs only read RAM, the scratch
 	 * buffer stays untouched until this write has completed. */
-	w->crc = wpp_crc32(0, v, n * sizeof(*v));
-	rc = dev_write(ctx, w->dev_off, v, scratch_phys(ctx), n * sizeof(*v));
+	w->crc = wpp_crc32(0, v, npages * sizeof(*v));
+	rc = dev_write(ctx, w->dev_off, v, scratch_phys(ctx), npages * sizeof(*v));
 	if (rc == WPP_OK)
 		rc = dev_wait(ctx);
 	return rc;
@@ -638,27 +658,18 @@ static int persist_pages_streamed(struct wpp_ctx *ctx, wpp_u64 npages, struct pe
 {
 	struct slot_iter it;
 	struct wpp_page_mapping e;
-	wpp_u64 n = 0;
 	int rc;
 
-	slot_iter_init(ctx, &it);
-	while (next_slot(ctx, &it, &e)) {
-		if (n == npages) {
-			wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu", U(npages));
-			return WPP_E_STATE;
-		}
+	slot_iter_init(ctx, &it, npages);
+	while (next_counted_slot(ctx, &it, &e, &rc)) {
 		rc = run_add(ctx, run, e.physical_address);
 		if (rc == WPP_OK)
 			rc = list_put(ctx, w, &e, sizeof(e));
 		if (rc != WPP_OK)
 			return rc;
-		n++;
 	}
-	if (n != npages) {
-		wpp_logf(ctx->plat, "persist check=slots_changed counted=%llu found=%llu",
-			 U(npages), U(n));
-		return WPP_E_STATE;
-	}
+	if (rc != WPP_OK)
+		return rc;
 	rc = flush_run(ctx, run);
 	if (rc == WPP_OK)
 		rc = list_flush(ctx, w);
