@@ -12,24 +12,7 @@
 #include <string.h>
 
 #include "host_platform.h"
-
-static const char *dev_path;
-
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-		exit(1); \
-	} \
-} while (0)
-
-#define CHECK_EQ(a, b) do { \
-	long long _a = (long long)(a), _b = (long long)(b); \
-	if (_a != _b) { \
-		fprintf(stderr, "%s:%d: CHECK_EQ failed: %s = %lld, %s = %lld\n", __FILE__, \
-			__LINE__, #a, _a, #b, _b); \
-		exit(1); \
-	} \
-} while (0)
+#include "test_harness.h"
 
 #define MiB (1024ULL * 1024)
 
@@ -1223,11 +1206,6 @@ static void t_vsnprintf(void)
 	CHECK(!strcmp(wpp_event_name(WPP_EV_CONSUME), "consume"));
 }
 
-struct test {
-	const char *name;
-	void (*fn)(void);
-};
-
 static const struct test tests[] = {
 	{ "mailbox_checks", t_mailbox_checks },
 	{ "state_rules", t_state_rules },
@@ -1256,23 +1234,5 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "--list")) {
-		for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-			printf("%s\n", tests[i].name);
-		return 0;
-	}
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s NAME DEVICE_FILE | --list\n", argv[0]);
-		return 2;
-	}
-	dev_path = argv[2];
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (!strcmp(argv[1], tests[i].name)) {
-			tests[i].fn();
-			printf("ok %s\n", tests[i].name);
-			return 0;
-		}
-	}
-	fprintf(stderr, "unknown test %s\n", argv[1]);
-	return 2;
+	return run_named_test(argc, argv, tests, ARRAY_SIZE(tests));
 }

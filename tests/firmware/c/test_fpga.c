@@ -10,22 +10,8 @@
 #include <string.h>
 
 #include "host_platform.h"
+#include "test_harness.h"
 #include "wpp_fpga.h"
-
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-		exit(1); \
-	} \
-} while (0)
-#define CHECK_EQ(a, b) do { \
-	long long _a = (long long)(a), _b = (long long)(b); \
-	if (_a != _b) { \
-		fprintf(stderr, "%s:%d: %s = %lld, expected %lld\n", __FILE__, __LINE__, #a, \
-			_a, _b); \
-		exit(1); \
-	} \
-} while (0)
 
 /* ------------------------------------------------------------ device model */
 
@@ -186,7 +172,6 @@ static wpp_u64 m_now(void *c)
 
 /* ------------------------------------------------------------ fixtures */
 
-static const char *dev_path;
 static struct host_platform hp;
 static struct model model;
 static struct wpp_fpga fpga;
@@ -381,11 +366,6 @@ static void t_core_roundtrip(void)
 	teardown();
 }
 
-struct test {
-	const char *name;
-	void (*fn)(void);
-};
-
 static const struct test tests[] = {
 	{ "ring_geometry", t_ring_geometry },
 	{ "wraps_and_skips", t_wraps_and_skips },
@@ -398,18 +378,5 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s NAME DEVICE_FILE\n", argv[0]);
-		return 2;
-	}
-	dev_path = argv[2];
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (!strcmp(argv[1], tests[i].name)) {
-			tests[i].fn();
-			printf("ok %s\n", tests[i].name);
-			return 0;
-		}
-	}
-	fprintf(stderr, "unknown test %s\n", argv[1]);
-	return 2;
+	return run_named_test(argc, argv, tests, ARRAY_SIZE(tests));
 }
