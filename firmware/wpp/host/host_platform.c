@@ -96,6 +96,8 @@ static int dev_write(void *c, wpp_u64 off, const void *src, wpp_u64 src_phys, wp
 {
 	struct host_platform *hp = c;
 
+	if (hp->on_write)
+		hp->on_write(hp, off);
 	if (hp->fail_write)
 		return hp->fail_write;
 	if (!src)

@@ -31,6 +31,8 @@ struct host_platform {
 	long long write_budget;		/* bytes the device still accepts; < 0 = unlimited */
 	int fail_probe;			/* probe returns this status when non-zero */
 	int fail_write;			/* writes return this status when non-zero */
+	/* called at each device write: another CPU or a DMA changing memory mid-persist */
+	void (*on_write)(struct host_platform *hp, wpp_u64 off);
 	int verbose;			/* print log lines to stderr */
 	wpp_u64 clock_us;
 	/* log capture */

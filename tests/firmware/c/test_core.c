@@ -952,6 +952,53 @@ static void t_tampered_slots(void)
 	host_platform_close(&hp);
 }
 
+/* The OS changes a page slot once, at the first device write of a persist:
+ * after the pages were counted, before they are walked. */
+static int slot_change;		/* < 0: slot 0 of bucket 0 is freed; > 0: slot 1 is used */
+
+static void change_slot_once(struct host_platform *hp, wpp_u64 off)
+{
+	(void)off;
+	if (slot_change < 0) {
+		page_slot(hp, 0, 0)->virtual_address &= ~WPP_PAGE_USED;
+	} else {
+		page_slot(hp, 0, 1)->virtual_address = 0x20000 | WPP_PAGE_USED;
+		page_slot(hp, 0, 1)->physical_address = ram_page(1);
+	}
+	hp->on_write = NULL;
+}
+
+/* Slots that change between count and walk fail the persist (the header
+ * would not match the page list), and the device then holds no snapshot. */
+static void t_slots_changed(void)
+{
+	struct host_platform hp;
+
+	open_hp(&hp, 64 * MiB, 1);
+	ev(&hp, WPP_EV_INIT);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(add_page(&hp, 0x10000 + i * 0x10000, ram_page(i)), WPP_OK);	/* bucket 0 */
+	CHECK_EQ(remove_page(&hp, 0x20000, 0), WPP_OK);	/* slot 1 free, below the high water */
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+
+	slot_change = -1;
+	hp.on_write = change_slot_once;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_STATE);
+	CHECK(host_log_contains(&hp, "persist check=slots_changed counted=3 found=2"));
+	page_slot(&hp, 0, 0)->virtual_address |= WPP_PAGE_USED;
+
+	host_log_clear(&hp);
+	slot_change = 1;
+	hp.on_write = change_slot_once;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_STATE);
+	CHECK(host_log_contains(&hp, "persist check=slots_changed counted=3"));
+	CHECK(!host_log_contains(&hp, "found="));
+	CHECK(smram_intact(&hp));
+	host_platform_close(&hp);
+	/* the good snapshot's marker was invalidated first: nothing half-valid to restore */
+	CHECK_EQ(restore_status("check=marker_missing"), WPP_E_INCOMPLETE);
+}
+
 /* Simulated power loss: the device stops accepting bytes after N. */
 static void t_power_cut(void)
 {
@@ -1226,6 +1273,7 @@ static const struct test tests[] = {
 	{ "debug", t_debug },
 	{ "device_errors", t_device_errors },
 	{ "tampered_slots", t_tampered_slots },
+	{ "slots_changed", t_slots_changed },
 	{ "power_cut", t_power_cut },
 	{ "fuzz", t_fuzz },
 	{ "fuzz_restored", t_fuzz_restored },
