@@ -7,14 +7,12 @@ from pathlib import Path
 
 from hil import artifacts, parts
 from hil.cli.context import Context
-from hil.cli.options import add_board, add_json
+from hil.cli.options import add_actions, add_board, add_json
 from hil.emulated import twin
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("emulate", help="run the emulated board (QEMU twin) in the background")
-    s = p.add_subparsers(dest="action", metavar="ACTION")
-    s.required = True
+    s = add_actions(sub, "emulate", "run the emulated board (QEMU twin) in the background")
     up = s.add_parser("up", help="build/reuse the ROM, flash it, start the twin, power it on")
     add_board(up)
     up.add_argument("--rom", type=Path, help="flash this ROM instead of the built twin ROM")

@@ -7,14 +7,12 @@ from pathlib import Path
 
 from hil import parts
 from hil.cli.context import Context
-from hil.cli.options import add_board, add_json
+from hil.cli.options import add_actions, add_board, add_json
 from hil.target import Target
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("flash", help="flashrom on the board's chip (backup first, always)")
-    s = p.add_subparsers(dest="action", metavar="ACTION")
-    s.required = True
+    s = add_actions(sub, "flash", "flashrom on the board's chip (backup first, always)")
     pr = s.add_parser("probe", help="detect the chip (name, vendor, size)")
     pr.set_defaults(func=probe)
     rd = s.add_parser("read", help="read the whole chip into FILE (with a .sha256)")

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 
 from hil.cli.context import Context
-from hil.cli.options import add_board, add_json
+from hil.cli.options import add_actions, add_board, add_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inventory", help="validate and summarise the inventory")
-    s = p.add_subparsers(dest="action", metavar="ACTION")
-    s.required = True
+    s = add_actions(sub, "inventory", "validate and summarise the inventory")
     c = s.add_parser("check", help="validate inventory.yaml; print a summary (no secrets)")
     add_board(c)
     add_json(c)

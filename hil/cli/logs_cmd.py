@@ -7,13 +7,11 @@ import argparse
 from hil import parts
 from hil.cbmem import read_cbmem
 from hil.cli.context import Context
-from hil.cli.options import add_board, add_json
+from hil.cli.options import add_actions, add_board, add_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("logs", help="firmware logs from the running OS")
-    s = p.add_subparsers(dest="action", metavar="ACTION")
-    s.required = True
+    s = add_actions(sub, "logs", "firmware logs from the running OS")
     c = s.add_parser("cbmem", help="print 'cbmem -c' (all boots kept in the buffer)")
     add_board(c)
     add_json(c)

@@ -12,3 +12,12 @@ def add_board(p: argparse.ArgumentParser) -> None:
 
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_actions(
+    sub: argparse._SubParsersAction, name: str, help: str
+) -> argparse._SubParsersAction:
+    """A verb whose ACTION is required (``hil power on``): bare ``hil power`` is a usage error."""
+    actions = sub.add_parser(name, help=help).add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    return actions

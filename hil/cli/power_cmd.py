@@ -6,13 +6,11 @@ import argparse
 
 from hil import parts
 from hil.cli.context import Context
-from hil.cli.options import add_board, add_json
+from hil.cli.options import add_actions, add_board, add_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("power", help="board power: status, ATX buttons, mains cut")
-    s = p.add_subparsers(dest="action", metavar="ACTION")
-    s.required = True
+    s = add_actions(sub, "power", "board power: status, ATX buttons, mains cut")
     specs = {
         "status": "power LED and mains state",
         "on": "press power if the board is off (refused while mains are cut)",

@@ -6,14 +6,12 @@ import argparse
 from pathlib import Path
 
 from hil.cli.context import Context
-from hil.cli.options import add_json
+from hil.cli.options import add_actions, add_json
 from hil.errors import HilError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("snapshot", help="offline tools for persistent-device images")
-    s = p.add_subparsers(dest="action", metavar="ACTION")
-    s.required = True
+    s = add_actions(sub, "snapshot", "offline tools for persistent-device images")
     i = s.add_parser("inspect", help="header, counts, sections, CRC status and completion "
                      "marker of a snapshot (exit 0 for a complete one, 1 otherwise)")
     i.add_argument("file", type=Path, help="persistent-device image (the twin's pdev.img)")
