@@ -14,6 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from hil.bench.results import BenchReport, Fit, Measurement
 
@@ -43,9 +45,13 @@ def _bars(bench: str, rows: list[Measurement], out: Path) -> Path:
     if any(not r.higher_is_better for r in rows) and _spans_decades(rows):
         ax.set_yscale("log")
     ax.set_title(f"{bench}: median, whiskers min-max")
+    return _save(fig, ax, out / f"{bench}.png")
+
+
+def _save(fig: Figure, ax: Axes, path: Path) -> Path:
+    """Finish a plot the same way for every kind and free it (pyplot keeps figures alive)."""
     ax.legend()
     fig.tight_layout()
-    path = out / f"{bench}.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -77,12 +83,7 @@ def _fit_plot(fit: Fit, out: Path) -> Path:
     ax.set_title(f"{fit.name} time over memory")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    ax.legend()
-    fig.tight_layout()
-    path = out / f"{fit.bench}-{fit.name}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, out / f"{fit.bench}-{fit.name}.png")
 
 
 def write_plots(report: BenchReport, out: Path) -> list[Path]:
