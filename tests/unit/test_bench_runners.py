@@ -129,12 +129,17 @@ def test_without_wpp_baselines_still_run_and_nothing_is_a_failure(tmp_path: Path
     assert "no WPP on target" in out.table_path.read_text()
 
 
+def _redis_only(shell: FakeShell, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> runner.BenchOutput:
+    """Run only the redis bench, with a short wait for a server that will never answer."""
+    monkeypatch.setattr(redis, "READY_TIMEOUT", 0.3)
+    cfg = dataclasses.replace(CONFIG, benches=("redis",))
+    return runner.run_benchmarks(_target(shell), cfg, tmp_path, quick=True)
+
+
 def test_a_broken_workload_is_a_failure_with_its_cause(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(redis, "READY_TIMEOUT", 0.3)
-    shell = FakeShell(redis_up=False)
-    cfg = dataclasses.replace(CONFIG, benches=("redis",))
-    out = runner.run_benchmarks(_target(shell), cfg, tmp_path, quick=True)
+    out = _redis_only(FakeShell(redis_up=False), tmp_path, monkeypatch)
     failed = out.report.failures()
     assert {m.variant for m in failed} == {"untracked", "eager"}
     assert all("redis-server to answer PING" in (m.skipped or "") for m in failed)
@@ -143,10 +148,7 @@ def test_a_broken_workload_is_a_failure_with_its_cause(
 
 def test_tracked_redis_without_threads_is_a_known_limitation(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(redis, "READY_TIMEOUT", 0.3)
-    shell = FakeShell(threads_refused=True)
-    cfg = dataclasses.replace(CONFIG, benches=("redis",))
-    out = runner.run_benchmarks(_target(shell), cfg, tmp_path, quick=True)
+    out = _redis_only(FakeShell(threads_refused=True), tmp_path, monkeypatch)
     rows = {m.variant: m for m in out.report.measurements}
     assert rows["untracked"].samples == [1000.0, 1000.0]
     assert rows["eager"].limitation and "refuses threads" in (rows["eager"].skipped or "")
