@@ -1,0 +1,214 @@
+"""`Probe`: one ``wpp-counter`` run on the target, carried across power losses.
+
+``wpp-counter`` (kernel/tools) prints one line per iteration with the counter, a checksum
+of its PRNG buffer, register/FPU/SIMD self-checks, its log file's offset and, with
+``--private-map``, the state of a private file mapping. A correct recreation prints the
+very next counter value with every check ``ok`` and the same buffer checksum.
+
+The program's files (stdout, log, state, mapped file) live on storage that survives the
+cut, like on a real machine: the twin's ext4 disk at ``/data`` (the board's own disk
+there). Nothing is copied off the target: everything in memory comes back only through
+the firmware's snapshot, and the files are what the power-loss procedure wrote back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hil.timeout import wait_for
+
+COUNTER = "/usr/bin/wpp-counter"
+DATA = "/data/wpp-system"  # on the persistent disk
+LOG_LINE = 64  # wpp-counter's fixed log-line width
+MODES = ("eager", "batched", "lazy")
+
+LINE_RE = re.compile(
+    r"^wpp-counter: n=(?P<n>\d+) pid=(?P<pid>\d+) sum=(?P<sum>[0-9a-f]+) buf=(?P<buf>\w+) "
+    r"fp=(?P<fp>\S+) regs=(?P<regs>\w+) xmm=(?P<xmm>\S+) off=(?P<off>\d+) fd=(?P<fd>\w+) "
+    r"map=(?P<map>\w+) mapsum=\S+ state=(?P<state>\w+)$",
+    re.M,
+)
+START_RE = re.compile(r"^wpp-counter: start pid=\d+ .* sum=(?P<sum>[0-9a-f]+) "
+                      r"buf_addr=(?P<addr>0x[0-9a-f]+|\(nil\)) ", re.M)
+
+
+@dataclass
+class Line:
+    n: int
+    pid: int
+    sum: str
+    fp: float
+    checks: dict[str, str]
+    off: int
+
+
+def parse_lines(text: str) -> list[Line]:
+    out = []
+    for m in LINE_RE.finditer(text):
+        checks = {k: m[k] for k in ("buf", "regs", "fd", "map", "state")}
+        out.append(Line(int(m["n"]), int(m["pid"]), m["sum"], float(m["fp"]), checks,
+                        int(m["off"])))
+    return out
+
+
+def harmonic(n: int) -> float:
+    """The counter's FPU value after n iterations: sum of 1/k, added in order."""
+    s = 0.0
+    for k in range(1, n + 1):
+        s += 1.0 / k
+    return s
+
+
+def kill_tracked(target: Any) -> None:
+    """A process a failed test left tracked would block tracking and recreation."""
+    run = target.shell.run
+    run("p=$(cat /sys/kernel/wpp/tracked_pid); [ $p = 0 ] || kill -9 $p", timeout=30,
+        check=False)
+    wait_for(lambda: run("cat /sys/kernel/wpp/tracked_pid", timeout=30).stdout.strip() == "0",
+             30, "no tracked process (a previous one still exiting)")
+
+
+class Probe:
+    """One wpp-counter run across power losses; files under `DATA` on the target."""
+
+    def __init__(self, wpp: Any, *, mode: str = "eager", buffer_mib: int = 1,
+                 private_map: bool = False, name: str = "rc", period_ms: int = 200,
+                 verify_every: int = 1) -> None:
+        self.wpp = wpp
+        self.target = wpp.target
+        self.mode = mode
+        self.buffer_mib = buffer_mib
+        self.log = f"{DATA}/{name}.log"
+        self.state = f"{DATA}/{name}.state"
+        self.map = f"{DATA}/{name}.map"
+        wpp.out_dir = DATA  # stdout too: the recreated process reopens it
+        args = (f"--period-ms {period_ms} --buffer-mib {buffer_mib} --log-file {self.log} "
+                f"--state-file {self.state} --verify-every {verify_every}")
+        if private_map:
+            args += f" --private-map {self.map}"
+        self.run(f"mkdir -p {DATA} && rm -f {self.log} {self.state} {self.map} "
+                 f"{DATA}/wpp-{name}.out")
+        kill_tracked(self.target)
+        self.set_mode(mode)
+        self.prog = wpp.start(f"{COUNTER} {args}", name=name)
+        self.pid = self.prog.pid
+        self.last: Line | None = None
+        self.wait_lines(3, timeout=120 + 2 * buffer_mib)
+        # the files it created reach the disk, as on a machine that has been running a
+        # while (ext4 commits every 5 s): the power-loss procedure writes back only the
+        # files the process has open, not the one behind its private mapping
+        self.run("sync")
+        start = START_RE.search(self.output())
+        assert start, f"no start line: {self.output()[:300]}"
+        self.buf_addr = int(start["addr"], 16) if start["addr"] != "(nil)" else 0
+        self.sum0 = start["sum"]
+
+    # -- target access ---------------------------------------------------------------------
+
+    def run(self, cmd: str, timeout: float = 60, check: bool = True) -> Any:
+        return self.target.shell.run(cmd, timeout=timeout, check=check)
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.run(f"echo {mode} > /sys/module/wpp/parameters/mode")
+
+    def output(self) -> str:
+        return str(self.wpp.output(self.prog))
+
+    def lines(self) -> list[Line]:
+        return parse_lines(self.output())
+
+    def wait_lines(self, count: int, *, after: int = -1, timeout: float = 60) -> list[Line]:
+        def enough() -> list[Line] | None:
+            new = [ln for ln in self.lines() if ln.n > after]
+            return new if len(new) >= count else None
+
+        return wait_for(enough, timeout, f"{count} wpp-counter lines after n={after}")
+
+    def fw_counts(self) -> tuple[int, int]:
+        """(regions, pages) the firmware tracks now, after bringing it up to date (70)."""
+        self.run("wpp-trigger 70")
+        text = self.run("cat /sys/kernel/wpp/fw_counters").stdout
+        kv = dict(ln.split(" ", 1) for ln in text.splitlines() if " " in ln)
+        return int(kv["regions_used"]), int(kv["pages_used"])
+
+    def buffer_sha256(self) -> str:
+        """sha256 of the PRNG buffer as the process sees it, word 0 (the counter's mirror,
+        rewritten every iteration) left out; the process is stopped while it is read."""
+        length = self.buffer_mib << 20
+        res = self.run(
+            f"kill -STOP {self.pid}; dd if=/proc/{self.pid}/mem bs=1M "
+            f"iflag=skip_bytes,count_bytes skip={self.buf_addr + 8} count={length - 8} "
+            f"2>/dev/null | sha256sum; kill -CONT {self.pid}", timeout=300)
+        return str(res.stdout.split()[0])
+
+    # -- the cycle -------------------------------------------------------------------------
+
+    def persist(self) -> None:
+        """Power-loss trigger (the kernel writes the open files back), then cut mains; the
+        board stays off."""
+        self.wpp.trigger()
+        self.last = self.note_last()
+        self.target.power_cut()
+
+    def note_last(self) -> Line:
+        lines = self.lines()
+        assert lines, "the counter printed nothing before the power loss"
+        last = lines[-1]
+        assert last.pid == self.pid
+        self.last = last
+        return last
+
+    def boot(self) -> None:
+        self.target.boot()
+        self.set_mode(self.mode)
+
+    def recreate(self, args: str = "", binary: str = COUNTER) -> Any:
+        return self.run(" ".join(x for x in ("wpp-recreate", args, binary) if x), timeout=600,
+                        check=False)
+
+    def assert_continues(self, res: Any) -> list[Line]:
+        """The recreated counter prints n+1.. with all checks ok, same pid and checksum."""
+        assert res.ok, f"wpp-recreate failed: {res.stderr.strip() or res.stdout.strip()}"
+        m = re.search(r"^wpp-recreate: recreated \S+ pid (\d+) as pid (\d+) ", res.stdout, re.M)
+        assert m, res.stdout
+        assert int(m[1]) == self.pid
+        if int(m[2]) != self.pid:  # only when the pid is taken, and then it says by whom
+            assert f"original pid {self.pid} in use by " in res.stdout, res.stdout
+            self.pid = self.prog.pid = int(m[2])
+        assert self.last is not None
+        new = self.wait_lines(2, after=self.last.n, timeout=120)
+        first = new[0]
+        assert first.n == self.last.n + 1, f"counter resumed at {first.n}, not {self.last.n + 1}"
+        for ln in new:
+            assert ln.pid == self.pid  # getpid() of the recreated process
+            assert ln.sum == self.last.sum, "buffer checksum changed"
+            bad = {k: v for k, v in ln.checks.items() if v not in ("ok", "none", "skip")}
+            assert not bad, f"n={ln.n}: failed self-checks {bad}"
+            assert ln.off == ln.n * LOG_LINE, "log file offset lost"
+            # the x87/SSE value lives only in registers across the sleep: the exact
+            # double of the harmonic sum, bit for bit
+            assert ln.fp == harmonic(ln.n), f"n={ln.n}: FPU value {ln.fp!r} drifted"
+        tracked = self.run("cat /sys/kernel/wpp/tracked_pid").stdout.strip()
+        assert tracked == str(self.pid), "the recreated process is not tracked again"
+        flag = self.run(f"cat /proc/{self.pid}/process_persistence").stdout
+        assert "true" in flag
+        self.last = new[-1]
+        return new
+
+    def assert_refused(self, res: Any, message: str) -> None:
+        assert not res.ok, f"wpp-recreate succeeded but should refuse: {res.stdout}"
+        assert res.exit_code == 1
+        assert f"wpp-recreate: error: {message}" in res.stderr, res.stderr
+        assert "recreated" not in res.stdout
+        ps = self.run("pidof wpp-counter", check=False)
+        assert not ps.stdout.strip(), f"a counter runs after a refusal: {ps.stdout}"
+
+    def kernel_said(self, message: str) -> int:
+        """How often the kernel logged this refusal since boot."""
+        return str(self.run("dmesg").stdout).count(f"wpp: recreate refused: {message}")
+
+    def stop(self) -> None:
+        self.run(f"kill -9 {self.pid} 2>/dev/null; true", check=False)
