@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hil.cache import sha256_file
+from hil.cache_usage import mark_used
 from hil.errors import HilError
 from hil.progress import Progress
 from hil.runs import REPO_ROOT, artifact_dir
@@ -85,6 +86,7 @@ def run_build_script(label: str, argv: list[str], timeout: float = 3600) -> Path
     if path is None or not path.exists():
         raise HilError(f"{label} build did not report an existing artifact path "
                        f"(got {out_lines[-1] if out_lines else 'nothing'!r})", f"see {log_path}")
+    mark_used(path)  # the cache's LRU order (hil cache prune) is by use, not by build
     progress.done(f"{path}")
     return path
 

@@ -3,6 +3,7 @@
 from hil.cli import (
     bench_cmd,
     build_cmd,
+    cache_cmd,
     console_cmd,
     cycle_cmd,
     emulate_cmd,
@@ -25,6 +26,7 @@ MODULES = [
     screenshot_cmd,
     snapshot_cmd,
     build_cmd,
+    cache_cmd,
     emulate_cmd,
     cycle_cmd,
     bench_cmd,

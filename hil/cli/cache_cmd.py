@@ -1,0 +1,123 @@
+"""``hil cache status|prune``: what the build cache holds, and removing what is no longer used.
+
+Every source change leaves another kernel, ROM and initramfs in ~/.cache/wpp-hil and
+nothing else removes them; ``prune`` keeps what the current tree uses plus the most
+recently used few per kind (`hil.cache_prune`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from hil.cache_current import current_keys
+from hil.cache_prune import DEFAULT_KEEP, RECENT_S, Decision, execute, plan
+from hil.cache_usage import Entry, scan
+from hil.cli.context import Context
+from hil.cli.options import add_actions, add_json
+from hil.emulated.state import StateDir, tracked_pid
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = add_actions(sub, "cache", "build cache (~/.cache/wpp-hil): size per kind, prune")
+    st = s.add_parser("status", help="size and entries per kind, which the current tree uses")
+    add_json(st)
+    st.set_defaults(func=cmd_status)
+    pr = s.add_parser("prune", help="delete least recently used entries (never keys/, never a "
+                      "running twin, never what the current tree uses)")
+    pr.add_argument("--keep", type=_count, default=DEFAULT_KEEP, metavar="N",
+                    help=f"old entries kept per kind besides the current one "
+                    f"(default {DEFAULT_KEEP})")
+    pr.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    add_json(pr)
+    pr.set_defaults(func=cmd_prune)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def _entry_json(e: Entry, decision: Decision | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": e.name, "path": str(e.path), "bytes": e.size,
+                           "last_used": _when(e.last_used), "in_use": e.in_use or None}
+    if decision is not None:
+        out["delete"] = decision.delete
+        out["why"] = decision.why
+    return out
+
+
+def cmd_status(ctx: Context) -> int:
+    current = current_keys()
+    usage = scan(current=current)
+    p = plan(usage)
+    if ctx.json:
+        ctx.emit({
+            "root": str(usage.root), "bytes": usage.total,
+            "kinds": {k: [_entry_json(d.entry, d) for d in ds] for k, ds in p.decisions.items()},
+            "fixed": [_entry_json(e) for e in usage.fixed],
+            "current_unknown": usage.unknown,
+            "prunable_bytes": p.freed,
+        })
+        return 0
+    print(f"cache {usage.root}: {size(usage.total)} on disk")
+    print(f"{'kind':<14}{'entries':>8}{'size':>11}  {'prune --keep ' + str(p.keep):<22}in use")
+    for kind, ds in p.decisions.items():
+        entries = [d.entry for d in ds]
+        doomed = [d.entry for d in ds if d.delete]
+        in_use = ", ".join(e.name[:25] for e in entries if e.in_use)
+        if kind in usage.unknown:
+            in_use = f"{in_use}; " * bool(in_use) + f"? {usage.unknown[kind]}"
+        elif kind in current.names and not any(e.in_use for e in entries):
+            in_use = f"not built yet: {', '.join(sorted(current.of(kind)))}"
+        in_use = in_use or "-"
+        prunable = f"{len(doomed)} ({size(sum(e.size for e in doomed))})" if doomed else "-"
+        print(f"{kind:<14}{len(entries):>8}{size(sum(e.size for e in entries)):>11}  "
+              f"{prunable:<22}{in_use}")
+    for e in usage.fixed:
+        print(f"{'(fixed)':<14}{'':>8}{size(e.size):>11}  {'never':<22}"
+              f"{e.path.relative_to(usage.root)}")
+    print(f"prune would free {size(p.freed)} (hil cache prune --dry-run lists the entries)")
+    return 0
+
+
+def _twin_still_stopped(e: Entry) -> bool:
+    if e.kind != "twins":
+        return True
+    sd = StateDir(e.path)
+    return (tracked_pid(sd.daemon_pidfile, str(sd.path)) is None
+            and tracked_pid(sd.qemu_pidfile, str(sd.path)) is None)
+
+
+def cmd_prune(ctx: Context) -> int:
+    usage = scan(current=current_keys())
+    p = plan(usage, ctx.args.keep)
+    deleted = p.doomed if ctx.args.dry_run else execute(p, _twin_still_stopped)
+    if ctx.json:
+        ctx.emit({"root": str(usage.root), "dry_run": ctx.args.dry_run, "keep": p.keep,
+                  "deleted": [_entry_json(e) | {"kind": e.kind} for e in deleted],
+                  "freed_bytes": sum(e.size for e in deleted)})
+        return 0
+    verb = "would delete" if ctx.args.dry_run else "deleted"
+    for e in deleted:
+        print(f"{verb} {e.kind:<14}{e.name[:40]:<42}{size(e.size):>11}  "
+              f"last used {_when(e.last_used)}")
+    kept = sum(1 for ds in p.decisions.values() for d in ds if not d.delete)
+    print(f"{verb} {len(deleted)} entries, {size(sum(e.size for e in deleted))}; kept {kept} "
+          f"(current tree, {p.keep} most recently used per kind, running twins, anything "
+          f"used in the last {RECENT_S // 60} min)")
+    return 0

@@ -1,0 +1,291 @@
+"""`hil cache status|prune` on a temporary cache ($WPP_HIL_CACHE): what is kept, what goes.
+
+The selection is pure logic over entries; the scan, the deletion and the CLI run on real
+folders under tmp_path. The firmware key is recomputed in Python (firmware/build.sh has
+no hash mode), so one test runs the script's own hash functions to catch drift.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from hil import cache_current
+from hil.cache_current import CurrentKeys, firmware_base_key
+from hil.cache_prune import execute, plan, select
+from hil.cache_usage import Entry, entry_of, mark_used, scan
+from hil.cli import cache_cmd
+from hil.cli.main import main
+from hil.errors import HilError
+from hil.runs import REPO_ROOT
+
+NOW = 2_000_000_000.0
+HOUR = 3600.0
+
+
+def entry(name: str, hours_ago: float, in_use: str = "") -> Entry:
+    return Entry("kernel", Path("/c/kernel/out") / name, 100, NOW - hours_ago * HOUR, in_use)
+
+
+def deleted(decisions: list) -> list[str]:
+    return [d.entry.name for d in decisions if d.delete]
+
+
+# -- selection -------------------------------------------------------------------------
+
+
+def test_keeps_current_plus_n_most_recently_used() -> None:
+    es = [entry("a", 5), entry("cur", 9, "current tree"), entry("b", 1), entry("c", 3),
+          entry("d", 7)]
+    ds = select(es, 2, now=NOW)
+    assert deleted(ds) == ["a", "d"]  # least recently used last
+    assert {d.entry.name: d.why for d in ds if not d.delete} == {
+        "b": "1. most recently used", "c": "2. most recently used", "cur": "current tree"}
+
+
+def test_keep_zero_leaves_only_what_is_in_use() -> None:
+    es = [entry("a", 5), entry("cur", 9, "current tree"), entry("b", 1)]
+    assert sorted(deleted(select(es, 0, now=NOW))) == ["a", "b"]
+
+
+def test_recently_touched_entries_stay_beyond_keep() -> None:
+    # another checkout's build may be using an entry right now
+    es = [entry("a", 0.1), entry("b", 0.2), entry("old", 30)]
+    assert deleted(select(es, 0, now=NOW)) == ["old"]
+    assert deleted(select(es, 0, now=NOW, recent_s=60)) == ["a", "b", "old"]
+
+
+def test_unknown_current_key_protects_the_newest() -> None:
+    es = [entry("x", 4), entry("y", 2), entry("z", 8)]
+    assert deleted(select(es, 0, now=NOW, current_known=False)) == ["x", "z"]
+    assert deleted(select(es, 0, now=NOW, current_known=True)) == ["y", "x", "z"]
+
+
+def test_negative_keep_is_refused() -> None:
+    with pytest.raises(HilError, match="negative"):
+        select([entry("a", 5)], -1, now=NOW)
+
+
+# -- a real cache folder ---------------------------------------------------------------
+
+K1, K2, K3, K4 = (f"emulated-{c * 16}" for c in "1234")
+R1, R2 = "a" * 16, "b" * 16
+F1, F2, F3 = "1" * 64, "2" * 64, "3" * 64
+
+
+def make(root: Path, rel: str, hours_ago: float, size: int = 1000) -> Path:
+    d = root / rel
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "artifact").write_bytes(b"x" * size)
+    t = time.time() - hours_ago * HOUR
+    os.utime(d / "artifact", (t, t))
+    os.utime(d, (t, t))
+    return d
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "cache"
+    monkeypatch.setenv("WPP_HIL_CACHE", str(root))
+    for i, name in enumerate((K1, K2, K3, K4)):
+        make(root, f"kernel/out/{name}", 10 + i)  # K1 newest
+    make(root, "kernel/out/board-" + "9" * 16, 50)
+    make(root, "kernel/src/6.1.192-2", 100)
+    make(root, "kernel/work-emulated", 0.5)
+    for i, name in enumerate((F1, F2, F3)):
+        make(root, f"firmware/{name}", 10 + i)
+    make(root, f"firmware/base/{F1}", 10)
+    make(root, "firmware/work/" + F2, 20)  # an interrupted base build
+    make(root, f"firmware/{F3}.tmp.123", 0.1)  # a ROM being written right now
+    make(root, f"rootfs/{R1}", 30)
+    make(root, f"rootfs/{R2}", 20)
+    make(root, "rootfs/cbmem-" + "c" * 16, 90)
+    make(root, "coreboot-src/4.15~dfsg-3", 100)
+    make(root, "keys", 200)
+    make(root, "twins/running", 40)
+    make(root, "twins/stopped", 40)
+    return root
+
+
+def current() -> CurrentKeys:
+    keys = CurrentKeys()
+    keys.add("kernel", K4)  # the oldest emulated kernel is the current tree's
+    keys.add("rootfs", R1)
+    keys.add("firmware-base", F1)
+    keys.add("coreboot-src", "4.15~dfsg-3")
+    keys.add("kernel-src", "6.1.192-2")
+    keys.unknown["firmware"] = "not built"
+    keys.unknown["cbmem"] = "no key"
+    return keys
+
+
+def running(path: Path) -> bool:
+    return path.name == "running"
+
+
+def rels(root: Path, entries: list[Entry]) -> set[str]:
+    return {str(e.path.relative_to(root)) for e in entries}
+
+
+def test_scan_finds_every_kind_and_what_is_in_use(cache: Path) -> None:
+    usage = scan(current=current(), twin_running=running)
+    kinds = {k: [e.name for e in es] for k, es in usage.entries.items()}
+    assert kinds["kernel"] == [K1, K2, K3, K4, "board-" + "9" * 16]  # newest first
+    assert kinds["firmware"] == [F1, F2, F3]  # the .tmp.123 folder is partial, not a ROM
+    assert kinds["cbmem"] == ["cbmem-" + "c" * 16] and kinds["rootfs"] == [R2, R1]
+    in_use = {e.name: e.in_use for es in usage.entries.values() for e in es if e.in_use}
+    assert in_use == {K4: "current tree", R1: "current tree", F1: "current tree",
+                      "4.15~dfsg-3": "current tree", "6.1.192-2": "current tree",
+                      "running": "running twin"}
+    assert rels(cache, usage.partial) == {"firmware/work/" + F2, f"firmware/{F3}.tmp.123"}
+    assert rels(cache, usage.fixed) == {"keys", "kernel/work-emulated"}
+    assert all(e.size >= 1000 for e in usage.all_entries())
+
+
+def test_prune_deletes_exactly_the_least_recently_used(cache: Path) -> None:
+    p = plan(scan(current=current(), twin_running=running), keep=1)
+    expected = {f"kernel/out/{K2}", f"kernel/out/{K3}", "kernel/out/board-" + "9" * 16,
+                f"firmware/{F3}", "firmware/work/" + F2}
+    # kernel: K4 current + K1 newest stay; firmware: unknown key -> F1 stands in, F2 kept;
+    # rootfs R1 current, R2 kept; one twin each; the .tmp ROM is being written right now
+    assert rels(cache, p.doomed) == expected
+    assert p.freed == sum(e.size for e in p.doomed) > 0
+    gone = execute(p)
+    assert rels(cache, gone) == expected
+    assert not any((cache / r).exists() for r in expected)
+    for stays in (f"kernel/out/{K1}", f"kernel/out/{K4}",
+                  f"firmware/{F1}", f"firmware/{F3}.tmp.123", "keys/artifact",
+                  "kernel/work-emulated", "twins/running", "twins/stopped"):
+        assert (cache / stays).exists(), stays
+
+
+def test_keep_zero_never_takes_keys_a_running_twin_or_the_current_tree(cache: Path) -> None:
+    execute(plan(scan(current=current(), twin_running=running), keep=0))
+    left = {str(p.relative_to(cache)) for p in cache.glob("*/*") if p.is_dir()} | {
+        str(p.relative_to(cache)) for p in cache.glob("*/*/*") if p.is_dir()}
+    assert "twins/running" in left and "twins/stopped" not in left
+    assert (cache / "keys" / "artifact").is_file()
+    assert {f"kernel/out/{K4}", f"rootfs/{R1}", f"firmware/base/{F1}",
+            f"firmware/{F1}", "rootfs/cbmem-" + "c" * 16} <= left
+    assert f"kernel/out/{K1}" not in left and f"rootfs/{R2}" not in left
+
+
+def test_a_twin_started_after_the_scan_is_spared(cache: Path) -> None:
+    p = plan(scan(current=current(), twin_running=running), keep=0)
+    gone = execute(p, still_unused=lambda e: e.kind != "twins")
+    assert "stopped" not in {e.name for e in gone}
+    assert (cache / "twins" / "stopped").is_dir()
+
+
+def test_refuses_to_delete_outside_the_cache(cache: Path, tmp_path: Path) -> None:
+    usage = scan(current=current(), twin_running=running)
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    usage.entries["kernel"].append(Entry("kernel", outside, 1, 0.0))
+    with pytest.raises(HilError, match="refusing to delete"):
+        execute(plan(usage, keep=0))
+    assert outside.is_dir()
+
+
+def test_hard_linked_blocks_count_once(cache: Path) -> None:
+    src = cache / "kernel" / "src" / "6.1.192-2" / "big"
+    src.write_bytes(b"y" * (1 << 20))
+    os.link(src, cache / "kernel" / "work-emulated" / "big")
+    usage = scan(current=current(), twin_running=running)
+    total = sum(e.size for e in usage.all_entries())
+    assert usage.total == total
+    (work,) = [e for e in usage.fixed if e.path.name == "work-emulated"]
+    (pristine,) = usage.entries["kernel-src"]
+    assert pristine.size >= 1 << 20 > work.size  # charged to the pristine tree only
+
+
+def test_mark_used_moves_an_entry_to_the_front(cache: Path) -> None:
+    artifact = cache / "kernel" / "out" / K3 / "artifact"
+    assert entry_of(artifact) == cache / "kernel" / "out" / K3
+    assert entry_of(cache / "firmware" / "base" / F1 / "x") == cache / "firmware" / "base" / F1
+    assert entry_of(Path("/etc/passwd")) is None
+    mark_used(artifact)
+    p = plan(scan(current=current(), twin_running=running), keep=1)
+    assert f"kernel/out/{K3}" not in rels(cache, p.doomed)
+    assert f"kernel/out/{K1}" in rels(cache, p.doomed)
+
+
+def test_a_used_rom_also_marks_its_base(cache: Path) -> None:
+    make(cache, f"firmware/base/{F2}", 30)
+    (cache / "firmware" / F3 / "manifest.json").write_text(json.dumps({"base_hash": F2}))
+    before = (cache / "firmware" / "base" / F2).stat().st_mtime
+    mark_used(cache / "firmware" / F3 / "coreboot.rom")
+    assert (cache / "firmware" / "base" / F2).stat().st_mtime > before + 20 * HOUR
+    assert (cache / "firmware" / F3).stat().st_mtime > time.time() - 60
+
+
+# -- keys ------------------------------------------------------------------------------
+
+
+def test_firmware_base_key_matches_the_build_script() -> None:
+    """Run build.sh's own hash_tree/base_inputs: the Python copy must give the same key."""
+    fw = REPO_ROOT / "firmware"
+    script = r'''
+        set -euo pipefail
+        HERE=$1
+        eval "$(sed -n '/^hash_tree()/,/^}/p;/^base_inputs()/,/^}/p' "$HERE/build.sh")"
+        v() { sed -n "s/^$1=\"\${$1:-\(.*\)}\"\$/\1/p" "$HERE/coreboot-source.sh"; }
+        printf '%s\n' "coreboot=$(v COREBOOT_VERSION)" "orig=$(v COREBOOT_ORIG_SHA256)" \
+            "gcc=$2" | hash_tree $(base_inputs)
+    '''
+    out = subprocess.run(["bash", "-c", script, "bash", str(fw), "gcc (test) 1.0"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert len(out) == 64
+    assert firmware_base_key(fw, gcc="gcc (test) 1.0") == out
+    assert firmware_base_key(fw, gcc="gcc (test) 1.1") != out
+
+
+def test_a_failing_key_script_leaves_the_kind_unknown(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(argv: list[str]) -> str:
+        raise RuntimeError(f"{Path(argv[0]).name}: missing tool")
+
+    monkeypatch.setattr(cache_current, "_script_key", fail)
+    keys = cache_current.current_keys(cache)
+    assert "missing tool" in keys.unknown["kernel"] and "missing tool" in keys.unknown["rootfs"]
+    assert not keys.of("kernel") and keys.of("coreboot-src") == {"4.15~dfsg-3"}
+    assert "firmware" in keys.unknown  # needs the current kernel and initramfs
+
+
+# -- CLI -------------------------------------------------------------------------------
+
+
+def test_cli_status_and_prune(cache: Path, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cache_cmd, "current_keys", current)
+    monkeypatch.setattr(cache_cmd, "scan", lambda current: scan(current=current,
+                                                                twin_running=running))
+    assert main(["cache", "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["root"] == str(cache)
+    kernel = {e["name"]: e for e in status["kinds"]["kernel"]}
+    assert kernel[K4]["in_use"] == "current tree" and kernel[K3]["delete"] is True
+    assert status["current_unknown"]["firmware"] == "not built"
+
+    assert main(["cache", "prune", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would delete kernel        {K3}" in out
+    assert (cache / "kernel" / "out" / K3).is_dir()
+
+    assert main(["cache", "prune", "--keep", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "deleted 5 entries" in out
+    assert not (cache / "kernel" / "out" / K3).exists()
+    assert (cache / "keys" / "artifact").is_file()
+
+
+def test_cli_rejects_a_negative_keep(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["cache", "prune", "--keep", "-1"])
+    assert exc.value.code == 2
+    assert "whole number" in capsys.readouterr().err
