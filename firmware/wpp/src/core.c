@@ -377,8 +377,12 @@ static int ev_page_batch(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len, wpp
 
 /* ---------------------------------------------------------------- data */
 
-static int check_data_cmd(const struct wpp_data_cmd *c)
+/* Copy a data command out of the OS-writable mailbox once, then check the copy. */
+static int get_data_cmd(const wpp_u8 *pl, wpp_u32 len, struct wpp_data_cmd *c)
 {
+	if (len < sizeof(*c))
+		return WPP_E_BAD_ARG;
+	memcpy(c, pl, sizeof(*c));
 	if (c->section >= WPP_SECTION_COUNT || c->reserved)
 		return WPP_E_BAD_ARG;
 	if ((wpp_u64)c->offset + c->size > section_geom[c->section].size)
@@ -391,10 +395,7 @@ static int ev_write_data(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len)
 	struct wpp_data_cmd c;
 	int rc;
 
-	if (len < sizeof(c))
-		return WPP_E_BAD_ARG;
-	memcpy(&c, pl, sizeof(c));
-	rc = check_data_cmd(&c);
+	rc = get_data_cmd(pl, len, &c);
 	if (rc != WPP_OK)
 		return rc;
 	if (c.section != WPP_SECTION_METADATA)
@@ -412,10 +413,7 @@ static int ev_read_data(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u32 *r
 	struct wpp_data_cmd c;
 	int rc;
 
-	if (len < sizeof(c))
-		return WPP_E_BAD_ARG;
-	memcpy(&c, pl, sizeof(c));
-	rc = check_data_cmd(&c);
+	rc = get_data_cmd(pl, len, &c);
 	if (rc != WPP_OK)
 		return rc;
 	if (c.section == WPP_SECTION_MAILBOX)
