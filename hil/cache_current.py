@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.artifacts import FIRMWARE_SCRIPT, KERNEL_SCRIPT, ROOTFS_SCRIPT, TWIN_CMDLINE
+from hil.build_firmware import DASHARO_TAG
 from hil.cache import cache_root, sha256_file
 from hil.runs import REPO_ROOT
 
@@ -137,6 +138,8 @@ def current_keys(root: Path | None = None) -> CurrentKeys:
         FIRMWARE_SCRIPT.parent / "coreboot-source.sh", "COREBOOT_VERSION")))
     attempt("kernel-src", lambda: keys.add("kernel-src", _kernel_pinned_version()))
     attempt("firmware-base", lambda: keys.add("firmware-base", firmware_base_key()))
+    for kind in ("firmware-board", "dasharo"):  # both keyed by the pinned Dasharo tag
+        keys.add(kind, DASHARO_TAG)
     keys.unknown["cbmem"] = "kernel/rootfs/build.sh prints no cbmem key (newest kept)"
     base = keys.of("firmware-base")
     kernels = [root / "kernel" / "out" / n / "bzImage" for n in keys.of("kernel")]

@@ -10,6 +10,9 @@ Layout under `cache_root()` (the build scripts' own layout, see their headers)::
     rootfs/<hash>/                   rootfs        guest initramfs
     rootfs/cbmem-<hash>/             cbmem         static cbmem for the guest
     coreboot-src/<version>/          coreboot-src  unpacked pinned coreboot tree
+    firmware/board/<tag>/            firmware-board lab board ROM (Dasharo, built in Docker)
+    dasharo/<tag>/                   dasharo       Dasharo coreboot tree of the lab board build
+    kernel/board-cache/              (fixed)       the board kernel container's build cache
     twins/<name>/                    twins         a twin's state (chip, pdev, logs)
     keys/                            (fixed)       the twin's ssh keys: never touched
 
@@ -58,6 +61,8 @@ KINDS = (
     Kind("rootfs", "rootfs", rf"{_HEX}{{16}}", "guest initramfs images"),
     Kind("cbmem", "rootfs", rf"cbmem-{_HEX}{{16}}", "static cbmem binaries"),
     Kind("coreboot-src", "coreboot-src", r"[0-9][^/]*", "unpacked coreboot source"),
+    Kind("firmware-board", "firmware/board", r"[^.][^/]*", "lab board ROMs per Dasharo tag"),
+    Kind("dasharo", "dasharo", r"[^.][^/]*", "Dasharo coreboot trees per tag"),
     Kind("twins", "twins", r"[^.][^/]*", "twin state (chip, pdev, logs)"),
 )
 # Left by interrupted builds; a build still running keeps writing to its folder.
@@ -65,7 +70,7 @@ PARTIAL_GLOBS = ("kernel/out/*.tmp", "kernel/src/*.tmp", "firmware/*.tmp.*",
                  "firmware/base/*.tmp.*", "firmware/work/*", "rootfs/build.*",
                  "rootfs/cbmem-build.*")
 # Listed with their size, never entries: pruning never touches them.
-FIXED_GLOBS = ("keys", "kernel/work-*", "firmware/.lock")
+FIXED_GLOBS = ("keys", "kernel/work-*", "kernel/board-cache", "firmware/.lock")
 
 
 @dataclass

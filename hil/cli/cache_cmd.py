@@ -83,7 +83,7 @@ def cmd_status(ctx: Context) -> int:
         if kind in usage.unknown:
             in_use = f"{in_use}; " * bool(in_use) + f"? {usage.unknown[kind]}"
         elif kind in current.names and not any(e.in_use for e in entries):
-            in_use = f"not built yet: {', '.join(sorted(current.of(kind)))}"
+            in_use = f"not built yet: {', '.join(n[:25] for n in sorted(current.of(kind)))}"
         in_use = in_use or "-"
         prunable = f"{len(doomed)} ({size(sum(e.size for e in doomed))})" if doomed else "-"
         print(f"{kind:<14}{len(entries):>8}{size(sum(e.size for e in entries)):>11}  "

@@ -106,6 +106,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     make(root, f"rootfs/{R2}", 20)
     make(root, "rootfs/cbmem-" + "c" * 16, 90)
     make(root, "coreboot-src/4.15~dfsg-3", 100)
+    make(root, "firmware/board/msi_ms7d25_v1.1.3", 60)
+    make(root, "kernel/board-cache", 60)
     make(root, "keys", 200)
     make(root, "twins/running", 40)
     make(root, "twins/stopped", 40)
@@ -143,7 +145,8 @@ def test_scan_finds_every_kind_and_what_is_in_use(cache: Path) -> None:
                       "4.15~dfsg-3": "current tree", "6.1.192-2": "current tree",
                       "running": "running twin"}
     assert rels(cache, usage.partial) == {"firmware/work/" + F2, f"firmware/{F3}.tmp.123"}
-    assert rels(cache, usage.fixed) == {"keys", "kernel/work-emulated"}
+    assert rels(cache, usage.fixed) == {"keys", "kernel/work-emulated", "kernel/board-cache"}
+    assert kinds["firmware-board"] == ["msi_ms7d25_v1.1.3"] and kinds["dasharo"] == []
     assert all(e.size >= 1000 for e in usage.all_entries())
 
 
