@@ -142,7 +142,8 @@ def _newest_file(path: Path) -> float:
     return newest
 
 
-def _twin_running(path: Path) -> bool:
+def twin_running(path: Path) -> bool:
+    """Whether the twin with state folder `path` runs (its daemon or QEMU is alive)."""
     sd = StateDir(path)
     marker = str(sd.path)
     return (tracked_pid(sd.daemon_pidfile, marker) is not None
@@ -150,7 +151,7 @@ def _twin_running(path: Path) -> bool:
 
 
 def scan(root: Path | None = None, current: CurrentKeys | None = None,
-         twin_running: Callable[[Path], bool] = _twin_running) -> CacheUsage:
+         twin_running: Callable[[Path], bool] = twin_running) -> CacheUsage:
     """Every entry under `root` with its size, last use and whether it is in use.
 
     `current` says which names the working tree hashes to (`cache_current.current_keys`);

@@ -13,10 +13,9 @@ from typing import Any
 
 from hil.cache_current import current_keys
 from hil.cache_prune import DEFAULT_KEEP, RECENT_S, Decision, execute, plan
-from hil.cache_usage import Entry, scan
+from hil.cache_usage import Entry, scan, twin_running
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_json
-from hil.emulated.state import StateDir, tracked_pid
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,12 +78,12 @@ def cmd_status(ctx: Context) -> int:
     for kind, ds in p.decisions.items():
         entries = [d.entry for d in ds]
         doomed = [d.entry for d in ds if d.delete]
-        in_use = ", ".join(e.name[:25] for e in entries if e.in_use)
+        names = [e.name[:25] for e in entries if e.in_use]
         if kind in usage.unknown:
-            in_use = f"{in_use}; " * bool(in_use) + f"? {usage.unknown[kind]}"
-        elif kind in current.names and not any(e.in_use for e in entries):
-            in_use = f"not built yet: {', '.join(n[:25] for n in sorted(current.of(kind)))}"
-        in_use = in_use or "-"
+            names.append(f"? {usage.unknown[kind]}")
+        elif kind in current.names and not names:
+            names.append(f"not built yet: {', '.join(n[:25] for n in sorted(current.of(kind)))}")
+        in_use = ", ".join(names) or "-"
         prunable = f"{len(doomed)} ({size(sum(e.size for e in doomed))})" if doomed else "-"
         print(f"{kind:<14}{len(entries):>8}{size(sum(e.size for e in entries)):>11}  "
               f"{prunable:<22}{in_use}")
@@ -95,18 +94,15 @@ def cmd_status(ctx: Context) -> int:
     return 0
 
 
-def _twin_still_stopped(e: Entry) -> bool:
-    if e.kind != "twins":
-        return True
-    sd = StateDir(e.path)
-    return (tracked_pid(sd.daemon_pidfile, str(sd.path)) is None
-            and tracked_pid(sd.qemu_pidfile, str(sd.path)) is None)
+def _still_unused(e: Entry) -> bool:
+    """A twin may have been started since the scan: ask again right before deleting."""
+    return e.kind != "twins" or not twin_running(e.path)
 
 
 def cmd_prune(ctx: Context) -> int:
     usage = scan(current=current_keys())
     p = plan(usage, ctx.args.keep)
-    deleted = p.doomed if ctx.args.dry_run else execute(p, _twin_still_stopped)
+    deleted = p.doomed if ctx.args.dry_run else execute(p, _still_unused)
     if ctx.json:
         ctx.emit({"root": str(usage.root), "dry_run": ctx.args.dry_run, "keep": p.keep,
                   "deleted": [_entry_json(e) | {"kind": e.kind} for e in deleted],
