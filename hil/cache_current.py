@@ -108,11 +108,15 @@ def firmware_base_key(firmware_dir: Path | None = None, gcc: str | None = None) 
     return hash_tree(here, [here / p for p in FIRMWARE_BASE_INPUTS], trailer)
 
 
-def firmware_rom_key(base_key: str, kernel: Path, initrd: Path,
+def firmware_rom_key(base_key: str, kernel: Path | None = None, initrd: Path | None = None,
                      cmdline: str = TWIN_CMDLINE) -> str:
-    """The ROM key of ``firmware/build.sh emulated --kernel K --initrd I --cmdline C``."""
-    lines = (f"base={base_key}", f"kernel={sha256_file(kernel)}",
-             f"initrd={sha256_file(initrd)}", f"cmdline={cmdline}")
+    """The ROM key of ``firmware/build.sh emulated --kernel K --initrd I --cmdline C``, or of
+    the plain coreboot ROM without a payload (``firmware/build.sh emulated``)."""
+    if kernel is None or initrd is None:
+        lines: tuple[str, ...] = (f"base={base_key}", "nopayload")
+    else:
+        lines = (f"base={base_key}", f"kernel={sha256_file(kernel)}",
+                 f"initrd={sha256_file(initrd)}", f"cmdline={cmdline}")
     return hashlib.sha256("".join(f"{x}\n" for x in lines).encode()).hexdigest()
 
 
@@ -147,11 +151,13 @@ def current_keys(root: Path | None = None) -> CurrentKeys:
                for n in keys.of("rootfs")]
     kernel = next((k for k in kernels if k.is_file()), None)
     initrd = next((i for i in initrds if i.is_file()), None)
-    if base and kernel and initrd:
-        attempt("firmware", lambda: keys.add(
-            "firmware", firmware_rom_key(next(iter(base)), kernel, initrd)))
-    else:
-        keys.unknown.setdefault("firmware", "the current kernel or initramfs is not built yet")
+    for b in base:  # the payload-less ROM (tests/firmware) and the twin's
+        keys.add("firmware", firmware_rom_key(b))
+        if kernel and initrd:
+            attempt("firmware", lambda: keys.add(
+                "firmware", firmware_rom_key(b, kernel, initrd)))  # noqa: B023 - called now
+        else:
+            keys.unknown.setdefault("firmware", "the twin's kernel or initramfs is not built yet")
     return keys
 
 

@@ -35,14 +35,14 @@ def select(entries: list[Entry], keep: int, *, now: float, current_known: bool =
     """Decide for the entries of one kind: keep or delete, and why.
 
     In-use entries always stay and do not count against `keep`; of the others the `keep`
-    most recently used stay. Without a known current key the newest entry stays as
-    its stand-in.
+    most recently used stay. Where (part of) the current key is unknown, the newest entry
+    not in use also stays, as its stand-in.
     """
     if keep < 0:
         raise HilError(f"--keep {keep} is negative", "give how many old entries to keep, >= 0")
     decisions = []
     kept_old = 0
-    stand_in = not current_known and not any(e.in_use for e in entries)
+    stand_in = not current_known
     for e in sorted(entries, key=lambda e: e.last_used, reverse=True):
         if e.in_use:
             decisions.append(Decision(e, False, e.in_use))

@@ -64,6 +64,9 @@ def test_unknown_current_key_protects_the_newest() -> None:
     es = [entry("x", 4), entry("y", 2), entry("z", 8)]
     assert deleted(select(es, 0, now=NOW, current_known=False)) == ["x", "z"]
     assert deleted(select(es, 0, now=NOW, current_known=True)) == ["y", "x", "z"]
+    # part of the key known (the payload-less ROM), the twin ROM's not: newest other stays
+    es.append(entry("nopayload", 9, "current tree"))
+    assert deleted(select(es, 0, now=NOW, current_known=False)) == ["x", "z"]
 
 
 def test_negative_keep_is_refused() -> None:
@@ -258,6 +261,8 @@ def test_a_failing_key_script_leaves_the_kind_unknown(
     assert "missing tool" in keys.unknown["kernel"] and "missing tool" in keys.unknown["rootfs"]
     assert not keys.of("kernel") and keys.of("coreboot-src") == {"4.15~dfsg-3"}
     assert "firmware" in keys.unknown  # needs the current kernel and initramfs
+    # the payload-less ROM needs only the base key, which is computed here, not by a script
+    assert len(keys.of("firmware")) == 1 and len(keys.of("firmware-base")) == 1
 
 
 # -- CLI -------------------------------------------------------------------------------
