@@ -918,15 +918,22 @@ static void t_device_errors(void)
 	host_platform_close(&hp);
 }
 
+/* Four pages in bucket 0 (slots 0-3), the second removed again: slot 1 is
+ * free below the high water mark, the OS may scribble on it. */
+static void bucket0_with_hole(struct host_platform *hp)
+{
+	open_hp(hp, 64 * MiB, 1);
+	ev(hp, WPP_EV_INIT);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(add_page(hp, 0x10000 + i * 0x10000, ram_page(i)), WPP_OK);
+	CHECK_EQ(remove_page(hp, 0x20000, 0), WPP_OK);
+}
+
 static void t_tampered_slots(void)
 {
 	struct host_platform hp;
 
-	open_hp(&hp, 64 * MiB, 1);
-	ev(&hp, WPP_EV_INIT);
-	for (int i = 0; i < 4; i++)
-		CHECK_EQ(add_page(&hp, 0x10000 + i * 0x10000, ram_page(i)), WPP_OK);	/* bucket 0 */
-	CHECK_EQ(remove_page(&hp, 0x20000, 0), WPP_OK);
+	bucket0_with_hole(&hp);
 	/* the OS points the free link far away: ignored, allocation stays in bounds */
 	page_slot(&hp, 0, 1)->physical_address = 0x7fffffff;
 	CHECK_EQ(add_page(&hp, 0x50000, ram_page(5)), WPP_OK);
@@ -974,11 +981,7 @@ static void t_slots_changed(void)
 {
 	struct host_platform hp;
 
-	open_hp(&hp, 64 * MiB, 1);
-	ev(&hp, WPP_EV_INIT);
-	for (int i = 0; i < 4; i++)
-		CHECK_EQ(add_page(&hp, 0x10000 + i * 0x10000, ram_page(i)), WPP_OK);	/* bucket 0 */
-	CHECK_EQ(remove_page(&hp, 0x20000, 0), WPP_OK);	/* slot 1 free, below the high water */
+	bucket0_with_hole(&hp);
 	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
 
 	slot_change = -1;
