@@ -17,7 +17,7 @@ APT_PACKAGES := \
 	linux-source-6.1 busybox-static dropbear-bin openssh-client openssh-server openssh-sftp-server gdb \
 	redis-server redis-tools p7zip-full python3-venv python3-dev
 
-.PHONY: setup apt venv test lint demo firmware kernel rootfs artifacts flash clean-cache help
+.PHONY: setup apt venv test lint demo firmware kernel rootfs artifacts flash prune-cache clean-cache help
 
 help:
 	@echo "make setup    install Debian packages and the Python venv (.venv)"
@@ -26,6 +26,8 @@ help:
 	@echo "make lint     ruff"
 	@echo "make firmware / kernel / rootfs   build (or reuse cached) twin artifacts"
 	@echo "make flash BOARD=<board> IMAGE=<rom>   hil flash write"
+	@echo "make prune-cache   hil cache prune (old builds)"
+	@echo "make clean-cache   wipe ~/.cache/wpp-hil (cold-run check)"
 
 setup: apt venv
 
@@ -72,6 +74,9 @@ demo: setup
 flash: setup
 	@test -n "$(IMAGE)" || { echo "usage: make flash BOARD=<board> IMAGE=<rom>"; exit 2; }
 	$(HIL) flash write --board $(BOARD) $(IMAGE)
+
+prune-cache: setup
+	$(HIL) cache prune
 
 clean-cache:
 	rm -rf $${WPP_HIL_CACHE:-$$HOME/.cache/wpp-hil}
