@@ -399,6 +399,8 @@ static int prepare_fds(const void *raw, int *devfd, char *err, size_t errlen)
 
 	if (pcb->magic != WPP_PCB_MAGIC || pcb->version != WPP_PCB_VERSION)
 		return 0;	/* the kernel refuses it with the reason */
+	if (pcb->header_size < sizeof(*pcb) || !pcb->fdx_offset)
+		return 0;	/* an older PCB: no descriptions, nothing to make */
 	p.files = (const void *)((const char *)raw + pcb->files_offset);
 	p.fdx = (const void *)((const char *)raw + pcb->fdx_offset);
 	p.ep = (const void *)((const char *)raw + pcb->epitems_offset);

@@ -27,7 +27,9 @@
  * image (NT_X86_XSTATE) when the CPU has XSAVE, else the 512-byte FXSAVE
  * image (NT_PRFPREG); fpu_format says which.
  *
- * Version 2 appended to the header: the other threads of the process
+ * Appended to the header (version 1 still, readers accept the shorter
+ * header of older writers: WPP_PCB_HEADER_V1_SIZE, and then have none of
+ * these parts): the other threads of the process
  * (struct wpp_pcb_thread, each with its own registers, FPU image, signal mask,
  * clear_child_tid, robust list and sigaltstack; the header's fields describe
  * the main thread), per-fd descriptions of what cannot be reopened by path
@@ -38,15 +40,17 @@
 #define WPP_PCB_H
 
 #if defined(__KERNEL__)
+#include <linux/stddef.h>
 #include <linux/types.h>
 #else
+#include <stddef.h>
 #include <stdint.h>
 #endif
 
 #include "wpp_abi.h"
 
 #define WPP_PCB_MAGIC		0x42435057U	/* "WPCB" */
-#define WPP_PCB_VERSION		2
+#define WPP_PCB_VERSION		1
 #define WPP_PCB_PATH_MAX	256		/* NUL-terminated, truncated if longer */
 #define WPP_PCB_NSIG		64
 #define WPP_PCB_AUXV_MAX	64		/* u64 words (key, value pairs) */
@@ -202,7 +206,7 @@ struct wpp_pcb {
 	wpp_u32 auxv_count;		/* u64 words used in auxv[] */
 	wpp_u32 reserved1;
 
-	/* version 2: main thread extras, other threads, descriptors */
+	/* appended: main thread extras, other threads, descriptors */
 	wpp_u64 robust_list;
 	wpp_u64 robust_list_len;
 	wpp_u32 threads_offset;		/* struct wpp_pcb_thread[threads_count] */
@@ -212,6 +216,9 @@ struct wpp_pcb {
 	wpp_u32 epitems_count;
 	wpp_u32 reserved2;
 };
+
+/* the header as first written (no threads, fdx or epoll parts) */
+#define WPP_PCB_HEADER_V1_SIZE	offsetof(struct wpp_pcb, robust_list)
 
 #if !defined(__cplusplus)
 _Static_assert(sizeof(struct wpp_pcb_regs) == 216, "pcb regs");

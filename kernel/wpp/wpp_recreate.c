@@ -111,7 +111,8 @@ struct wpp_rc {
 	u32 nregions;
 	u32 meta_len;
 	void *meta;
-	struct wpp_pcb *pcb;
+	struct wpp_pcb *pcb;		/* &hdr once validated */
+	struct wpp_pcb hdr;		/* the header, zero-extended when older/shorter */
 	struct wpp_region *regions;
 	struct wpp_page_mapping *plist;
 
@@ -248,62 +249,66 @@ static int rc_load(struct wpp_rc *rc)
 	if (ret)
 		return rc_fail(rc, -EIO, "reading the restored snapshot from the firmware failed (%d)",
 			       ret);
-	rc->pcb = rc->meta;
 	rc->t_restore = ktime_get_ns() - t0;
 	return 0;
 }
 
-static bool rc_part_ok(u32 off, u64 count, u32 size, u32 total)
+/* a variable part: after the header, 8-byte aligned, inside the PCB (empty: any) */
+static bool rc_part_ok(struct wpp_pcb *p, u32 off, u64 count, u32 size)
 {
-	return off >= sizeof(struct wpp_pcb) && (off & 7) == 0 &&
-	       (u64)off + count * size <= total;
+	if (!count)
+		return true;
+	return off >= p->header_size && (off & 7) == 0 &&
+	       (u64)off + count * size <= p->total_size;
 }
 
 static int rc_check_pcb(struct wpp_rc *rc)
 {
-	struct wpp_pcb *p = rc->pcb;
+	struct wpp_pcb *raw = rc->meta, *p = &rc->hdr;
 	u32 saved, crc, i;
 
-	if (p->magic != WPP_PCB_MAGIC)
+	if (raw->magic != WPP_PCB_MAGIC)
 		return rc_fail(rc, -EBADMSG, "no process control block in the snapshot (magic %#x)",
-			       p->magic);
-	if (p->version != WPP_PCB_VERSION || p->header_size != sizeof(*p))
+			       raw->magic);
+	if (raw->version != WPP_PCB_VERSION || raw->header_size < WPP_PCB_HEADER_V1_SIZE ||
+	    raw->header_size & 7)
 		return rc_fail(rc, -EPROTO,
 			       "process control block version %u (%u bytes), this kernel reads version %u (%zu bytes)",
-			       p->version, p->header_size, WPP_PCB_VERSION, sizeof(*p));
-	if (p->total_size < sizeof(*p) || p->total_size > rc->meta_len)
+			       raw->version, raw->header_size, WPP_PCB_VERSION, sizeof(*p));
+	if (raw->total_size < raw->header_size || raw->total_size > rc->meta_len)
 		return rc_fail(rc, -EBADMSG, "process control block size %u out of range (metadata %u)",
-			       p->total_size, rc->meta_len);
-	saved = p->crc32;
-	p->crc32 = 0;
-	crc = ~crc32_le(~0U, rc->meta, p->total_size);
-	p->crc32 = saved;
+			       raw->total_size, rc->meta_len);
+	saved = raw->crc32;
+	raw->crc32 = 0;
+	crc = ~crc32_le(~0U, rc->meta, raw->total_size);
+	raw->crc32 = saved;
 	if (crc != saved)
 		return rc_fail(rc, -EBADMSG, "process control block corrupt: CRC %08x, expected %08x",
 			       crc, saved);
+	/* fields an older, shorter header lacks read as zero: no such parts */
+	memset(p, 0, sizeof(*p));
+	memcpy(p, raw, min_t(size_t, raw->header_size, sizeof(*p)));
+	rc->pcb = p;
 	if (p->abi_version != WPP_ABI_VERSION)
 		return rc_fail(rc, -EPROTO, "process control block written for WPP ABI %u, this kernel has %u",
 			       p->abi_version, WPP_ABI_VERSION);
 	if (p->sigactions_count > WPP_PCB_NSIG ||
-	    !rc_part_ok(p->sigactions_offset, p->sigactions_count,
-			sizeof(struct wpp_pcb_sigaction), p->total_size) ||
-	    !rc_part_ok(p->files_offset, p->files_count, sizeof(struct wpp_pcb_file),
-			p->total_size) ||
-	    (p->fpu_size && !rc_part_ok(p->fpu_offset, p->fpu_size, 1, p->total_size)) ||
+	    !rc_part_ok(p, p->sigactions_offset, p->sigactions_count,
+			sizeof(struct wpp_pcb_sigaction)) ||
+	    !rc_part_ok(p, p->files_offset, p->files_count, sizeof(struct wpp_pcb_file)) ||
+	    !rc_part_ok(p, p->fpu_offset, p->fpu_size, 1) ||
 	    p->auxv_count > WPP_PCB_AUXV_MAX ||
-	    !rc_part_ok(p->fdx_offset, p->files_count, sizeof(struct wpp_pcb_fdx),
-			p->total_size) ||
+	    (p->fdx_offset &&
+	     !rc_part_ok(p, p->fdx_offset, p->files_count, sizeof(struct wpp_pcb_fdx))) ||
 	    p->epitems_count > WPP_PCB_EPITEMS_MAX ||
-	    !rc_part_ok(p->epitems_offset, p->epitems_count, sizeof(struct wpp_pcb_epitem),
-			p->total_size) ||
+	    !rc_part_ok(p, p->epitems_offset, p->epitems_count, sizeof(struct wpp_pcb_epitem)) ||
 	    p->threads_count > WPP_PCB_THREADS_MAX ||
-	    !rc_part_ok(p->threads_offset, p->threads_count, sizeof(struct wpp_pcb_thread),
-			p->total_size))
+	    !rc_part_ok(p, p->threads_offset, p->threads_count, sizeof(struct wpp_pcb_thread)))
 		return rc_fail(rc, -EBADMSG, "process control block parts out of bounds");
 	for (i = 0; i < p->threads_count; i++) {
 		struct wpp_pcb_thread *th = &rc_threads(rc)[i];
 
-		if (th->fpu_size && !rc_part_ok(th->fpu_offset, th->fpu_size, 1, p->total_size))
+		if (!rc_part_ok(p, th->fpu_offset, th->fpu_size, 1))
 			return rc_fail(rc, -EBADMSG, "thread %d: FPU image out of bounds", th->tid);
 		if (th->regs.ip >= TASK_SIZE_MAX || th->regs.fs_base >= TASK_SIZE_MAX ||
 		    th->regs.gs_base >= TASK_SIZE_MAX || th->tid <= 0)
