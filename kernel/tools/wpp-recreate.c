@@ -197,6 +197,24 @@ static pid_t fork_child(pid_t want, int try_pid, char *note, size_t len)
 	return syscall(SYS_clone3, &args, sizeof(args));
 }
 
+/* a line in the kernel log, next to the kernel's own refusals (one write: one record) */
+static void kmsg(const char *fmt, ...)
+{
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	char line[512];
+	va_list ap;
+	int n;
+
+	if (fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(fd, line, strlen(line)) < 0)
+		fprintf(stderr, "wpp-recreate: /dev/kmsg: %s\n", strerror(errno));
+	close(fd);
+}
+
 /* ---- descriptors without a path (run in the child) ----------------------- */
 
 struct fdprep {
@@ -488,6 +506,7 @@ static int do_recreate(struct opts *o, const char *binary)
 		}
 		memset(&req, 0, sizeof(req));
 		if (prepare_fds(pcb, &fd, req.msg, sizeof(req.msg))) {
+			kmsg("wpp-recreate: recreate refused: %s\n", req.msg);
 			n = snprintf(buf, sizeof(buf), "%d %s", 0, req.msg);
 			if (write(p[1], buf, n) < 0)
 				_exit(3);

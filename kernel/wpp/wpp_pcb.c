@@ -288,7 +288,7 @@ static unsigned int wpp_pcb_collect_threads(struct task_struct *task, struct tas
 
 	rcu_read_lock();
 	for_each_thread(task, t) {
-		if (t == task)
+		if (t == task || (t->flags & PF_EXITING))	/* an exiting thread is gone */
 			continue;
 		if (n == WPP_PCB_THREADS_MAX) {
 			n++;
@@ -402,6 +402,9 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	pcb->clear_child_tid = (unsigned long)task->clear_child_tid;
 	pcb->robust_list = (unsigned long)task->robust_list;
 	pcb->robust_list_len = task->robust_list ? sizeof(*task->robust_list) : 0;
+	pcb->sas_ss_sp = task->sas_ss_sp;
+	pcb->sas_ss_size = task->sas_ss_size;
+	pcb->sas_ss_flags = task->sas_ss_flags;
 
 	/* signals */
 	sa = buf + off;

@@ -215,6 +215,10 @@ struct wpp_pcb {
 	wpp_u32 epitems_offset;		/* struct wpp_pcb_epitem[epitems_count] */
 	wpp_u32 epitems_count;
 	wpp_u32 reserved2;
+	wpp_u64 sas_ss_sp;		/* the main thread's sigaltstack */
+	wpp_u64 sas_ss_size;
+	wpp_u32 sas_ss_flags;
+	wpp_u32 reserved3;
 };
 
 /* the header as first written (no threads, fdx or epoll parts) */

@@ -915,6 +915,22 @@ static void rc_set_regs(struct wpp_rc *rc)
 	rc_load_regs(&rc->pcb->regs, rc->pcb->flags, &rc->axw);
 }
 
+/* current's sigaltstack as saved (flags: the kernel keeps SS_AUTODISARM only) */
+static void rc_set_altstack(u64 sp, u64 size, u32 flags)
+{
+	struct task_struct *t = current;
+
+	if (size && !(flags & SS_DISABLE) && sp < TASK_SIZE_MAX) {
+		t->sas_ss_sp = sp;
+		t->sas_ss_size = size;
+		t->sas_ss_flags = flags & SS_AUTODISARM;
+	} else {
+		t->sas_ss_sp = 0;
+		t->sas_ss_size = 0;
+		t->sas_ss_flags = SS_DISABLE;
+	}
+}
+
 /* ---- threads ------------------------------------------------------------ */
 
 static void rc_ctl_put(struct rc_thread_ctl *ctl)
@@ -975,15 +991,7 @@ static int rc_thread_fn(void *arg)
 	set_current_blocked(&blocked);
 	t->clear_child_tid = (int __user *)(unsigned long)th->clear_child_tid;
 	t->robust_list = (struct robust_list_head __user *)(unsigned long)th->robust_list;
-	if (th->sas_ss_size && !(th->sas_ss_flags & SS_DISABLE)) {
-		t->sas_ss_sp = th->sas_ss_sp;
-		t->sas_ss_size = th->sas_ss_size;
-		t->sas_ss_flags = th->sas_ss_flags & SS_AUTODISARM;
-	} else {
-		t->sas_ss_sp = 0;
-		t->sas_ss_size = 0;
-		t->sas_ss_flags = SS_DISABLE;
-	}
+	rc_set_altstack(th->sas_ss_sp, th->sas_ss_size, th->sas_ss_flags);
 	__set_task_comm(t, th->comm, false);
 	rc_thread_free(rt);
 	return 0;
@@ -1126,9 +1134,7 @@ static void rc_set_signals(struct wpp_rc *rc)
 		siginitset(&k->sa.sa_mask, sa[i].mask & ~never);
 	}
 	spin_unlock_irq(&t->sighand->siglock);
-	t->sas_ss_sp = 0;
-	t->sas_ss_size = 0;
-	t->sas_ss_flags = SS_DISABLE;
+	rc_set_altstack(rc->pcb->sas_ss_sp, rc->pcb->sas_ss_size, rc->pcb->sas_ss_flags);
 	siginitset(&blocked, rc->pcb->sig_blocked & ~never);
 	set_current_blocked(&blocked);
 }
@@ -1175,6 +1181,7 @@ static void rc_set_misc(struct wpp_rc *rc)
 	__set_task_comm(t, rc->pcb->comm, true);
 	t->personality = rc->pcb->personality;
 	t->clear_child_tid = (int __user *)(unsigned long)rc->pcb->clear_child_tid;
+	t->robust_list = (struct robust_list_head __user *)(unsigned long)rc->pcb->robust_list;
 	rseq_execve(t);
 }
 

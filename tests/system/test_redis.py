@@ -141,7 +141,7 @@ class Redis:
         self.tmp = tmp
         self.wpp = WppSession(target, out_dir="/data")
         self.run("p=$(cat /sys/kernel/wpp/tracked_pid); [ $p = 0 ] || kill -9 $p; "
-                 "pkill -9 redis-server; pkill -9 redis-benchmark; true")
+                 "kill -9 $(pidof redis-server redis-benchmark) 2>/dev/null; true")
         wait_for(lambda: self.run("cat /sys/kernel/wpp/tracked_pid").stdout.strip() == "0",
                  30, "no tracked process")
         self.run(f"echo 1 > {ALLOW}")
@@ -186,7 +186,11 @@ class Redis:
         return len([ln for ln in self.cli("client list").splitlines() if ln.startswith("id=")])
 
     def persist_and_recreate(self, threads: set[int]) -> str:
-        """Trigger, cut mains, check the snapshot offline, boot, recreate."""
+        self.persist_and_boot(threads)
+        return self.recreate(threads)
+
+    def persist_and_boot(self, threads: set[int]) -> None:
+        """Trigger, cut mains, check the snapshot offline, boot."""
         self.wpp.trigger()
         self.target.power_cut()
         report = snapshot.inspect(self.target.pdev_path)
@@ -201,6 +205,8 @@ class Redis:
         assert nthreads + 1 == len(threads), "the PCB does not hold every thread"
         assert nepoll >= 2, "the epoll interest list (module pipe, listener) was not saved"
         self.target.boot()
+
+    def recreate(self, threads: set[int]) -> str:
         self.run(f"echo 1 > {ALLOW}")
         line = self.wpp.recreate(REDIS)
         assert f"pid {self.pid} as pid {self.pid} " in line, line
@@ -219,7 +225,7 @@ class Redis:
         assert self.cli("get after:recreate") == "yes"
 
     def stop(self) -> None:
-        self.run(f"kill -9 {self.pid}; pkill -9 redis-benchmark; echo 0 > {ALLOW}; true",
+        self.run(f"kill -9 {self.pid} $(pidof redis-benchmark) 2>/dev/null; echo 0 > {ALLOW}; true",
                  check=False)
 
 
@@ -249,7 +255,19 @@ def test_redis_dataset_survives_power_loss(redis: Redis) -> None:
     threads = redis.threads()
     assert len(threads) > 1, "redis-server 7 runs background threads"
 
-    line = redis.persist_and_recreate(threads)
+    redis.persist_and_boot(threads)
+    # its port taken by another server: the listening socket cannot be made again
+    redis.run(f"redis-server --port {PORT} --bind 127.0.0.1 --save '' --appendonly no "
+              "--daemonize yes")
+    res = redis.run(f"echo 1 > {ALLOW}; wpp-recreate {REDIS}", check=False)
+    assert res.exit_code == 1, res.stdout
+    assert re.search(r"wpp-recreate: error: socket fd \d+: bind to its saved address: "
+                     r"Address (already )?in use", res.stderr), res.stderr
+    assert "wpp-recreate: recreate refused: socket fd" in redis.run("dmesg").stdout
+    redis.run(guest.redis_shutdown(PORT), check=False)
+    wait_for(lambda: not redis.run("pidof redis-server", check=False).stdout.strip(), 30,
+             "the other redis-server gone")
+    line = redis.recreate(threads)
     print(line)
     redis.assert_back(threads)
     assert redis.cli("dbsize") == str(KEYS + 1)

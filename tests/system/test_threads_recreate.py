@@ -126,7 +126,7 @@ def test_every_thread_continues_after_power_loss(target: Any) -> None:
         assert m and int(m[1]) == THREADS, dmesg
         print(f"recreate with {THREADS + 1} threads: total {m[3]} ms, threads {m[2]} us")
     finally:
-        _run(target, "pkill -9 wpp-threads; true", check=False)
+        _run(target, "kill -9 $(pidof wpp-threads) 2>/dev/null; true", check=False)
         _allow_threads(target, False)
 
 
