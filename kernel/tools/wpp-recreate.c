@@ -16,6 +16,22 @@
  * (--wait: wait for it and exit with its status).
  * (A process is started tracked with wpp-start.)
  *
+ * Descriptors without a path are made here, in the child, at their saved fd
+ * numbers before RECREATE (the kernel keeps a caller fd of the saved kind and
+ * reopens files by path itself), from the PCB that WPP_IOC_INFO copies out:
+ *  - a pipe: a new empty pipe; both ends at their fds when the process had
+ *    both (paired by inode), the missing end closed (reads see EOF);
+ *  - a listening TCP/UDP/unix socket, or a bound unconnected UDP one: a new
+ *    socket with its options (SO_REUSEADDR/SO_REUSEPORT/IPV6_V6ONLY),
+ *    bound to the saved address, listening with the saved backlog;
+ *  - a connected socket: its peer is gone with the power, so it becomes one
+ *    end of a socket pair whose other end is closed (EOF and hang-up: a
+ *    server drops that client cleanly);
+ *  - an epoll instance: a new one, with the saved interest list (fd, events,
+ *    data) registered after every other descriptor exists;
+ * with the saved O_NONBLOCK and close-on-exec flags. fds 0-2 stay the
+ * recreator's when they were pipes or sockets (the terminal/session is new).
+ *
  * Output lines start with "wpp-recreate: "; refusals are
  * "wpp-recreate: error: <cause>" on stderr with exit status 1 (2: usage).
  */
@@ -25,6 +41,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <linux/sched.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,15 +49,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../wpp/wpp_pcb.h"
 #include "../wpp/wpp_recreate.h"
 
 #define STATUS_FD	900	/* where the child keeps the status pipe */
+#define DEV_FD		901	/* and /dev/wpp-recreate */
+#define PCB_BUF		(8U << 20)
+#define TCP_LISTEN_STATE	10
+#define TCP_CLOSE_STATE		7
 
 struct opts {
 	int force, new_pid, wait, info;
@@ -104,10 +130,12 @@ static int wait_child(pid_t pid, const char *what)
 	return 128 + WTERMSIG(st);
 }
 
-static int get_info(int fd, struct opts *o, struct wpp_rc_info *info)
+static int get_info(int fd, struct opts *o, struct wpp_rc_info *info, void *pcb)
 {
 	memset(info, 0, sizeof(*info));
 	info->flags = o->force ? WPP_RC_F_FORCE : 0;
+	info->pcb_buf = (uintptr_t)pcb;
+	info->pcb_buf_len = pcb ? PCB_BUF : 0;
 	if (ioctl(fd, WPP_IOC_INFO, info) < 0)
 		return fail("%s", info->msg[0] ? info->msg : strerror(errno));
 	return 0;
@@ -120,9 +148,9 @@ static void print_info(const struct wpp_rc_info *i)
 
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&sec));
 	printf("wpp-recreate: snapshot seq=%llu pid=%d comm=%.16s exe=%s cwd=%s regions=%u "
-	       "pages=%llu files=%u captured=%s%s\n",
+	       "pages=%llu files=%u threads=%u captured=%s%s\n",
 	       (unsigned long long)i->snap_sequence, i->pid, i->comm, i->exe_path, i->cwd,
-	       i->regions, (unsigned long long)i->pages, i->files, when,
+	       i->regions, (unsigned long long)i->pages, i->files, i->threads + 1, when,
 	       i->consumed ? " consumed=yes" : "");
 }
 
@@ -169,6 +197,269 @@ static pid_t fork_child(pid_t want, int try_pid, char *note, size_t len)
 	return syscall(SYS_clone3, &args, sizeof(args));
 }
 
+/* a line in the kernel log, next to the kernel's own refusals (one write: one record) */
+static void kmsg(const char *fmt, ...)
+{
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	char line[512];
+	va_list ap;
+	int n;
+
+	if (fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(fd, line, strlen(line)) < 0)
+		fprintf(stderr, "wpp-recreate: /dev/kmsg: %s\n", strerror(errno));
+	close(fd);
+}
+
+/* ---- descriptors without a path (run in the child) ----------------------- */
+
+struct fdprep {
+	const struct wpp_pcb *pcb;
+	const struct wpp_pcb_file *files;
+	const struct wpp_pcb_fdx *fdx;
+	const struct wpp_pcb_epitem *ep;
+	int *made;		/* per files[] entry: 1 when installed here */
+	int tmp_base;		/* temporary fds live above every saved one */
+	char *err;
+	size_t errlen;
+};
+
+static int prep_fail(struct fdprep *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->err, p->errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* a new fd moved above the saved ones, so installing never clobbers it */
+static int prep_high(struct fdprep *p, int fd)
+{
+	int h;
+
+	if (fd < 0)
+		return -1;
+	h = fcntl(fd, F_DUPFD_CLOEXEC, p->tmp_base);
+	close(fd);
+	return h;
+}
+
+/* put tmp at every files[] entry with the same inode (dups share one file) */
+static int prep_install(struct fdprep *p, int tmp, unsigned int i, int rdonly_only, int wr_only)
+{
+	const struct wpp_pcb_file *f = p->files;
+	unsigned int j;
+
+	for (j = i; j < p->pcb->files_count; j++) {
+		int acc = f[j].flags & O_ACCMODE;
+
+		if (p->made[j] || f[j].ino != f[i].ino || p->fdx[j].kind != p->fdx[i].kind)
+			continue;
+		if ((rdonly_only && acc != O_RDONLY) || (wr_only && acc == O_RDONLY))
+			continue;
+		if (f[j].fd <= 2)
+			continue;
+		if (dup3(tmp, f[j].fd, f[j].cloexec ? O_CLOEXEC : 0) < 0)
+			return prep_fail(p, "fd %d (%s): dup3: %s", f[j].fd, f[j].path,
+					 strerror(errno));
+		if (fcntl(f[j].fd, F_SETFL, f[j].flags & O_NONBLOCK) < 0)
+			return prep_fail(p, "fd %d (%s): fcntl: %s", f[j].fd, f[j].path,
+					 strerror(errno));
+		p->made[j] = 1;
+	}
+	return 0;
+}
+
+static int prep_pipe(struct fdprep *p, unsigned int i)
+{
+	int fds[2], r, w, ret;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return prep_fail(p, "fd %d (%s): pipe: %s", p->files[i].fd, p->files[i].path,
+				 strerror(errno));
+	r = prep_high(p, fds[0]);
+	w = prep_high(p, fds[1]);
+	if (r < 0 || w < 0)
+		return prep_fail(p, "pipe: fcntl: %s", strerror(errno));
+	ret = prep_install(p, r, i, 1, 0);
+	if (!ret)
+		ret = prep_install(p, w, i, 0, 1);
+	close(r);
+	close(w);
+	return ret;
+}
+
+static int prep_listen(struct fdprep *p, unsigned int i)
+{
+	const struct wpp_pcb_fdx *x = &p->fdx[i];
+	const struct wpp_pcb_file *f = &p->files[i];
+	const struct sockaddr_un *un = (const void *)x->addr;
+	int one = 1, s, ret = 0;
+	struct stat st;
+
+	s = prep_high(p, socket(x->family, x->type | SOCK_CLOEXEC, x->protocol));
+	if (s < 0)
+		return prep_fail(p, "socket fd %d: socket(%u, %u, %u): %s", f->fd, x->family,
+				 x->type, x->protocol, strerror(errno));
+	if ((x->sockopts & WPP_PCB_SO_REUSEADDR) &&
+	    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		ret = prep_fail(p, "socket fd %d: SO_REUSEADDR: %s", f->fd, strerror(errno));
+	if (!ret && (x->sockopts & WPP_PCB_SO_REUSEPORT) &&
+	    setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		ret = prep_fail(p, "socket fd %d: SO_REUSEPORT: %s", f->fd, strerror(errno));
+	if (!ret && x->family == AF_INET6 && (x->sockopts & WPP_PCB_SO_V6ONLY) &&
+	    setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		ret = prep_fail(p, "socket fd %d: IPV6_V6ONLY: %s", f->fd, strerror(errno));
+	/* a unix socket's file outlives it: a stale one from before the power loss */
+	if (!ret && x->family == AF_UNIX && un->sun_path[0] && !stat(un->sun_path, &st) &&
+	    S_ISSOCK(st.st_mode))
+		unlink(un->sun_path);
+	if (!ret && x->addr_len > sizeof(sa_family_t) &&
+	    bind(s, (const struct sockaddr *)x->addr, x->addr_len) < 0)
+		ret = prep_fail(p, "socket fd %d: bind to its saved address: %s", f->fd,
+				strerror(errno));
+	if (!ret && x->state == TCP_LISTEN_STATE && listen(s, (int)x->backlog) < 0)
+		ret = prep_fail(p, "socket fd %d: listen: %s", f->fd, strerror(errno));
+	if (!ret)
+		ret = prep_install(p, s, i, 0, 0);
+	close(s);
+	return ret;
+}
+
+/* a connection whose peer went with the power: EOF and hang-up */
+static int prep_dead_socket(struct fdprep *p, unsigned int i)
+{
+	int sv[2], s, ret;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return prep_fail(p, "socket fd %d: socketpair: %s", p->files[i].fd,
+				 strerror(errno));
+	close(sv[1]);
+	s = prep_high(p, sv[0]);
+	if (s < 0)
+		return prep_fail(p, "socketpair: fcntl: %s", strerror(errno));
+	ret = prep_install(p, s, i, 0, 0);
+	close(s);
+	return ret;
+}
+
+static int prep_socket(struct fdprep *p, unsigned int i)
+{
+	const struct wpp_pcb_fdx *x = &p->fdx[i];
+	int inet = x->family == AF_INET || x->family == AF_INET6 || x->family == AF_UNIX;
+
+	if (inet && x->state == TCP_LISTEN_STATE)
+		return prep_listen(p, i);
+	if (inet && x->type == SOCK_DGRAM && x->state == TCP_CLOSE_STATE &&
+	    x->addr_len > sizeof(sa_family_t))
+		return prep_listen(p, i);	/* bound, unconnected datagram socket */
+	return prep_dead_socket(p, i);
+}
+
+static int prep_epoll(struct fdprep *p, unsigned int i)
+{
+	int e = prep_high(p, epoll_create1(EPOLL_CLOEXEC)), ret;
+
+	if (e < 0)
+		return prep_fail(p, "epoll fd %d: epoll_create1: %s", p->files[i].fd,
+				 strerror(errno));
+	ret = prep_install(p, e, i, 0, 0);
+	close(e);
+	return ret;
+}
+
+static int prep_fd_is_made(struct fdprep *p, int fd)
+{
+	unsigned int j;
+
+	for (j = 0; j < p->pcb->files_count; j++)
+		if (p->files[j].fd == fd)
+			return p->made[j];
+	return 0;
+}
+
+/* the interest lists, once every descriptor they name exists */
+static int prep_epoll_items(struct fdprep *p, unsigned int i)
+{
+	const struct wpp_pcb_fdx *x = &p->fdx[i];
+	unsigned int k;
+
+	if (!p->made[i] || x->epoll_first + x->epoll_count > p->pcb->epitems_count)
+		return 0;
+	for (k = x->epoll_first; k < x->epoll_first + x->epoll_count; k++) {
+		const struct wpp_pcb_epitem *it = &p->ep[k];
+		struct epoll_event ev = { .events = it->events, .data.u64 = it->data };
+
+		if (!prep_fd_is_made(p, it->tfd)) {
+			fprintf(stderr, "wpp-recreate: warning: epoll fd %d: fd %d is not a pipe, socket or epoll made here, not registered\n",
+				x->fd, it->tfd);
+			continue;
+		}
+		if (epoll_ctl(x->fd, EPOLL_CTL_ADD, it->tfd, &ev) < 0)
+			return prep_fail(p, "epoll fd %d: registering fd %d (events %#x): %s",
+					 x->fd, it->tfd, it->events, strerror(errno));
+	}
+	return 0;
+}
+
+static int prepare_fds(const void *raw, int *devfd, char *err, size_t errlen)
+{
+	const struct wpp_pcb *pcb = raw;
+	struct fdprep p = { .pcb = pcb, .err = err, .errlen = errlen };
+	unsigned int i;
+	int maxfd = 2, ret = 0;
+
+	if (pcb->magic != WPP_PCB_MAGIC || pcb->version != WPP_PCB_VERSION)
+		return 0;	/* the kernel refuses it with the reason */
+	if (pcb->header_size < sizeof(*pcb) || !pcb->fdx_offset)
+		return 0;	/* an older PCB: no descriptions, nothing to make */
+	p.files = (const void *)((const char *)raw + pcb->files_offset);
+	p.fdx = (const void *)((const char *)raw + pcb->fdx_offset);
+	p.ep = (const void *)((const char *)raw + pcb->epitems_offset);
+	p.made = calloc(pcb->files_count + 1, sizeof(*p.made));
+	if (!p.made)
+		return prep_fail(&p, "out of memory");
+	for (i = 0; i < pcb->files_count; i++)
+		if (p.files[i].fd > maxfd)
+			maxfd = p.files[i].fd;
+	if (maxfd >= STATUS_FD - 64) {
+		free(p.made);
+		return prep_fail(&p, "fd %d of the process collides with the recreator's (%d, %d)",
+				 maxfd, STATUS_FD, DEV_FD);
+	}
+	p.tmp_base = maxfd + 1;
+	if (dup3(*devfd, DEV_FD, O_CLOEXEC) == DEV_FD) {
+		close(*devfd);
+		*devfd = DEV_FD;
+	}
+	for (i = 0; i < pcb->files_count && !ret; i++) {
+		if (p.made[i] || p.files[i].fd <= 2)
+			continue;
+		switch (p.fdx[i].kind) {
+		case WPP_PCB_FDX_PIPE:
+			ret = prep_pipe(&p, i);
+			break;
+		case WPP_PCB_FDX_SOCKET:
+			ret = prep_socket(&p, i);
+			break;
+		case WPP_PCB_FDX_EPOLL:
+			ret = prep_epoll(&p, i);
+			break;
+		}
+	}
+	for (i = 0; i < pcb->files_count && !ret; i++)
+		if (p.fdx[i].kind == WPP_PCB_FDX_EPOLL)
+			ret = prep_epoll_items(&p, i);
+	free(p.made);
+	return ret;
+}
+
 static int do_recreate(struct opts *o, const char *binary)
 {
 	struct wpp_rc_info info;
@@ -182,11 +473,16 @@ static int do_recreate(struct opts *o, const char *binary)
 	size_t got = 0;
 	pid_t pid;
 
+	void *pcb = calloc(1, PCB_BUF);
+
 	fd = open_dev();
-	if (fd < 0)
+	if (fd < 0 || !pcb)
 		return 1;
-	if (get_info(fd, o, &info))
+	if (get_info(fd, o, &info, pcb))
 		return 1;
+	if (info.pcb_len > PCB_BUF)
+		return fail("the process control block (%u bytes) exceeds %u bytes", info.pcb_len,
+			    PCB_BUF);
 	if (!realpath(binary, real))
 		return fail("wrong binary: the snapshot is of %s, and %s: %s", info.exe_path, binary,
 			    strerror(errno));
@@ -209,6 +505,13 @@ static int do_recreate(struct opts *o, const char *binary)
 			p[1] = STATUS_FD;
 		}
 		memset(&req, 0, sizeof(req));
+		if (prepare_fds(pcb, &fd, req.msg, sizeof(req.msg))) {
+			kmsg("wpp-recreate: recreate refused: %s\n", req.msg);
+			n = snprintf(buf, sizeof(buf), "%d %s", 0, req.msg);
+			if (write(p[1], buf, n) < 0)
+				_exit(3);
+			_exit(1);
+		}
 		req.flags = o->force ? WPP_RC_F_FORCE : 0;
 		req.binary = (uintptr_t)real;
 		ret = ioctl(fd, WPP_IOC_RECREATE, &req);
@@ -237,10 +540,10 @@ static int do_recreate(struct opts *o, const char *binary)
 	sec = info.timestamp_ns / 1000000000ULL;
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&sec));
 	printf("wpp-recreate: recreated %s pid %d as pid %d in %.1f ms (snapshot %llu of %s%s: "
-	       "%u regions, %llu pages, %u files%s)\n", info.exe_path, info.pid, pid,
+	       "%u regions, %llu pages, %u files, %u threads%s)\n", info.exe_path, info.pid, pid,
 	       now_ms() - t0, (unsigned long long)info.snap_sequence, when,
 	       info.consumed ? ", forced over consumed" : "", info.regions,
-	       (unsigned long long)info.pages, info.files, note);
+	       (unsigned long long)info.pages, info.files, info.threads + 1, note);
 	if (!o->wait)
 		return 0;
 	fflush(stdout);
@@ -275,7 +578,7 @@ int main(int argc, char **argv)
 		struct wpp_rc_info info;
 		int fd = open_dev();
 
-		if (fd < 0 || get_info(fd, &o, &info))
+		if (fd < 0 || get_info(fd, &o, &info, NULL))
 			return 1;
 		print_info(&info);
 		return 0;

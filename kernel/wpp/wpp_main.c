@@ -10,10 +10,11 @@
  *                               process is tracked
  *   wpp.pin_bars=1af4:1110,...   PCI devices whose BARs stay below 4 GiB
  *   wpp.allow_threads=0|1        let a tracked process create threads (default 0:
- *                               refused). Memory is tracked per mm, so all threads'
- *                               pages are persisted, but the PCB holds the main
- *                               thread only (WPP_PCB_F_MULTI_THREAD): good for
- *                               measuring tracking cost (redis), not for recreation
+ *                               refused). Memory is tracked per mm; at power loss
+ *                               every thread is stopped and persisted (the PCB's
+ *                               threads part) and recreation brings every thread
+ *                               back with its tid. Recreating a multi-threaded
+ *                               snapshot needs it set too.
  *
  * The driver refuses to start unless the whole region is reserved in the
  * e820 map: only a firmware that implements WPP reserves it, and mapping RAM
@@ -47,7 +48,7 @@ module_param_named(region_size, wpp_region_size, ullong, 0444);
 MODULE_PARM_DESC(region_size, "size of the firmware-reserved WPP region");
 
 module_param_named(allow_threads, wpp_allow_threads, bool, 0644);
-MODULE_PARM_DESC(allow_threads, "allow threads in the tracked process (PCB: main thread only)");
+MODULE_PARM_DESC(allow_threads, "allow threads in the tracked process; all are persisted and recreated");
 
 static int wpp_mode_set(const char *val, const struct kernel_param *kp)
 {

@@ -12,10 +12,13 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/fs_struct.h>
+#include <linux/futex.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/path.h>
+#include <linux/net.h>
 #include <linux/regset.h>
+#include <linux/seq_file.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -23,6 +26,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/vmalloc.h>
+#include <net/sock.h>
 #include "wpp_internal.h"
 #include "wpp_pcb.h"
 
@@ -55,8 +59,97 @@ static bool wpp_path_copy(char *dst, const struct path *path)
 	return trunc;
 }
 
+/* where the capture puts its per-fd descriptions */
+struct wpp_pcb_fdcap {
+	struct wpp_pcb_fdx *fdx;
+	struct wpp_pcb_epitem *ep;
+	unsigned int nep;
+	bool ep_trunc;
+	char *seqbuf;			/* WPP_PCB_SEQ_BUF, for show_fdinfo */
+};
+
+#define WPP_PCB_SEQ_BUF	(256 * 1024)
+
+/*
+ * The interest list of an epoll instance: fs/eventpoll.c keeps its items
+ * private and shows them only as /proc/<pid>/fdinfo text, which is therefore
+ * the interface used here (its format is user ABI: CRIU parses it too).
+ */
+static void wpp_pcb_epoll(struct file *f, struct wpp_pcb_fdx *x, struct wpp_pcb_fdcap *cap)
+{
+	struct seq_file m = { .buf = cap->seqbuf, .size = WPP_PCB_SEQ_BUF };
+	char *line, *next;
+
+	x->kind = WPP_PCB_FDX_EPOLL;
+	x->epoll_first = cap->nep;
+	if (!f->f_op->show_fdinfo || !cap->seqbuf)
+		return;
+	f->f_op->show_fdinfo(&m, f);
+	if (seq_has_overflowed(&m))
+		cap->ep_trunc = true;
+	cap->seqbuf[min(m.count, (size_t)WPP_PCB_SEQ_BUF - 1)] = 0;
+	for (line = cap->seqbuf; line && *line; line = next) {
+		struct wpp_pcb_epitem *e = &cap->ep[cap->nep];
+		int tfd;
+		unsigned int events;
+		unsigned long long data;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		if (sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &events, &data) != 3)
+			continue;
+		if (cap->nep == WPP_PCB_EPITEMS_MAX) {
+			cap->ep_trunc = true;
+			break;
+		}
+		e->tfd = tfd;
+		e->events = events;
+		e->data = data;
+		cap->nep++;
+		x->epoll_count++;
+	}
+}
+
+static void wpp_pcb_socket(struct file *f, struct wpp_pcb_fdx *x)
+{
+	struct socket *sock = sock_from_file(f);
+	struct sock *sk = sock ? sock->sk : NULL;
+	int len;
+
+	if (!sk)
+		return;
+	x->kind = WPP_PCB_FDX_SOCKET;
+	x->family = sk->sk_family;
+	x->type = sock->type;
+	x->protocol = sk->sk_protocol;
+	x->state = READ_ONCE(sk->sk_state);
+	x->backlog = READ_ONCE(sk->sk_max_ack_backlog);
+	if (sk->sk_reuse)
+		x->sockopts |= WPP_PCB_SO_REUSEADDR;
+	if (sk->sk_reuseport)
+		x->sockopts |= WPP_PCB_SO_REUSEPORT;
+	if (sk->sk_ipv6only)
+		x->sockopts |= WPP_PCB_SO_V6ONLY;
+	BUILD_BUG_ON(sizeof(x->addr) < sizeof(struct sockaddr_storage));
+	len = kernel_getsockname(sock, (struct sockaddr *)x->addr);
+	x->addr_len = len > 0 ? len : 0;
+}
+
+static void wpp_pcb_fdx(struct file *f, const struct wpp_pcb_file *e,
+			struct wpp_pcb_fdx *x, struct wpp_pcb_fdcap *cap)
+{
+	x->fd = e->fd;
+	if (S_ISFIFO(e->mode) && !strncmp(e->path, "pipe:", 5))
+		x->kind = WPP_PCB_FDX_PIPE;
+	else if (S_ISSOCK(e->mode))
+		wpp_pcb_socket(f, x);
+	else if (!strcmp(e->path, "anon_inode:[eventpoll]"))
+		wpp_pcb_epoll(f, x, cap);
+}
+
 static unsigned int wpp_pcb_files(struct task_struct *task, struct wpp_pcb_file *out,
-				  bool *truncated)
+				  bool *truncated, struct wpp_pcb_fdcap *cap)
 {
 	struct files_struct *files;
 	unsigned int fd = 0, n = 0;
@@ -92,6 +185,7 @@ static unsigned int wpp_pcb_files(struct task_struct *task, struct wpp_pcb_file 
 		out[n].cloexec = cloexec;
 		if (wpp_path_copy(out[n].path, &f->f_path))
 			*truncated = true;
+		wpp_pcb_fdx(f, &out[n], &cap->fdx[n], cap);
 		fput(f);
 		n++;
 	}
@@ -128,36 +222,138 @@ static void wpp_pcb_mm(struct task_struct *task, struct wpp_pcb *pcb)
 	mmput(mm);
 }
 
+struct wpp_pcb_regsets {
+	const struct user_regset *xstate, *fp, *regs;
+	unsigned int fpu_cap;
+};
+
+static void wpp_pcb_find_regsets(struct task_struct *task, struct wpp_pcb_regsets *rs)
+{
+	rs->regs = wpp_find_regset(task, NT_PRSTATUS);
+	rs->xstate = wpp_find_regset(task, NT_X86_XSTATE);
+	if (rs->xstate && rs->xstate->active && rs->xstate->active(task, rs->xstate) <= 0)
+		rs->xstate = NULL;
+	rs->fp = wpp_find_regset(task, NT_PRFPREG);
+	rs->fpu_cap = 0;
+	if (rs->xstate)
+		rs->fpu_cap = rs->xstate->n * rs->xstate->size;
+	else if (rs->fp)
+		rs->fpu_cap = rs->fp->n * rs->fp->size;
+}
+
+/* One thread's FPU image into dst (fpu_cap bytes); returns its size, 0 for none. */
+static u32 wpp_pcb_fpu(struct task_struct *t, const struct wpp_pcb_regsets *rs, void *dst,
+		       u32 *format)
+{
+	int ret = 0;
+
+	*format = WPP_PCB_FPU_NONE;
+	if (rs->xstate) {
+		ret = regset_get(t, rs->xstate, rs->fpu_cap, dst);
+		*format = WPP_PCB_FPU_XSAVE;
+	} else if (rs->fp) {
+		ret = regset_get(t, rs->fp, rs->fpu_cap, dst);
+		*format = WPP_PCB_FPU_FXSAVE;
+	}
+	if (ret < 0) {
+		pr_warn("pcb: fpu state of tid %d: %d\n", task_pid_nr(t), ret);
+		*format = WPP_PCB_FPU_NONE;
+		ret = 0;
+	}
+	return ret;
+}
+
+static void wpp_pcb_regs(struct task_struct *t, const struct wpp_pcb_regsets *rs,
+			 struct wpp_pcb_regs *regs, u32 *flags)
+{
+	int ret;
+
+	if (rs->regs) {
+		ret = regset_get(t, rs->regs, sizeof(*regs), regs);
+		if (ret < 0)
+			pr_warn("pcb: general registers of tid %d: %d\n", task_pid_nr(t), ret);
+	}
+	if ((long)regs->orig_ax >= 0)
+		*flags |= WPP_PCB_F_IN_SYSCALL;
+}
+
+/*
+ * The threads other than the main one, stopped like it. Returns how many
+ * were taken (refs in tasks[]), or WPP_PCB_THREADS_MAX + 1 when there are more.
+ */
+static unsigned int wpp_pcb_collect_threads(struct task_struct *task, struct task_struct **tasks)
+{
+	struct task_struct *t;
+	unsigned int n = 0;
+
+	rcu_read_lock();
+	for_each_thread(task, t) {
+		if (t == task || (t->flags & PF_EXITING))	/* an exiting thread is gone */
+			continue;
+		if (n == WPP_PCB_THREADS_MAX) {
+			n++;
+			break;
+		}
+		get_task_struct(t);
+		tasks[n++] = t;
+	}
+	rcu_read_unlock();
+	return n;
+}
+
+static void wpp_pcb_thread(struct task_struct *t, const struct wpp_pcb_regsets *rs,
+			   struct wpp_pcb_thread *th, void *fpu_dst)
+{
+	th->tid = task_pid_nr(t);
+	wpp_pcb_regs(t, rs, &th->regs, &th->flags);
+	th->clear_child_tid = (unsigned long)t->clear_child_tid;
+	th->robust_list = (unsigned long)t->robust_list;
+	th->robust_list_len = t->robust_list ? sizeof(*t->robust_list) : 0;
+	spin_lock_irq(&t->sighand->siglock);
+	th->sig_blocked = t->blocked.sig[0];
+	spin_unlock_irq(&t->sighand->siglock);
+	th->sas_ss_sp = t->sas_ss_sp;
+	th->sas_ss_size = t->sas_ss_size;
+	th->sas_ss_flags = t->sas_ss_flags;
+	get_task_comm(th->comm, t);
+	th->fpu_size = wpp_pcb_fpu(t, rs, fpu_dst, &th->fpu_format);
+}
+
 /* Build the PCB of the stopped task into a new buffer; *size gets its length. */
 static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 {
-	const struct user_regset *rs_xstate, *rs_fp, *rs_regs;
+	struct wpp_pcb_fdcap cap = { };
+	struct task_struct **tasks;
+	struct wpp_pcb_regsets rs;
+	struct wpp_pcb_thread *th;
 	struct wpp_pcb_file *files;
 	struct wpp_pcb_sigaction *sa;
 	const struct cred *cred;
-	unsigned int nfiles, fpu_cap = 0, off, i;
+	unsigned int nfiles, nthreads, off, i;
+	size_t cap_bytes;
 	struct file *exe;
 	struct path pwd;
 	struct wpp_pcb *pcb;
 	bool trunc = false;
 	void *buf;
-	int ret;
 
-	rs_regs = wpp_find_regset(task, NT_PRSTATUS);
-	rs_xstate = wpp_find_regset(task, NT_X86_XSTATE);
-	if (rs_xstate && rs_xstate->active && rs_xstate->active(task, rs_xstate) <= 0)
-		rs_xstate = NULL;
-	rs_fp = wpp_find_regset(task, NT_PRFPREG);
-	if (rs_xstate)
-		fpu_cap = rs_xstate->n * rs_xstate->size;
-	else if (rs_fp)
-		fpu_cap = rs_fp->n * rs_fp->size;
+	wpp_pcb_find_regsets(task, &rs);
+	tasks = kcalloc(WPP_PCB_THREADS_MAX, sizeof(*tasks), GFP_KERNEL);
+	if (!tasks)
+		return ERR_PTR(-ENOMEM);
+	nthreads = wpp_pcb_collect_threads(task, tasks);
 
 	off = ALIGN(sizeof(*pcb), 8);
-	buf = kvzalloc(off + WPP_PCB_NSIG * sizeof(*sa) +
-		       WPP_PCB_FILES_MAX * sizeof(*files) + ALIGN(fpu_cap, 8), GFP_KERNEL);
-	if (!buf)
-		return ERR_PTR(-ENOMEM);
+	cap_bytes = off + WPP_PCB_NSIG * sizeof(*sa) +
+		    WPP_PCB_FILES_MAX * (sizeof(*files) + sizeof(struct wpp_pcb_fdx)) +
+		    WPP_PCB_EPITEMS_MAX * sizeof(struct wpp_pcb_epitem) +
+		    (WPP_PCB_THREADS_MAX + 1) * (sizeof(*th) + ALIGN(rs.fpu_cap, 8));
+	buf = kvzalloc(cap_bytes, GFP_KERNEL);
+	cap.seqbuf = kvmalloc(WPP_PCB_SEQ_BUF, GFP_KERNEL);
+	if (!buf) {
+		pcb = ERR_PTR(-ENOMEM);
+		goto out;
+	}
 	pcb = buf;
 	pcb->magic = WPP_PCB_MAGIC;
 	pcb->version = WPP_PCB_VERSION;
@@ -202,16 +398,13 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	}
 
 	/* CPU */
-	if (rs_regs) {
-		ret = regset_get(task, rs_regs, sizeof(pcb->regs), &pcb->regs);
-		if (ret < 0)
-			pr_warn("pcb: general registers: %d\n", ret);
-	}
+	wpp_pcb_regs(task, &rs, &pcb->regs, &pcb->flags);
 	pcb->clear_child_tid = (unsigned long)task->clear_child_tid;
-	if ((long)pcb->regs.orig_ax >= 0)
-		pcb->flags |= WPP_PCB_F_IN_SYSCALL;
-	if (get_nr_threads(task) > 1)
-		pcb->flags |= WPP_PCB_F_MULTI_THREAD;
+	pcb->robust_list = (unsigned long)task->robust_list;
+	pcb->robust_list_len = task->robust_list ? sizeof(*task->robust_list) : 0;
+	pcb->sas_ss_sp = task->sas_ss_sp;
+	pcb->sas_ss_size = task->sas_ss_size;
+	pcb->sas_ss_flags = task->sas_ss_flags;
 
 	/* signals */
 	sa = buf + off;
@@ -232,35 +425,49 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	spin_unlock_irq(&task->sighand->siglock);
 	off += WPP_PCB_NSIG * sizeof(*sa);
 
-	/* files */
+	/* files, then their descriptions and the epoll items (sized by the files) */
 	files = buf + off;
-	nfiles = wpp_pcb_files(task, files, &trunc);
+	cap.fdx = buf + off + WPP_PCB_FILES_MAX * sizeof(*files);
+	cap.ep = (void *)(cap.fdx + WPP_PCB_FILES_MAX);
+	nfiles = wpp_pcb_files(task, files, &trunc, &cap);
 	pcb->files_offset = off;
 	pcb->files_count = nfiles;
 	off += nfiles * sizeof(*files);
 	if (nfiles == WPP_PCB_FILES_MAX)
 		pcb->flags |= WPP_PCB_F_FILES_TRUNC;
+	pcb->fdx_offset = off;
+	memmove(buf + off, cap.fdx, nfiles * sizeof(*cap.fdx));
+	off += nfiles * sizeof(*cap.fdx);
+	pcb->epitems_offset = off;
+	pcb->epitems_count = cap.nep;
+	memmove(buf + off, cap.ep, cap.nep * sizeof(*cap.ep));
+	off += cap.nep * sizeof(*cap.ep);
+	if (cap.ep_trunc)
+		pcb->flags |= WPP_PCB_F_INCOMPLETE;
 
-	/* FPU */
+	/* FPU of the main thread */
 	pcb->fpu_offset = off;
-	if (rs_xstate) {
-		ret = regset_get(task, rs_xstate, fpu_cap, buf + off);
-		pcb->fpu_format = WPP_PCB_FPU_XSAVE;
-	} else if (rs_fp) {
-		ret = regset_get(task, rs_fp, fpu_cap, buf + off);
-		pcb->fpu_format = WPP_PCB_FPU_FXSAVE;
-	} else {
-		ret = 0;
-	}
-	if (ret < 0) {
-		pr_warn("pcb: fpu state: %d\n", ret);
-		pcb->fpu_format = WPP_PCB_FPU_NONE;
-		ret = 0;
-	}
-	pcb->fpu_size = ret;
-	if (pcb->fpu_format == WPP_PCB_FPU_XSAVE && ret >= 520)
+	pcb->fpu_size = wpp_pcb_fpu(task, &rs, buf + off, &pcb->fpu_format);
+	if (pcb->fpu_format == WPP_PCB_FPU_XSAVE && pcb->fpu_size >= 520)
 		memcpy(&pcb->xfeatures, buf + off + 512, sizeof(pcb->xfeatures));
-	off += ALIGN(ret, 8);
+	off += ALIGN(pcb->fpu_size, 8);
+
+	/* the other threads, then their FPU images */
+	if (nthreads > WPP_PCB_THREADS_MAX) {
+		pcb->flags |= WPP_PCB_F_INCOMPLETE;
+		nthreads = WPP_PCB_THREADS_MAX;
+	}
+	if (nthreads)
+		pcb->flags |= WPP_PCB_F_MULTI_THREAD;
+	th = buf + off;
+	pcb->threads_offset = off;
+	pcb->threads_count = nthreads;
+	off += nthreads * sizeof(*th);
+	for (i = 0; i < nthreads; i++) {
+		wpp_pcb_thread(tasks[i], &rs, &th[i], buf + off);
+		th[i].fpu_offset = off;
+		off += ALIGN(th[i].fpu_size, 8);
+	}
 
 	wpp_pcb_mm(task, pcb);
 	if (trunc)
@@ -269,7 +476,12 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	pcb->crc32 = 0;
 	pcb->crc32 = ~crc32_le(~0U, buf, off);
 	*size = off;
-	return buf;
+out:
+	for (i = 0; i < min_t(unsigned int, nthreads, WPP_PCB_THREADS_MAX); i++)
+		put_task_struct(tasks[i]);
+	kfree(tasks);
+	kvfree(cap.seqbuf);
+	return pcb;
 }
 
 int wpp_pcb_send(struct task_struct *task, u64 sequence)
@@ -285,8 +497,12 @@ int wpp_pcb_send(struct task_struct *task, u64 sequence)
 		return -E2BIG;
 	}
 	ret = wpp_write_data(WPP_SECTION_METADATA, 0, pcb, size);
-	pr_info("pcb of pid %d: %u bytes, %u files%s\n", task_pid_nr(task), size,
-		((struct wpp_pcb *)pcb)->files_count, ret ? " NOT written" : "");
+	pr_info("pcb of pid %d: %u bytes, %u files, %u epoll items, %u more threads%s%s\n",
+		task_pid_nr(task), size, ((struct wpp_pcb *)pcb)->files_count,
+		((struct wpp_pcb *)pcb)->epitems_count, ((struct wpp_pcb *)pcb)->threads_count,
+		(((struct wpp_pcb *)pcb)->flags & WPP_PCB_F_INCOMPLETE) ?
+		" (INCOMPLETE: too many threads or epoll items)" : "",
+		ret ? " NOT written" : "");
 	kvfree(pcb);
 	return ret;
 }

@@ -26,13 +26,24 @@
  * FPU state is the ptrace/core-dump user ABI format: the XSAVE (non-compacted)
  * image (NT_X86_XSTATE) when the CPU has XSAVE, else the 512-byte FXSAVE
  * image (NT_PRFPREG); fpu_format says which.
+ *
+ * Appended to the header (version 1 still, readers accept the shorter
+ * header of older writers: WPP_PCB_HEADER_V1_SIZE, and then have none of
+ * these parts): the other threads of the process
+ * (struct wpp_pcb_thread, each with its own registers, FPU image, signal mask,
+ * clear_child_tid, robust list and sigaltstack; the header's fields describe
+ * the main thread), per-fd descriptions of what cannot be reopened by path
+ * (struct wpp_pcb_fdx: pipes, sockets, epoll; one per files[] entry, same
+ * order) and the interest lists of epoll instances (struct wpp_pcb_epitem).
  */
 #ifndef WPP_PCB_H
 #define WPP_PCB_H
 
 #if defined(__KERNEL__)
+#include <linux/stddef.h>
 #include <linux/types.h>
 #else
+#include <stddef.h>
 #include <stdint.h>
 #endif
 
@@ -44,6 +55,8 @@
 #define WPP_PCB_NSIG		64
 #define WPP_PCB_AUXV_MAX	64		/* u64 words (key, value pairs) */
 #define WPP_PCB_FILES_MAX	1024		/* lowest fds kept if more are open */
+#define WPP_PCB_THREADS_MAX	256		/* more threads: refused at power loss */
+#define WPP_PCB_EPITEMS_MAX	4096		/* epoll registrations, all instances */
 
 #define WPP_PCB_FPU_NONE	0
 #define WPP_PCB_FPU_FXSAVE	1		/* 512-byte FXSAVE image */
@@ -53,8 +66,10 @@
 #define WPP_PCB_F_PATH_TRUNC	(1U << 0)	/* exe_path or cwd truncated */
 #define WPP_PCB_F_FILES_TRUNC	(1U << 1)	/* more than WPP_PCB_FILES_MAX fds */
 #define WPP_PCB_F_IN_SYSCALL	(1U << 2)	/* orig_ax >= 0: stopped in a syscall */
-/* other threads existed (wpp.allow_threads): only this thread's state is here */
+/* other threads existed (wpp.allow_threads): threads_count of them, threads part */
 #define WPP_PCB_F_MULTI_THREAD	(1U << 3)
+/* more than WPP_PCB_THREADS_MAX threads or EPITEMS_MAX epoll items: not recreatable */
+#define WPP_PCB_F_INCOMPLETE	(1U << 4)
 
 /* x86-64 struct user_regs_struct, field for field. */
 struct wpp_pcb_regs {
@@ -81,6 +96,61 @@ struct wpp_pcb_file {
 	wpp_u64 ino;			/* inode number, for a sanity check */
 	char path[WPP_PCB_PATH_MAX];	/* d_path(); "pipe:[n]", "socket:[n]" for those */
 };					/* 288 bytes */
+
+/* one thread other than the main one (which is the header's) */
+struct wpp_pcb_thread {
+	wpp_s32 tid;			/* in the initial pid namespace */
+	wpp_u32 flags;			/* WPP_PCB_F_IN_SYSCALL */
+	struct wpp_pcb_regs regs;	/* incl. fs_base/gs_base; restart rule as the header */
+	wpp_u64 clear_child_tid;
+	wpp_u64 sig_blocked;
+	wpp_u64 robust_list;		/* set_robust_list() head, user address */
+	wpp_u64 robust_list_len;
+	wpp_u64 sas_ss_sp;		/* sigaltstack */
+	wpp_u64 sas_ss_size;
+	wpp_u32 sas_ss_flags;
+	wpp_u32 fpu_format;		/* WPP_PCB_FPU_* (as the header's) */
+	wpp_u32 fpu_offset;		/* from the PCB start, 8-byte aligned */
+	wpp_u32 fpu_size;
+	char comm[16];
+};					/* 304 bytes */
+
+/* wpp_pcb_fdx.kind */
+#define WPP_PCB_FDX_NONE	0	/* reopened by path, or not restorable */
+#define WPP_PCB_FDX_PIPE	1	/* anonymous pipe end; ends paired by files[].ino */
+#define WPP_PCB_FDX_SOCKET	2
+#define WPP_PCB_FDX_EPOLL	3	/* epitems[epoll_first .. +epoll_count] */
+
+/* wpp_pcb_fdx.sockopts */
+#define WPP_PCB_SO_REUSEADDR	(1U << 0)
+#define WPP_PCB_SO_REUSEPORT	(1U << 1)
+#define WPP_PCB_SO_V6ONLY	(1U << 2)
+
+#define WPP_PCB_SOCK_LISTEN	10	/* wpp_pcb_fdx.state: TCP_LISTEN */
+
+/* what it takes to recreate a descriptor that has no path (files[i] <-> fdx[i]) */
+struct wpp_pcb_fdx {
+	wpp_s32 fd;
+	wpp_u32 kind;			/* WPP_PCB_FDX_* */
+	wpp_u32 family;			/* socket: AF_*, SOCK_*, IPPROTO_* */
+	wpp_u32 type;
+	wpp_u32 protocol;
+	wpp_u32 state;			/* sk_state: TCP_LISTEN 10, TCP_ESTABLISHED 1, ... */
+	wpp_u32 backlog;		/* listen() backlog (sk_max_ack_backlog) */
+	wpp_u32 sockopts;		/* WPP_PCB_SO_* */
+	wpp_u32 addr_len;		/* local address (getsockname), 0: unbound */
+	wpp_u32 epoll_first;
+	wpp_u32 epoll_count;
+	wpp_u32 reserved;
+	wpp_u8 addr[128];
+};					/* 176 bytes */
+
+/* one registration of an epoll instance, as /proc/<pid>/fdinfo shows it */
+struct wpp_pcb_epitem {
+	wpp_s32 tfd;
+	wpp_u32 events;
+	wpp_u64 data;
+};
 
 struct wpp_pcb {
 	wpp_u32 magic;			/* WPP_PCB_MAGIC */
@@ -135,12 +205,32 @@ struct wpp_pcb {
 	wpp_u64 auxv[WPP_PCB_AUXV_MAX];
 	wpp_u32 auxv_count;		/* u64 words used in auxv[] */
 	wpp_u32 reserved1;
+
+	/* appended: main thread extras, other threads, descriptors */
+	wpp_u64 robust_list;
+	wpp_u64 robust_list_len;
+	wpp_u32 threads_offset;		/* struct wpp_pcb_thread[threads_count] */
+	wpp_u32 threads_count;		/* threads besides the main one */
+	wpp_u32 fdx_offset;		/* struct wpp_pcb_fdx[files_count] */
+	wpp_u32 epitems_offset;		/* struct wpp_pcb_epitem[epitems_count] */
+	wpp_u32 epitems_count;
+	wpp_u32 reserved2;
+	wpp_u64 sas_ss_sp;		/* the main thread's sigaltstack */
+	wpp_u64 sas_ss_size;
+	wpp_u32 sas_ss_flags;
+	wpp_u32 reserved3;
 };
+
+/* the header as first written (no threads, fdx or epoll parts) */
+#define WPP_PCB_HEADER_V1_SIZE	offsetof(struct wpp_pcb, robust_list)
 
 #if !defined(__cplusplus)
 _Static_assert(sizeof(struct wpp_pcb_regs) == 216, "pcb regs");
 _Static_assert(sizeof(struct wpp_pcb_sigaction) == 32, "pcb sigaction");
 _Static_assert(sizeof(struct wpp_pcb_file) == 288, "pcb file");
+_Static_assert(sizeof(struct wpp_pcb_thread) == 304, "pcb thread");
+_Static_assert(sizeof(struct wpp_pcb_fdx) == 176, "pcb fdx");
+_Static_assert(sizeof(struct wpp_pcb_epitem) == 16, "pcb epitem");
 _Static_assert(sizeof(struct wpp_pcb) % 8 == 0, "pcb header alignment");
 #endif
 

@@ -43,12 +43,14 @@
 #include <linux/mmu_context.h>
 #include <linux/mutex.h>
 #include <linux/namei.h>
+#include <linux/refcount.h>
 #include <linux/regset.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/sched/task_stack.h>
+#include <linux/completion.h>
 #include <linux/signal.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -82,6 +84,22 @@ struct rc_ax_work {
 	u64 ax;
 };
 
+/* shared by the recreating ioctl and the threads it created */
+struct rc_thread_ctl {
+	refcount_t ref;
+	struct completion go;		/* the process is complete: run, or abort */
+	bool abort;
+};
+
+/* what one recreated thread loads into itself (owned by that thread) */
+struct rc_thread {
+	struct rc_thread_ctl *ctl;
+	struct wpp_pcb_thread th;
+	const struct user_regset *fpu_rs;
+	void *fpu;
+	struct rc_ax_work *axw;
+};
+
 struct wpp_rc {
 	u32 flags;
 	char msg[WPP_RC_MSG_MAX];
@@ -93,7 +111,8 @@ struct wpp_rc {
 	u32 nregions;
 	u32 meta_len;
 	void *meta;
-	struct wpp_pcb *pcb;
+	struct wpp_pcb *pcb;		/* &hdr once validated */
+	struct wpp_pcb hdr;		/* the header, zero-extended when older/shorter */
 	struct wpp_region *regions;
 	struct wpp_page_mapping *plist;
 
@@ -108,10 +127,13 @@ struct wpp_rc {
 	const struct user_regset *fpu_rs;
 	struct rc_ax_work *axw;
 	bool slot_claimed;
+	struct rc_thread_ctl *tctl;	/* threads created and waiting */
+	u32 threads_made;
 
 	/* stats */
 	u64 pages_written, pages_zero, pages_skipped;
 	u64 t_restore, t_map, t_fill, t_get;	/* t_get: GET_PAGES calls, part of t_fill */
+	u64 t_threads;
 };
 
 static DEFINE_MUTEX(wpp_rc_mutex);
@@ -131,6 +153,11 @@ static __printf(3, 4) int rc_fail(struct wpp_rc *rc, int err, const char *fmt, .
 static struct wpp_pcb_file *rc_files(struct wpp_rc *rc)
 {
 	return rc->meta + rc->pcb->files_offset;
+}
+
+static struct wpp_pcb_thread *rc_threads(struct wpp_rc *rc)
+{
+	return rc->meta + rc->pcb->threads_offset;
 }
 
 static struct wpp_pcb_sigaction *rc_sigactions(struct wpp_rc *rc)
@@ -222,50 +249,73 @@ static int rc_load(struct wpp_rc *rc)
 	if (ret)
 		return rc_fail(rc, -EIO, "reading the restored snapshot from the firmware failed (%d)",
 			       ret);
-	rc->pcb = rc->meta;
 	rc->t_restore = ktime_get_ns() - t0;
 	return 0;
 }
 
-static bool rc_part_ok(u32 off, u64 count, u32 size, u32 total)
+/* a variable part: after the header, 8-byte aligned, inside the PCB (empty: any) */
+static bool rc_part_ok(struct wpp_pcb *p, u32 off, u64 count, u32 size)
 {
-	return off >= sizeof(struct wpp_pcb) && (off & 7) == 0 &&
-	       (u64)off + count * size <= total;
+	if (!count)
+		return true;
+	return off >= p->header_size && (off & 7) == 0 &&
+	       (u64)off + count * size <= p->total_size;
 }
 
 static int rc_check_pcb(struct wpp_rc *rc)
 {
-	struct wpp_pcb *p = rc->pcb;
-	u32 saved, crc;
+	struct wpp_pcb *raw = rc->meta, *p = &rc->hdr;
+	u32 saved, crc, i;
 
-	if (p->magic != WPP_PCB_MAGIC)
+	if (raw->magic != WPP_PCB_MAGIC)
 		return rc_fail(rc, -EBADMSG, "no process control block in the snapshot (magic %#x)",
-			       p->magic);
-	if (p->version != WPP_PCB_VERSION || p->header_size != sizeof(*p))
+			       raw->magic);
+	if (raw->version != WPP_PCB_VERSION || raw->header_size < WPP_PCB_HEADER_V1_SIZE ||
+	    raw->header_size & 7)
 		return rc_fail(rc, -EPROTO,
 			       "process control block version %u (%u bytes), this kernel reads version %u (%zu bytes)",
-			       p->version, p->header_size, WPP_PCB_VERSION, sizeof(*p));
-	if (p->total_size < sizeof(*p) || p->total_size > rc->meta_len)
+			       raw->version, raw->header_size, WPP_PCB_VERSION, sizeof(*p));
+	if (raw->total_size < raw->header_size || raw->total_size > rc->meta_len)
 		return rc_fail(rc, -EBADMSG, "process control block size %u out of range (metadata %u)",
-			       p->total_size, rc->meta_len);
-	saved = p->crc32;
-	p->crc32 = 0;
-	crc = ~crc32_le(~0U, rc->meta, p->total_size);
-	p->crc32 = saved;
+			       raw->total_size, rc->meta_len);
+	saved = raw->crc32;
+	raw->crc32 = 0;
+	crc = ~crc32_le(~0U, rc->meta, raw->total_size);
+	raw->crc32 = saved;
 	if (crc != saved)
 		return rc_fail(rc, -EBADMSG, "process control block corrupt: CRC %08x, expected %08x",
 			       crc, saved);
+	/* fields an older, shorter header lacks read as zero: no such parts */
+	memset(p, 0, sizeof(*p));
+	memcpy(p, raw, min_t(size_t, raw->header_size, sizeof(*p)));
+	rc->pcb = p;
 	if (p->abi_version != WPP_ABI_VERSION)
 		return rc_fail(rc, -EPROTO, "process control block written for WPP ABI %u, this kernel has %u",
 			       p->abi_version, WPP_ABI_VERSION);
 	if (p->sigactions_count > WPP_PCB_NSIG ||
-	    !rc_part_ok(p->sigactions_offset, p->sigactions_count,
-			sizeof(struct wpp_pcb_sigaction), p->total_size) ||
-	    !rc_part_ok(p->files_offset, p->files_count, sizeof(struct wpp_pcb_file),
-			p->total_size) ||
-	    (p->fpu_size && !rc_part_ok(p->fpu_offset, p->fpu_size, 1, p->total_size)) ||
-	    p->auxv_count > WPP_PCB_AUXV_MAX)
+	    !rc_part_ok(p, p->sigactions_offset, p->sigactions_count,
+			sizeof(struct wpp_pcb_sigaction)) ||
+	    !rc_part_ok(p, p->files_offset, p->files_count, sizeof(struct wpp_pcb_file)) ||
+	    !rc_part_ok(p, p->fpu_offset, p->fpu_size, 1) ||
+	    p->auxv_count > WPP_PCB_AUXV_MAX ||
+	    (p->fdx_offset &&
+	     !rc_part_ok(p, p->fdx_offset, p->files_count, sizeof(struct wpp_pcb_fdx))) ||
+	    p->epitems_count > WPP_PCB_EPITEMS_MAX ||
+	    !rc_part_ok(p, p->epitems_offset, p->epitems_count, sizeof(struct wpp_pcb_epitem)) ||
+	    p->threads_count > WPP_PCB_THREADS_MAX ||
+	    !rc_part_ok(p, p->threads_offset, p->threads_count, sizeof(struct wpp_pcb_thread)))
 		return rc_fail(rc, -EBADMSG, "process control block parts out of bounds");
+	for (i = 0; i < p->threads_count; i++) {
+		struct wpp_pcb_thread *th = &rc_threads(rc)[i];
+
+		if (!rc_part_ok(p, th->fpu_offset, th->fpu_size, 1))
+			return rc_fail(rc, -EBADMSG, "thread %d: FPU image out of bounds", th->tid);
+		if (th->regs.ip >= TASK_SIZE_MAX || th->regs.fs_base >= TASK_SIZE_MAX ||
+		    th->regs.gs_base >= TASK_SIZE_MAX || th->tid <= 0)
+			return rc_fail(rc, -EBADMSG, "thread %d: saved registers hold kernel addresses (ip %#llx)",
+				       th->tid, th->regs.ip);
+		th->comm[sizeof(th->comm) - 1] = 0;
+	}
 	if (p->regs.ip >= TASK_SIZE_MAX || p->regs.fs_base >= TASK_SIZE_MAX ||
 	    p->regs.gs_base >= TASK_SIZE_MAX)
 		return rc_fail(rc, -EBADMSG, "saved registers hold kernel addresses (ip %#llx)",
@@ -413,6 +463,29 @@ static struct file *rc_shared_file(struct wpp_rc *rc, u32 i)
 	return NULL;
 }
 
+/*
+ * Did the recreator prepare this pathless descriptor (a pipe, socket or epoll
+ * instance made at the saved fd number)? Then the process gets that one.
+ */
+static bool rc_caller_prepared(const struct wpp_pcb_file *e)
+{
+	struct file *f = fget(e->fd);
+	umode_t type = e->mode & S_IFMT;
+	bool ok = false;
+
+	if (!f)
+		return false;
+	if (type && (file_inode(f)->i_mode & S_IFMT) == type) {
+		ok = true;
+	} else if (!type && !strncmp(e->path, "anon_inode:", 11)) {
+		char *p = d_path(&f->f_path, rc_path_buf, sizeof(rc_path_buf));
+
+		ok = !IS_ERR(p) && !strcmp(p, e->path);
+	}
+	fput(f);
+	return ok;
+}
+
 static int rc_prepare_files(struct wpp_rc *rc)
 {
 	struct wpp_pcb_file *pf = rc_files(rc);
@@ -439,8 +512,12 @@ static int rc_prepare_files(struct wpp_rc *rc)
 		if (reopen && rc_ends_with(e->path, " (deleted)"))
 			return rc_fail(rc, -ENOENT, "open file %s (fd %d) was deleted before the power loss",
 				       e->path, e->fd);
+		if (!reopen && rc_caller_prepared(e)) {
+			rc->fdmode[i] = RC_FD_INHERIT;
+			continue;
+		}
 		if (!reopen) {
-			/* pipes, sockets, anon inodes: cannot be brought back */
+			/* pipes, sockets, anon inodes the recreator did not make */
 			rc->fdmode[i] = e->fd <= 2 ? RC_FD_INHERIT : RC_FD_CLOSED;
 			pr_info("recreate: fd %d (%s) cannot be restored, %s\n", e->fd, e->path,
 				e->fd <= 2 ? "the recreator's is kept" : "left closed");
@@ -783,13 +860,16 @@ static void rc_set_ax(struct callback_head *cb)
 	kfree(w);
 }
 
-static void rc_set_regs(struct wpp_rc *rc)
+/*
+ * Load saved user registers into current's pt_regs (syscall-restart rule
+ * applied) and fs/gs base; axw (consumed) sets ax on the way out.
+ */
+static void rc_load_regs(const struct wpp_pcb_regs *s, u32 pcb_flags, struct rc_ax_work **axw)
 {
 	struct pt_regs *regs = task_pt_regs(current);
-	const struct wpp_pcb_regs *s = &rc->pcb->regs;
 	u64 ax = s->ax, ip = s->ip;
 
-	if (rc->pcb->flags & WPP_PCB_F_IN_SYSCALL) {
+	if (pcb_flags & WPP_PCB_F_IN_SYSCALL) {
 		switch ((long)s->ax) {
 		case -ERESTARTSYS:
 		case -ERESTARTNOINTR:
@@ -821,13 +901,217 @@ static void rc_set_regs(struct wpp_rc *rc)
 	regs->ss = __USER_DS;
 	regs->orig_ax = -1;	/* no syscall-restart handling of the ioctl's own return */
 	regs->ax = ax;
-	rc->axw->ax = ax;
-	init_task_work(&rc->axw->cb, rc_set_ax);
-	if (!task_work_add(current, &rc->axw->cb, TWA_RESUME))
-		rc->axw = NULL;
+	(*axw)->ax = ax;
+	init_task_work(&(*axw)->cb, rc_set_ax);
+	if (!task_work_add(current, &(*axw)->cb, TWA_RESUME))
+		*axw = NULL;
 
 	do_arch_prctl_64(current, ARCH_SET_FS, s->fs_base);
 	do_arch_prctl_64(current, ARCH_SET_GS, s->gs_base);
+}
+
+static void rc_set_regs(struct wpp_rc *rc)
+{
+	rc_load_regs(&rc->pcb->regs, rc->pcb->flags, &rc->axw);
+}
+
+/* current's sigaltstack as saved (flags: the kernel keeps SS_AUTODISARM only) */
+static void rc_set_altstack(u64 sp, u64 size, u32 flags)
+{
+	struct task_struct *t = current;
+
+	if (size && !(flags & SS_DISABLE) && sp < TASK_SIZE_MAX) {
+		t->sas_ss_sp = sp;
+		t->sas_ss_size = size;
+		t->sas_ss_flags = flags & SS_AUTODISARM;
+	} else {
+		t->sas_ss_sp = 0;
+		t->sas_ss_size = 0;
+		t->sas_ss_flags = SS_DISABLE;
+	}
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+static void rc_ctl_put(struct rc_thread_ctl *ctl)
+{
+	if (refcount_dec_and_test(&ctl->ref))
+		kfree(ctl);
+}
+
+static void rc_thread_free(struct rc_thread *rt)
+{
+	kfree(rt->axw);
+	kfree(rt->fpu);
+	kfree(rt);
+}
+
+static void rc_load_fpu(const struct user_regset *rs, const void *img, u32 size)
+{
+	int ret;
+
+	if (!rs || !size)
+		return;
+	kernel_fpu_begin();	/* live registers to fpstate: fpstate is the truth now */
+	kernel_fpu_end();
+	ret = rs->set(current, rs, 0, size, img, NULL);
+	if (ret)
+		pr_warn("recreate: tid %d: saved FPU state not accepted (%d), it starts with a clean FPU\n",
+			task_pid_nr(current), ret);
+}
+
+/*
+ * The first code a recreated thread runs, in kernel mode in its own context
+ * (kernel_clone() with args.fn, like user_mode_thread()). It waits until the
+ * whole process is restored (files, signal handlers, tracking), then loads
+ * its own registers, FPU, fs/gs base, signal mask, clear_child_tid, robust
+ * list, sigaltstack and name, and returns to user mode where it stopped
+ * (ret_from_fork zeroes ax after this returns: the task work sets it).
+ */
+static int rc_thread_fn(void *arg)
+{
+	struct rc_thread *rt = arg;
+	struct rc_thread_ctl *ctl = rt->ctl;
+	const struct wpp_pcb_thread *th = &rt->th;
+	unsigned long never = sigmask(SIGKILL) | sigmask(SIGSTOP);
+	struct task_struct *t = current;
+	sigset_t blocked;
+	bool abort;
+
+	wait_for_completion(&ctl->go);
+	abort = READ_ONCE(ctl->abort);
+	rc_ctl_put(ctl);
+	if (abort) {
+		rc_thread_free(rt);
+		do_exit(0);
+	}
+	rc_load_regs(&th->regs, th->flags, &rt->axw);
+	rc_load_fpu(rt->fpu_rs, rt->fpu, th->fpu_size);
+	siginitset(&blocked, th->sig_blocked & ~never);
+	set_current_blocked(&blocked);
+	t->clear_child_tid = (int __user *)(unsigned long)th->clear_child_tid;
+	t->robust_list = (struct robust_list_head __user *)(unsigned long)th->robust_list;
+	rc_set_altstack(th->sas_ss_sp, th->sas_ss_size, th->sas_ss_flags);
+	__set_task_comm(t, th->comm, false);
+	rc_thread_free(rt);
+	return 0;
+}
+
+/* Refuse a multi-threaded snapshot that cannot come back whole. */
+static int rc_check_threads(struct wpp_rc *rc)
+{
+	struct wpp_pcb *p = rc->pcb;
+	u32 i;
+
+	if (p->flags & WPP_PCB_F_INCOMPLETE)
+		return rc_fail(rc, -EOPNOTSUPP,
+			       "pid %d had more threads (max %d) or epoll registrations (max %d) than the snapshot holds",
+			       p->pid, WPP_PCB_THREADS_MAX, WPP_PCB_EPITEMS_MAX);
+	if (!p->threads_count)
+		return 0;
+	if (!READ_ONCE(wpp_allow_threads))
+		return rc_fail(rc, -EOPNOTSUPP,
+			       "pid %d had %u threads: set wpp.allow_threads=1 to recreate a multi-threaded process",
+			       p->pid, p->threads_count + 1);
+	for (i = 0; i < p->threads_count; i++) {
+		struct wpp_pcb_thread *th = &rc_threads(rc)[i];
+		struct task_struct *o;
+		char comm[TASK_COMM_LEN] = "";
+
+		if (th->fpu_size && th->fpu_size != p->fpu_size)
+			return rc_fail(rc, -EPROTO, "thread %d: FPU image of %u bytes, the process' is %u",
+				       th->tid, th->fpu_size, p->fpu_size);
+		rcu_read_lock();
+		o = find_task_by_pid_ns(th->tid, &init_pid_ns);
+		if (o)
+			get_task_comm(comm, o);
+		rcu_read_unlock();
+		if (o)
+			return rc_fail(rc, -EEXIST, "thread id %d of pid %d is in use by %s",
+				       th->tid, p->pid, comm);
+	}
+	return 0;
+}
+
+static struct rc_thread *rc_thread_alloc(struct wpp_rc *rc, struct wpp_pcb_thread *th)
+{
+	struct rc_thread *rt = kzalloc(sizeof(*rt), GFP_KERNEL);
+
+	if (!rt)
+		return NULL;
+	rt->th = *th;
+	rt->axw = kzalloc(sizeof(*rt->axw), GFP_KERNEL);
+	if (th->fpu_size && th->fpu_format == rc->pcb->fpu_format) {
+		rt->fpu_rs = rc->fpu_rs;
+		rt->fpu = kmemdup(rc->meta + th->fpu_offset, th->fpu_size, GFP_KERNEL);
+	}
+	if (!rt->axw || (rt->fpu_rs && !rt->fpu)) {
+		rc_thread_free(rt);
+		return NULL;
+	}
+	return rt;
+}
+
+/*
+ * Create every saved thread with its tid, sharing the new mm; each waits in
+ * rc_thread_fn() until rc_threads_go(). Before the point of no return: on
+ * failure the ones made are told to exit.
+ */
+static int rc_make_threads(struct wpp_rc *rc)
+{
+	u32 i, n = rc->pcb->threads_count;
+	u64 t0 = ktime_get_ns();
+
+	if (!n)
+		return 0;
+	rc->tctl = kzalloc(sizeof(*rc->tctl), GFP_KERNEL);
+	if (!rc->tctl)
+		return rc_fail(rc, -ENOMEM, "out of memory for the threads");
+	refcount_set(&rc->tctl->ref, 1);
+	init_completion(&rc->tctl->go);
+	for (i = 0; i < n; i++) {
+		struct wpp_pcb_thread *th = &rc_threads(rc)[i];
+		pid_t tid = th->tid;
+		struct kernel_clone_args args = {
+			.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+				 CLONE_THREAD | CLONE_SYSVSEM,
+			.set_tid = &tid,
+			.set_tid_size = 1,
+			.fn = rc_thread_fn,
+		};
+		struct rc_thread *rt = rc_thread_alloc(rc, th);
+		pid_t got;
+
+		if (!rt)
+			return rc_fail(rc, -ENOMEM, "out of memory for thread %d", tid);
+		rt->ctl = rc->tctl;
+		refcount_inc(&rc->tctl->ref);
+		args.fn_arg = rt;
+		got = kernel_clone(&args);
+		if (got < 0) {
+			rc_ctl_put(rc->tctl);
+			rc_thread_free(rt);
+			if (got == -EEXIST)
+				return rc_fail(rc, got, "thread id %d of pid %d is in use",
+					       tid, rc->pcb->pid);
+			return rc_fail(rc, got, "cannot create thread %d of pid %d (%d)",
+				       tid, rc->pcb->pid, got);
+		}
+		rc->threads_made++;
+	}
+	rc->t_threads = ktime_get_ns() - t0;
+	return 0;
+}
+
+/* Release the waiting threads: into the restored process, or to exit. */
+static void rc_threads_go(struct wpp_rc *rc, bool abort)
+{
+	if (!rc->tctl)
+		return;
+	rc->tctl->abort = abort;
+	complete_all(&rc->tctl->go);
+	rc_ctl_put(rc->tctl);
+	rc->tctl = NULL;
 }
 
 static void rc_set_signals(struct wpp_rc *rc)
@@ -850,9 +1134,7 @@ static void rc_set_signals(struct wpp_rc *rc)
 		siginitset(&k->sa.sa_mask, sa[i].mask & ~never);
 	}
 	spin_unlock_irq(&t->sighand->siglock);
-	t->sas_ss_sp = 0;
-	t->sas_ss_size = 0;
-	t->sas_ss_flags = SS_DISABLE;
+	rc_set_altstack(rc->pcb->sas_ss_sp, rc->pcb->sas_ss_size, rc->pcb->sas_ss_flags);
 	siginitset(&blocked, rc->pcb->sig_blocked & ~never);
 	set_current_blocked(&blocked);
 }
@@ -899,6 +1181,7 @@ static void rc_set_misc(struct wpp_rc *rc)
 	__set_task_comm(t, rc->pcb->comm, true);
 	t->personality = rc->pcb->personality;
 	t->clear_child_tid = (int __user *)(unsigned long)rc->pcb->clear_child_tid;
+	t->robust_list = (struct robust_list_head __user *)(unsigned long)rc->pcb->robust_list;
 	rseq_execve(t);
 }
 
@@ -935,6 +1218,8 @@ static int rc_info(struct wpp_rc *rc, struct wpp_rc_info *info)
 	info->regions = rc->nregions;
 	info->files = rc->pcb->files_count;
 	info->pcb_flags = rc->pcb->flags;
+	info->threads = rc->pcb->threads_count;
+	info->pcb_len = rc->pcb->total_size;
 	info->consumed = rc->consumed;
 	memcpy(info->comm, rc->pcb->comm, sizeof(info->comm));
 	strscpy(info->exe_path, rc->pcb->exe_path, sizeof(info->exe_path));
@@ -967,10 +1252,9 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 		ret = rc_check_binary(rc, ubin);
 	if (ret)
 		return ret;
-	if (rc->pcb->flags & WPP_PCB_F_MULTI_THREAD)
-		return rc_fail(rc, -EOPNOTSUPP,
-			       "pid %d had several threads and only one thread's state was saved (wpp.allow_threads)",
-			       rc->pcb->pid);
+	ret = rc_check_threads(rc);
+	if (ret)
+		return ret;
 	if (rc->pcb->flags & WPP_PCB_F_FILES_TRUNC)
 		pr_warn("recreate: pid %d had more than %d open files: only the lowest are restored\n",
 			rc->pcb->pid, WPP_PCB_FILES_MAX);
@@ -1019,7 +1303,10 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 		if (ret)
 			ret = rc_fail(rc, ret, "the saved FPU state was not accepted (%d)", ret);
 	}
+	if (!ret)
+		ret = rc_make_threads(rc);
 	if (ret) {
+		rc_threads_go(rc, true);
 		/* give the caller its address space back */
 		rc_switch_mm(old_mm, &back, false);
 		goto fail_mm;
@@ -1050,13 +1337,14 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 	__wpp_clone_end(t, 0);
 	rc->slot_claimed = false;
 	__wpp_exec_done();
+	rc_threads_go(rc, false);
 
-	pr_info("recreated pid %d (was %d, %s) from snapshot %llu%s: %u regions, %llu pages (%llu written, %llu zero, %llu skipped), restore %llu ms, map %llu ms, fill %llu ms (get_pages %llu ms), total %llu ms\n",
+	pr_info("recreated pid %d (was %d, %s) from snapshot %llu%s: %u regions, %llu pages (%llu written, %llu zero, %llu skipped), %u threads more, restore %llu ms, map %llu ms, fill %llu ms (get_pages %llu ms), threads %llu us, total %llu ms\n",
 		task_pid_nr(t), rc->pcb->pid, rc->pcb->comm, rc->snap_seq,
 		rc->consumed ? " (forced)" : "", rc->nregions, rc->npages, rc->pages_written,
-		rc->pages_zero, rc->pages_skipped, rc->t_restore / NSEC_PER_MSEC,
+		rc->pages_zero, rc->pages_skipped, rc->threads_made, rc->t_restore / NSEC_PER_MSEC,
 		rc->t_map / NSEC_PER_MSEC, rc->t_fill / NSEC_PER_MSEC, rc->t_get / NSEC_PER_MSEC,
-		(ktime_get_ns() - t0) / NSEC_PER_MSEC);
+		rc->t_threads / NSEC_PER_USEC, (ktime_get_ns() - t0) / NSEC_PER_MSEC);
 	return 0;
 
 fail_mm:
@@ -1093,9 +1381,13 @@ static long wpp_rc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		struct wpp_rc_info *info = kzalloc(sizeof(*info), GFP_KERNEL);
 
 		ret = -ENOMEM;
-		if (info && !copy_from_user(&rc->flags, uarg, sizeof(rc->flags))) {
-			info->flags = rc->flags;
+		if (info && !copy_from_user(info, uarg, sizeof(*info))) {
+			rc->flags = info->flags;
+			info->msg[0] = 0;
 			ret = rc_info(rc, info);
+			if (!ret && info->pcb_buf && info->pcb_buf_len >= info->pcb_len &&
+			    copy_to_user(u64_to_user_ptr(info->pcb_buf), rc->meta, info->pcb_len))
+				ret = -EFAULT;
 			if (ret)
 				strscpy(info->msg, rc->msg, sizeof(info->msg));
 			if (copy_to_user(uarg, info, sizeof(*info)))

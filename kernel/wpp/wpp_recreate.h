@@ -22,7 +22,15 @@
  *   ENOENT      a file the process had open or mapped, or its cwd, is missing
  *   EBUSY       a process is tracked right now, or another recreate runs
  *   EINVAL      the caller cannot be replaced (threads, shared files/fs/sighand)
- *   EOPNOTSUPP  the persisted process had several threads (wpp.allow_threads)
+ *   EOPNOTSUPP  the persisted process had several threads and wpp.allow_threads
+ *               is 0, or more threads/epoll items than the PCB holds
+ *   EEXIST      a thread id of the persisted process is in use
+ *
+ * Descriptors without a path (pipes, sockets, epoll) are the caller's job:
+ * INFO can copy the whole PCB out (pcb_buf), so the recreator creates them
+ * at the saved fd numbers before RECREATE; a caller fd of the saved type
+ * (pipe, socket, the same anon-inode kind) at a saved fd number is kept,
+ * every other caller fd is closed.
  *   ENODEV      no WPP firmware answering
  */
 #ifndef WPP_RECREATE_H
@@ -52,6 +60,11 @@ struct wpp_rc_info {
 	char exe_path[WPP_RC_PATH_MAX];
 	char cwd[WPP_RC_PATH_MAX];
 	char msg[WPP_RC_MSG_MAX];	/* out on failure */
+	wpp_u64 pcb_buf;		/* in: user buffer for the PCB, or 0 */
+	wpp_u32 pcb_buf_len;		/* in: its size */
+	wpp_u32 pcb_len;		/* out: PCB size (copied when it fits) */
+	wpp_u32 threads;		/* out: threads besides the main one */
+	wpp_u32 reserved;
 };
 
 struct wpp_rc_req {

@@ -479,7 +479,7 @@ int wpp_track_reset_firmware(void)
 int __wpp_copy_process(u64 clone_flags)
 {
 	if ((clone_flags & CLONE_THREAD) && READ_ONCE(wpp_allow_threads)) {
-		pr_info_once("threads allowed in the tracked process: the PCB holds the main thread only\n");
+		pr_info_once("threads allowed in the tracked process: every thread is persisted\n");
 		return 0;
 	}
 	if (clone_flags & CLONE_THREAD) {

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * wpp-threads - a multi-threaded probe: every thread keeps and checks its own
+ * state across a power loss and recreation (wpp.allow_threads=1).
+ *
+ *   wpp-threads [--threads N] [--period-ms MS]
+ *
+ * The main thread and N extra threads each print one line per iteration:
+ *
+ *   wpp-threads: th=2 tid=101 kind=sleep n=17 regs=ok tls=ok tid_ok=ok
+ *
+ *  - n: the thread's own counter (thread-local storage, through fs_base);
+ *       after recreation each thread's next line carries its previous n + 1.
+ *  - regs: "sleep" threads (even th) load per-thread values into xmm8-xmm15
+ *       and r12-r15 before a raw nanosleep syscall and compare them after
+ *       it: a recreation that loses one thread's registers or FPU state, or
+ *       gives it another thread's, shows regs=BAD.
+ *  - "cond" threads (odd th) wait on a condition variable the main thread
+ *       broadcasts every period: they sit in futex waits, as redis' background
+ *       threads do, and must wake up again after recreation.
+ *  - tls: the thread-local copy of the thread's index and tid still match;
+ *    tid_ok: gettid() is the tid the thread started with (tids come back).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREADS	64
+
+static unsigned long period_ms = 200;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static unsigned long long generation;
+
+static __thread int tls_index = -1;
+static __thread pid_t tls_tid;
+static __thread unsigned long long tls_n;
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+/* xmm8..15 and r12..r15 hold @in across a raw nanosleep; returns 1 if unchanged */
+static int sleep_keeping_registers(uint64_t seed, const struct timespec *ts)
+{
+	uint64_t in[16], out[16];
+	register uint64_t r12 asm("r12") = mix64(seed + 100);
+	register uint64_t r13 asm("r13") = mix64(seed + 101);
+	register uint64_t r14 asm("r14") = mix64(seed + 102);
+	register uint64_t r15 asm("r15") = mix64(seed + 103);
+	long ret = SYS_nanosleep;
+	int k;
+
+	for (k = 0; k < 16; k++)
+		in[k] = mix64(seed + k);
+	asm volatile("movdqu 0(%[xin]), %%xmm8\n\t"
+		     "movdqu 16(%[xin]), %%xmm9\n\t"
+		     "movdqu 32(%[xin]), %%xmm10\n\t"
+		     "movdqu 48(%[xin]), %%xmm11\n\t"
+		     "movdqu 64(%[xin]), %%xmm12\n\t"
+		     "movdqu 80(%[xin]), %%xmm13\n\t"
+		     "movdqu 96(%[xin]), %%xmm14\n\t"
+		     "movdqu 112(%[xin]), %%xmm15\n\t"
+		     "syscall\n\t"
+		     "movdqu %%xmm8, 0(%[xout])\n\t"
+		     "movdqu %%xmm9, 16(%[xout])\n\t"
+		     "movdqu %%xmm10, 32(%[xout])\n\t"
+		     "movdqu %%xmm11, 48(%[xout])\n\t"
+		     "movdqu %%xmm12, 64(%[xout])\n\t"
+		     "movdqu %%xmm13, 80(%[xout])\n\t"
+		     "movdqu %%xmm14, 96(%[xout])\n\t"
+		     "movdqu %%xmm15, 112(%[xout])\n\t"
+		     : "+a"(ret), "+r"(r12), "+r"(r13), "+r"(r14), "+r"(r15)
+		     : [xin] "r"(in), [xout] "r"(out), "D"(ts), "S"(NULL)
+		     : "rcx", "r11", "memory", "cc", "xmm8", "xmm9", "xmm10", "xmm11",
+		       "xmm12", "xmm13", "xmm14", "xmm15");
+	if (ret != 0 && ret != -EINTR)
+		return 0;
+	return !memcmp(in, out, sizeof(in)) && r12 == mix64(seed + 100) &&
+	       r13 == mix64(seed + 101) && r14 == mix64(seed + 102) && r15 == mix64(seed + 103);
+}
+
+static void report(const char *kind, int regs_ok, pid_t tid0)
+{
+	char line[160];
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	int n = snprintf(line, sizeof(line),
+			 "wpp-threads: th=%d tid=%d kind=%s n=%llu regs=%s tls=%s tid_ok=%s\n",
+			 tls_index, tid, kind, tls_n, regs_ok ? "ok" : "BAD",
+			 tls_tid == tid0 ? "ok" : "BAD", tid == tid0 ? "ok" : "BAD");
+
+	/* one write per line: lines of different threads do not interleave */
+	if (write(STDOUT_FILENO, line, n) != n)
+		exit(1);
+}
+
+static void sleep_loop(int index)
+{
+	struct timespec ts = { period_ms / 1000, (period_ms % 1000) * 1000000L };
+	pid_t tid0 = (pid_t)syscall(SYS_gettid);
+
+	tls_index = index;
+	tls_tid = tid0;
+	for (;;) {
+		uint64_t seed = ((uint64_t)tid0 << 32) ^ (tls_n << 8) ^ (uint64_t)index;
+		int ok = sleep_keeping_registers(seed, &ts);
+
+		if (index == 0) {
+			pthread_mutex_lock(&lock);
+			generation++;
+			pthread_cond_broadcast(&cond);
+			pthread_mutex_unlock(&lock);
+		}
+		tls_n++;
+		report("sleep", ok, tid0);
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	int index = (int)(intptr_t)arg;
+	pid_t tid0 = (pid_t)syscall(SYS_gettid);
+	unsigned long long seen = 0;
+
+	if (index % 2 == 0)
+		sleep_loop(index);
+	tls_index = index;
+	tls_tid = tid0;
+	for (;;) {
+		pthread_mutex_lock(&lock);
+		while (generation == seen)
+			pthread_cond_wait(&cond, &lock);
+		seen = generation;
+		pthread_mutex_unlock(&lock);
+		tls_n++;
+		report("cond", 1, tid0);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "threads", required_argument, NULL, 't' },
+		{ "period-ms", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long nthreads = 4;
+	pthread_t th;
+	unsigned long i;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 't': nthreads = strtoul(optarg, NULL, 0); break;
+		case 'p': period_ms = strtoul(optarg, NULL, 0); break;
+		default:
+			fprintf(stderr, "usage: wpp-threads [--threads N] [--period-ms MS]\n");
+			return 2;
+		}
+	}
+	if (nthreads > MAX_THREADS || period_ms == 0) {
+		fprintf(stderr, "wpp-threads: error: at most %d threads, period > 0\n", MAX_THREADS);
+		return 2;
+	}
+	for (i = 1; i <= nthreads; i++) {
+		errno = pthread_create(&th, NULL, thread_main, (void *)(intptr_t)i);
+		if (errno) {
+			fprintf(stderr, "wpp-threads: error: pthread_create: %s\n", strerror(errno));
+			return 1;
+		}
+	}
+	sleep_loop(0);
+	return 0;
+}
