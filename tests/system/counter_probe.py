@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from twin_only import inspect_cli, twin_files
+
 from hil.timeout import wait_for
 
 COUNTER = "/usr/bin/wpp-counter"
@@ -146,12 +148,20 @@ class Probe:
 
     # -- the cycle -------------------------------------------------------------------------
 
-    def persist(self) -> None:
+    def persist(self) -> dict[str, Any] | None:
         """Power-loss trigger (the kernel writes the open files back), then cut mains; the
-        board stays off."""
+        board stays off. On the twin the snapshot is then checked with ``hil snapshot
+        inspect --json`` (complete, not consumed) and its report returned."""
         self.wpp.trigger()
         self.last = self.note_last()
         self.target.power_cut()
+        if not self.target.is_emulated:
+            return None
+        rc, report = inspect_cli(twin_files(self.target, "inspecting the snapshot").pdev,
+                                 no_pages=True)
+        assert rc == 0 and report["verdict"] == "complete", report
+        assert report["marker_state"] == "complete", report
+        return report
 
     def note_last(self) -> Line:
         lines = self.lines()

@@ -5,7 +5,7 @@ dummy programmer on the twin's chip file, the SPI programmer on the lab board): 
 is probed for its size and a smaller or larger image is refused with one line naming
 both sizes, before the backup read, so the backup directory stays empty; on the twin
 the chip file is byte-identical afterwards. The board is powered off for this (flashing
-happens in G3); the next test boots it again.
+happens in G3) and not booted between the two cases; the next test boots it again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from hil.cache import sha256_file
 from hil.errors import HilError
 
 
+@pytest.mark.hil_no_autoboot  # it powers the board off anyway: no boot between the cases
 @pytest.mark.parametrize("delta", ["half", "plus_4k"])
 def test_wrong_size_rom_refused_before_flashing(target: Any, tmp_path: Path, delta: str) -> None:
     chip = target.board.flash.chip_size
