@@ -169,8 +169,12 @@ static void pid_owner(pid_t pid, char *comm, size_t len)
 	fclose(f);
 }
 
-/* fork (with the original pid if possible); returns the child's pid, 0 in the child */
-static pid_t fork_child(pid_t want, int try_pid, char *note, size_t len)
+/*
+ * fork (with the original pid if possible); returns the child's pid, 0 in the
+ * child. Another pid is above avoid (the highest saved thread id), so that it
+ * cannot take a tid the process' threads need.
+ */
+static pid_t fork_child(pid_t want, int try_pid, pid_t avoid, char *note, size_t len)
 {
 	struct clone_args args = { .exit_signal = SIGCHLD };
 	pid_t tid = want, pid;
@@ -194,7 +198,39 @@ static pid_t fork_child(pid_t want, int try_pid, char *note, size_t len)
 	}
 	memset(&args, 0, sizeof(args));
 	args.exit_signal = SIGCHLD;
+	if (avoid > 0) {
+		int tries;
+
+		args.set_tid = (uintptr_t)&tid;
+		args.set_tid_size = 1;
+		for (tid = avoid + 1, tries = 0; tries < 4096; tid++, tries++) {
+			pid = syscall(SYS_clone3, &args, sizeof(args));
+			if (pid >= 0 || errno != EEXIST)
+				break;
+		}
+		if (pid >= 0)
+			return pid;
+		args.set_tid = 0;
+		args.set_tid_size = 0;
+	}
 	return syscall(SYS_clone3, &args, sizeof(args));
+}
+
+/* the highest thread id besides the main one in the PCB (0: single-threaded) */
+static pid_t max_thread_id(const void *raw)
+{
+	const struct wpp_pcb *pcb = raw;
+	const struct wpp_pcb_thread *th;
+	pid_t max = 0;
+	unsigned int i;
+
+	if (pcb->magic != WPP_PCB_MAGIC || pcb->header_size < sizeof(*pcb))
+		return 0;
+	th = (const void *)((const char *)raw + pcb->threads_offset);
+	for (i = 0; i < pcb->threads_count && i < WPP_PCB_THREADS_MAX; i++)
+		if (th[i].tid > max)
+			max = th[i].tid;
+	return max;
 }
 
 /* a line in the kernel log, next to the kernel's own refusals (one write: one record) */
@@ -494,7 +530,7 @@ static int do_recreate(struct opts *o, const char *binary)
 	fflush(stdout);
 	fflush(stderr);
 	t0 = now_ms();
-	pid = fork_child(info.pid, !o->new_pid, note, sizeof(note));
+	pid = fork_child(info.pid, !o->new_pid, max_thread_id(pcb), note, sizeof(note));
 	if (pid < 0)
 		return fail("clone3: %s", strerror(errno));
 	if (pid == 0) {

@@ -7,7 +7,7 @@ iteration; "sleep" threads hold per-thread values in xmm8-15/r12-r15 across a ra
 redis' background threads do). A correct recreation brings every thread back with its tid:
 each prints the very next counter value with all self-checks ``ok``.
 
-The probe's output lives on ``/data`` (the twin's persistent disk): the recreated process
+The probe's output lives on ``/data/wpp-system`` (the persistent disk): the recreated process
 reopens it at its saved offset, like any file a real machine keeps on disk.
 """
 
@@ -24,6 +24,7 @@ from hil.timeout import wait_for
 PROBE = "/usr/bin/wpp-threads"
 THREADS = 4  # besides the main thread
 ALLOW = "/sys/module/wpp/parameters/allow_threads"
+DATA = "/data/wpp-system"  # on the persistent disk (the suite's convention)
 LINE_RE = re.compile(
     r"^wpp-threads: th=(?P<th>\d+) tid=(?P<tid>\d+) kind=(?P<kind>\w+) n=(?P<n>\d+) "
     r"regs=(?P<regs>\w+) tls=(?P<tls>\w+) tid_ok=(?P<tid_ok>\w+)$", re.M)
@@ -77,9 +78,10 @@ def test_threads_refused_by_default(wpp: Any) -> None:
 def test_every_thread_continues_after_power_loss(target: Any) -> None:
     """All 5 threads come back with their tids, registers, FPU, TLS and counters; a
     multi-threaded snapshot is refused while allow_threads=0 and left intact."""
-    wpp = WppSession(target, out_dir="/data")
+    wpp = WppSession(target, out_dir=DATA)
     try:
         _no_tracked(target)
+        _run(target, f"mkdir -p {DATA} && rm -f {DATA}/wpp-threads.out")
         _allow_threads(target, True)
         prog = wpp.start(f"{PROBE} --threads {THREADS} --period-ms 300", name="threads")
         wait_for(lambda: len(_last(wpp.output(prog))) == THREADS + 1
@@ -95,6 +97,9 @@ def test_every_thread_continues_after_power_loss(target: Any) -> None:
         target.boot()
 
         _allow_threads(target, False)
+        # the next pids handed out after the boot must not be the ones it needs back
+        _run(target, f"while [ \"$(sh -c 'echo $$')\" -le {max(tids)} ]; do :; done",
+             timeout=120)
         res = _run(target, f"wpp-recreate {PROBE}", timeout=300, check=False)
         assert res.exit_code == 1, res.stdout
         assert (f"pid {prog.pid} had {THREADS + 1} threads: set wpp.allow_threads=1 "
