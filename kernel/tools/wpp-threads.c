@@ -44,6 +44,22 @@ static __thread int tls_index = -1;
 static __thread pid_t tls_tid;
 static __thread unsigned long long tls_n;
 
+/* a non-negative decimal number, or exit 2 with a one-line error */
+static unsigned long number(const char *opt, const char *arg)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-') {
+		fprintf(stderr, "wpp-threads: error: %s needs a non-negative number, got '%s'\n",
+			opt, arg);
+		exit(2);
+	}
+	return v;
+}
+
 static uint64_t mix64(uint64_t x)
 {
 	x ^= x >> 30;
@@ -166,8 +182,8 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 't': nthreads = strtoul(optarg, NULL, 0); break;
-		case 'p': period_ms = strtoul(optarg, NULL, 0); break;
+		case 't': nthreads = number("--threads", optarg); break;
+		case 'p': period_ms = number("--period-ms", optarg); break;
 		default:
 			fprintf(stderr, "usage: wpp-threads [--threads N] [--period-ms MS]\n");
 			return 2;
