@@ -75,9 +75,50 @@ def test_threads_refused_by_default(wpp: Any) -> None:
     assert "clone(CLONE_THREAD) refused" in _run(target, "dmesg | tail -n 20").stdout
 
 
+def _persist_and_boot(wpp: Any, prog: Any, tids: set[int]) -> dict[int, dict[str, str]]:
+    """Trigger, cut, boot; the last line of every thread before the power loss."""
+    target = wpp.target
+    wpp.trigger()
+    last = _last(wpp.output(prog))
+    assert len(last) == THREADS + 1
+    target.power_cut()
+    target.boot()
+    # the next pids handed out after the boot must not be the ones it needs back
+    _run(target, f"while [ \"$(sh -c 'echo $$')\" -le {max(tids)} ]; do :; done",
+         timeout=120)
+    return last
+
+
+def _assert_continues(wpp: Any, prog: Any, tids: set[int],
+                      last: dict[int, dict[str, str]]) -> dict[int, list[dict[str, str]]]:
+    """Every thread prints its next counter value with its tid and all checks ok."""
+    target = wpp.target
+
+    def every_thread_twice() -> dict[int, list[dict[str, str]]] | None:
+        new = _lines_after(wpp.output(prog), last)
+        return new if len(new) == THREADS + 1 and all(
+            len(v) >= 2 for v in new.values()) else None
+
+    new = wait_for(every_thread_twice, 120, "two new lines from every thread")
+    for th, lines in new.items():
+        assert int(lines[0]["n"]) == int(last[th]["n"]) + 1, (th, lines[0], last[th])
+        for ln in lines:
+            assert ln["tid"] == last[th]["tid"], f"thread {th} changed tid"
+            bad = {k: ln[k] for k in ("regs", "tls", "tid_ok") if ln[k] != "ok"}
+            assert not bad, f"thread {th} n={ln['n']}: {bad}"
+    assert _tids(target, prog.pid) == tids
+    assert _run(target, "cat /sys/kernel/wpp/tracked_pid").stdout.strip() == str(prog.pid)
+    dmesg = _run(target, "dmesg | grep 'wpp: recreated'").stdout
+    m = re.search(r"(\d+) threads more, .* threads (\d+) us, total (\d+) ms", dmesg)
+    assert m and int(m[1]) == THREADS, dmesg
+    print(f"recreate with {THREADS + 1} threads: total {m[3]} ms, threads {m[2]} us")
+    return new
+
+
 def test_every_thread_continues_after_power_loss(target: Any) -> None:
-    """All 5 threads come back with their tids, registers, FPU, TLS and counters; a
-    multi-threaded snapshot is refused while allow_threads=0 and left intact."""
+    """All 5 threads come back with their tids, registers, FPU, TLS and counters, twice in
+    a row (a recreated multi-threaded process is persisted again); a multi-threaded
+    snapshot is refused while allow_threads=0 and left intact."""
     wpp = WppSession(target, out_dir=DATA)
     try:
         _no_tracked(target)
@@ -90,46 +131,21 @@ def test_every_thread_continues_after_power_loss(target: Any) -> None:
         tids = _tids(target, prog.pid)
         assert len(tids) == THREADS + 1
 
-        wpp.trigger()
-        last = _last(wpp.output(prog))
-        assert len(last) == THREADS + 1
-        target.power_cut()
-        target.boot()
-
-        _allow_threads(target, False)
-        # the next pids handed out after the boot must not be the ones it needs back
-        _run(target, f"while [ \"$(sh -c 'echo $$')\" -le {max(tids)} ]; do :; done",
-             timeout=120)
-        res = _run(target, f"wpp-recreate {PROBE}", timeout=300, check=False)
-        assert res.exit_code == 1, res.stdout
-        assert (f"pid {prog.pid} had {THREADS + 1} threads: set wpp.allow_threads=1 "
-                "to recreate a multi-threaded process") in res.stderr
-        assert not _run(target, "pidof wpp-threads", check=False).stdout.strip()
-
-        _allow_threads(target, True)
-        report = wpp.recreate(PROBE)
-        print(report)
-        assert f"pid {prog.pid} as pid {prog.pid} " in report
-        assert f"{THREADS + 1} threads" in report
-
-        def every_thread_twice() -> dict[int, list[dict[str, str]]] | None:
-            new = _lines_after(wpp.output(prog), last)
-            return new if len(new) == THREADS + 1 and all(
-                len(v) >= 2 for v in new.values()) else None
-
-        new = wait_for(every_thread_twice, 120, "two new lines from every thread")
-        for th, lines in new.items():
-            assert int(lines[0]["n"]) == int(last[th]["n"]) + 1, (th, lines[0], last[th])
-            for ln in lines:
-                assert ln["tid"] == last[th]["tid"], f"thread {th} changed tid"
-                bad = {k: ln[k] for k in ("regs", "tls", "tid_ok") if ln[k] != "ok"}
-                assert not bad, f"thread {th} n={ln['n']}: {bad}"
-        assert _tids(target, prog.pid) == tids
-        assert _run(target, "cat /sys/kernel/wpp/tracked_pid").stdout.strip() == str(prog.pid)
-        dmesg = _run(target, "dmesg | grep 'wpp: recreated'").stdout
-        m = re.search(r"(\d+) threads more, .* threads (\d+) us, total (\d+) ms", dmesg)
-        assert m and int(m[1]) == THREADS, dmesg
-        print(f"recreate with {THREADS + 1} threads: total {m[3]} ms, threads {m[2]} us")
+        for cycle in range(2):
+            last = _persist_and_boot(wpp, prog, tids)
+            if cycle == 0:
+                _allow_threads(target, False)
+                res = _run(target, f"wpp-recreate {PROBE}", timeout=300, check=False)
+                assert res.exit_code == 1, res.stdout
+                assert (f"pid {prog.pid} had {THREADS + 1} threads: set wpp.allow_threads=1 "
+                        "to recreate a multi-threaded process") in res.stderr
+                assert not _run(target, "pidof wpp-threads", check=False).stdout.strip()
+            _allow_threads(target, True)
+            report = wpp.recreate(PROBE)
+            print(report)
+            assert f"pid {prog.pid} as pid {prog.pid} " in report
+            assert f"{THREADS + 1} threads" in report
+            _assert_continues(wpp, prog, tids, last)
     finally:
         _run(target, "kill -9 $(pidof wpp-threads) 2>/dev/null; true", check=False)
         _allow_threads(target, False)
