@@ -27,6 +27,7 @@
  *  - a connected socket: its peer is gone with the power, so it becomes one
  *    end of a socket pair whose other end is closed (EOF and hang-up: a
  *    server drops that client cleanly);
+ *  - an eventfd: a new one with the saved count (EFD_SEMAPHORE is not kept);
  *  - an epoll instance: a new one, with the saved interest list (fd, events,
  *    data) registered after every other descriptor exists;
  * with the saved O_NONBLOCK and close-on-exec flags. fds 0-2 stay the
@@ -50,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -410,6 +412,22 @@ static int prep_epoll(struct fdprep *p, unsigned int i)
 	return ret;
 }
 
+static int prep_eventfd(struct fdprep *p, unsigned int i)
+{
+	uint64_t count = p->fdx[i].count;
+	int e = prep_high(p, eventfd(0, EFD_CLOEXEC)), ret;
+
+	if (e < 0)
+		return prep_fail(p, "eventfd fd %d: eventfd: %s", p->files[i].fd, strerror(errno));
+	if (count && write(e, &count, sizeof(count)) != sizeof(count))
+		ret = prep_fail(p, "eventfd fd %d: setting its count %llu: %s", p->files[i].fd,
+				(unsigned long long)count, strerror(errno));
+	else
+		ret = prep_install(p, e, i, 0, 0);
+	close(e);
+	return ret;
+}
+
 static int prep_fd_is_made(struct fdprep *p, int fd)
 {
 	unsigned int j;
@@ -433,7 +451,7 @@ static int prep_epoll_items(struct fdprep *p, unsigned int i)
 		struct epoll_event ev = { .events = it->events, .data.u64 = it->data };
 
 		if (!prep_fd_is_made(p, it->tfd)) {
-			fprintf(stderr, "wpp-recreate: warning: epoll fd %d: fd %d is not a pipe, socket or epoll made here, not registered\n",
+			fprintf(stderr, "wpp-recreate: warning: epoll fd %d: fd %d is not a pipe, socket, eventfd or epoll made here, not registered\n",
 				x->fd, it->tfd);
 			continue;
 		}
@@ -486,6 +504,9 @@ static int prepare_fds(const void *raw, int *devfd, char *err, size_t errlen)
 			break;
 		case WPP_PCB_FDX_EPOLL:
 			ret = prep_epoll(&p, i);
+			break;
+		case WPP_PCB_FDX_EVENTFD:
+			ret = prep_eventfd(&p, i);
 			break;
 		}
 	}

@@ -15,9 +15,13 @@
  *       and r12-r15 before a raw nanosleep syscall and compare them after
  *       it: a recreation that loses one thread's registers or FPU state, or
  *       gives it another thread's, shows regs=BAD.
- *  - "cond" threads (odd th) wait on a condition variable the main thread
+ *  - "cond" threads (odd th > 1) wait on a condition variable the main thread
  *       broadcasts every period: they sit in futex waits, as redis' background
  *       threads do, and must wake up again after recreation.
+ *  - the "event" thread (th=1) waits in epoll_wait on an eventfd the main
+ *       thread writes every period; regs=ok there means the epoll registration
+ *       came back with its data word and the eventfd could be read (descriptors
+ *       without a path, made again by the recreator).
  *  - tls: the thread-local copy of the thread's index and tid still match;
  *    tid_ok: gettid() is the tid the thread started with (tids come back).
  */
@@ -29,16 +33,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_THREADS	64
+#define EV_DATA		0x5770ee5770ee0001ULL	/* the epoll registration's data word */
 
 static unsigned long period_ms = 200;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static unsigned long long generation;
+static int event_fd = -1, epoll_fd = -1;
 
 static __thread int tls_index = -1;
 static __thread pid_t tls_tid;
@@ -136,6 +144,10 @@ static void sleep_loop(int index)
 		int ok = sleep_keeping_registers(seed, &ts);
 
 		if (index == 0) {
+			uint64_t one = 1;
+
+			if (write(event_fd, &one, sizeof(one)) != sizeof(one))
+				ok = 0;
 			pthread_mutex_lock(&lock);
 			generation++;
 			pthread_cond_broadcast(&cond);
@@ -143,6 +155,29 @@ static void sleep_loop(int index)
 		}
 		tls_n++;
 		report("sleep", ok, tid0);
+	}
+}
+
+static void event_loop(int index)
+{
+	pid_t tid0 = (pid_t)syscall(SYS_gettid);
+
+	tls_index = index;
+	tls_tid = tid0;
+	for (;;) {
+		struct epoll_event ev;
+		uint64_t count = 0;
+		int n = epoll_wait(epoll_fd, &ev, 1, -1);
+		int ok;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		ok = n == 1 && ev.data.u64 == EV_DATA &&
+		     read(event_fd, &count, sizeof(count)) == sizeof(count) && count > 0;
+		tls_n++;
+		report("event", ok, tid0);
+		if (!ok)	/* keep the line rate, do not spin */
+			usleep(period_ms * 1000);
 	}
 }
 
@@ -154,6 +189,8 @@ static void *thread_main(void *arg)
 
 	if (index % 2 == 0)
 		sleep_loop(index);
+	if (index == 1)
+		event_loop(index);
 	tls_index = index;
 	tls_tid = tid0;
 	for (;;) {
@@ -192,6 +229,14 @@ int main(int argc, char **argv)
 	if (nthreads > MAX_THREADS || period_ms == 0) {
 		fprintf(stderr, "wpp-threads: error: at most %d threads, period > 0\n", MAX_THREADS);
 		return 2;
+	}
+	event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (event_fd < 0 || epoll_fd < 0 ||
+	    epoll_ctl(epoll_fd, EPOLL_CTL_ADD, event_fd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.u64 = EV_DATA })) {
+		fprintf(stderr, "wpp-threads: error: eventfd/epoll: %s\n", strerror(errno));
+		return 1;
 	}
 	for (i = 1; i <= nthreads; i++) {
 		errno = pthread_create(&th, NULL, thread_main, (void *)(intptr_t)i);

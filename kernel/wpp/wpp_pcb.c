@@ -111,6 +111,23 @@ static void wpp_pcb_epoll(struct file *f, struct wpp_pcb_fdx *x, struct wpp_pcb_
 	}
 }
 
+/* an eventfd's counter, from its fdinfo text like the epoll items */
+static void wpp_pcb_eventfd(struct file *f, struct wpp_pcb_fdx *x, struct wpp_pcb_fdcap *cap)
+{
+	struct seq_file m = { .buf = cap->seqbuf, .size = WPP_PCB_SEQ_BUF };
+	unsigned long long count;
+	const char *p;
+
+	x->kind = WPP_PCB_FDX_EVENTFD;
+	if (!f->f_op->show_fdinfo || !cap->seqbuf)
+		return;
+	f->f_op->show_fdinfo(&m, f);
+	cap->seqbuf[min(m.count, (size_t)WPP_PCB_SEQ_BUF - 1)] = 0;
+	p = strstr(cap->seqbuf, "eventfd-count:");
+	if (p && sscanf(p, "eventfd-count: %llx", &count) == 1)
+		x->count = count;
+}
+
 static void wpp_pcb_socket(struct file *f, struct wpp_pcb_fdx *x)
 {
 	struct socket *sock = sock_from_file(f);
@@ -146,6 +163,8 @@ static void wpp_pcb_fdx(struct file *f, const struct wpp_pcb_file *e,
 		wpp_pcb_socket(f, x);
 	else if (!strcmp(e->path, "anon_inode:[eventpoll]"))
 		wpp_pcb_epoll(f, x, cap);
+	else if (!strcmp(e->path, "anon_inode:[eventfd]"))
+		wpp_pcb_eventfd(f, x, cap);
 }
 
 static unsigned int wpp_pcb_files(struct task_struct *task, struct wpp_pcb_file *out,

@@ -120,6 +120,7 @@ struct wpp_pcb_thread {
 #define WPP_PCB_FDX_PIPE	1	/* anonymous pipe end; ends paired by files[].ino */
 #define WPP_PCB_FDX_SOCKET	2
 #define WPP_PCB_FDX_EPOLL	3	/* epitems[epoll_first .. +epoll_count] */
+#define WPP_PCB_FDX_EVENTFD	4	/* count (EFD_SEMAPHORE is not visible: not kept) */
 
 /* wpp_pcb_fdx.sockopts */
 #define WPP_PCB_SO_REUSEADDR	(1U << 0)
@@ -142,8 +143,9 @@ struct wpp_pcb_fdx {
 	wpp_u32 epoll_first;
 	wpp_u32 epoll_count;
 	wpp_u32 reserved;
+	wpp_u64 count;			/* eventfd counter */
 	wpp_u8 addr[128];
-};					/* 176 bytes */
+};					/* 184 bytes */
 
 /* one registration of an epoll instance, as /proc/<pid>/fdinfo shows it */
 struct wpp_pcb_epitem {
@@ -229,7 +231,7 @@ _Static_assert(sizeof(struct wpp_pcb_regs) == 216, "pcb regs");
 _Static_assert(sizeof(struct wpp_pcb_sigaction) == 32, "pcb sigaction");
 _Static_assert(sizeof(struct wpp_pcb_file) == 288, "pcb file");
 _Static_assert(sizeof(struct wpp_pcb_thread) == 304, "pcb thread");
-_Static_assert(sizeof(struct wpp_pcb_fdx) == 176, "pcb fdx");
+_Static_assert(sizeof(struct wpp_pcb_fdx) == 184, "pcb fdx");
 _Static_assert(sizeof(struct wpp_pcb_epitem) == 16, "pcb epitem");
 _Static_assert(sizeof(struct wpp_pcb) % 8 == 0, "pcb header alignment");
 #endif

@@ -4,8 +4,11 @@ The probe is ``wpp-threads`` (kernel/tools): the main thread and N extra threads
 their own counter in thread-local storage (through fs_base) and print one line per
 iteration; "sleep" threads hold per-thread values in xmm8-15/r12-r15 across a raw nanosleep,
 "cond" threads sit in futex waits on a condition variable the main thread broadcasts (as
-redis' background threads do). A correct recreation brings every thread back with its tid:
-each prints the very next counter value with all self-checks ``ok``.
+redis' background threads do), and the "event" thread waits in epoll_wait on an eventfd the
+main thread writes: its check needs the epoll registration back with its data word, and
+the eventfd (descriptors the recreator makes again). A correct recreation brings every
+thread back with its tid: each prints the very next counter value with all self-checks
+``ok``.
 
 The probe's output lives on ``/data/wpp-system`` (the persistent disk): the recreated process
 reopens it at its saved offset, like any file a real machine keeps on disk.
@@ -130,6 +133,8 @@ def test_every_thread_continues_after_power_loss(target: Any) -> None:
                  120, "a line from every thread")
         tids = _tids(target, prog.pid)
         assert len(tids) == THREADS + 1
+        kinds = {x["kind"] for x in _last(wpp.output(prog)).values()}
+        assert kinds == {"sleep", "cond", "event"}, kinds
 
         for cycle in range(2):
             last = _persist_and_boot(wpp, prog, tids)
