@@ -65,7 +65,7 @@ def _fit(name: str, points: list[tuple[float, float]]) -> Fit:
     fit = None
     note = ""
     try:
-        fit = linear_fit([b for b, _ in points], [t for _, t in points])
+        fit = linear_fit([b for b, _ in points], [t for _, t in points], relative=True)
     except HilError as exc:
         note = str(exc)
     return Fit(BENCH, name, fit, points, *_seed(name), note)

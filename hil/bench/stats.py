@@ -108,21 +108,39 @@ class LinearFit:
         return asdict(self)
 
 
-def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> LinearFit:
-    """Ordinary least squares over points; needs two distinct x values."""
+def linear_fit(xs: Sequence[float], ys: Sequence[float], *,
+               relative: bool = False) -> LinearFit:
+    """Least squares over points; needs two distinct x values.
+
+    ``relative=True`` weights every point by ``1/y**2``, i.e. minimises relative rather
+    than absolute errors. Persist sizes span three orders of magnitude: unweighted, the
+    largest sizes alone set the line and a slightly super-linear tail drives the fixed
+    overhead negative, which means nothing. A fixed overhead cannot be negative either:
+    when the best line has one, the fit is redone through the origin (intercept 0).
+    `r2` is the (weighted) coefficient of determination of the line returned.
+    """
     if len(xs) != len(ys):
         raise HilError(f"fit needs as many x as y values ({len(xs)} vs {len(ys)})")
     n = len(xs)
     if n < 2 or len(set(xs)) < 2:
         raise HilError("a linear fit needs at least two distinct sizes",
                        "measure persist times at two or more sizes")
-    mx = sum(xs) / n
-    my = sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    if relative and any(y <= 0 for y in ys):
+        raise HilError("a relative fit needs positive times")
+    ws = [1.0 / (y * y) for y in ys] if relative else [1.0] * n
+    sw = sum(ws)
+    mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / sw
+    my = sum(w * y for w, y in zip(ws, ys, strict=True)) / sw
+    sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs, strict=True))
+    sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True))
     slope = sxy / sxx
     intercept = my - slope * mx
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys, strict=True))
+    if relative and intercept < 0:
+        intercept = 0.0
+        slope = (sum(w * x * y for w, x, y in zip(ws, xs, ys, strict=True))
+                 / sum(w * x * x for w, x in zip(ws, xs, strict=True)))
+    ss_tot = sum(w * (y - my) ** 2 for w, y in zip(ws, ys, strict=True))
+    ss_res = sum(w * (y - (intercept + slope * x)) ** 2
+                 for w, x, y in zip(ws, xs, ys, strict=True))
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
     return LinearFit(intercept, slope, r2, n)

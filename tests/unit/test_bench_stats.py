@@ -66,3 +66,24 @@ def test_fit_exact_line_and_degenerate_inputs() -> None:
         linear_fit([4, 4, 4], [1, 2, 3])
     with pytest.raises(HilError, match="as many"):
         linear_fit([1, 2], [1])
+
+
+def test_relative_fit_recovers_the_line_and_keeps_small_sizes_honest() -> None:
+    """Relative weights give the same line on clean data, and a super-linear tail at the
+    largest sizes (as TCG shows above ~100 MiB) no longer pushes the fixed part negative."""
+    xs = [1.0, 16.0, 64.0, 256.0, 448.0]
+    clean = [10.0 + 2.0 * x for x in xs]
+    fit = linear_fit(xs, clean, relative=True)
+    assert (fit.intercept, fit.slope) == (pytest.approx(10.0), pytest.approx(2.0))
+    measured = [26.9, 195.0, 799.0, 4599.0, 8464.0]  # ms, the twin's persist times
+    assert linear_fit(xs, measured).intercept < 0  # what an unweighted fit says
+    rel = linear_fit(xs, measured, relative=True)
+    assert 0.0 <= rel.intercept < 26.9 and rel.slope > 0
+    assert rel.predict(1.0) == pytest.approx(26.9, rel=0.5)
+
+
+def test_relative_fit_never_reports_a_negative_fixed_overhead() -> None:
+    fit = linear_fit([1.0, 2.0, 4.0], [1.0, 3.0, 7.0], relative=True)  # best line: -1 + 2x
+    assert fit.intercept == 0.0 and fit.slope > 0
+    with pytest.raises(HilError, match="positive"):
+        linear_fit([1.0, 2.0], [0.0, 1.0], relative=True)
