@@ -22,12 +22,17 @@ void bootmem_platform_add_ranges(void)
 	       CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE);
 }
 
+/*
+ * Only what the OS is told is usable RAM (the e820 "usable" ranges) may be named in
+ * a mailbox command. The OS view is walked, not coreboot's own: there ramstage and
+ * the payload are "RAM" although ramstage lives inside CBMEM, which the OS sees as
+ * reserved, so SMM would have accepted CBMEM pages from the OS.
+ */
 static bool add_ram(const struct range_entry *r, void *arg)
 {
 	struct wpp_handoff *h = arg;
-	unsigned long tag = range_entry_tag(r);
 
-	if (tag != BM_MEM_RAM && tag != BM_MEM_RAMSTAGE && tag != BM_MEM_PAYLOAD)
+	if (range_entry_tag(r) != BM_MEM_RAM)
 		return true;
 	if (h->nranges == WPP_HANDOFF_MAX_RANGES) {
 		printk(BIOS_WARNING, "wpp: handoff_ranges status=13 error=too_many_ranges\n");
@@ -56,7 +61,7 @@ static void wpp_handoff(void *unused)
 		h->cbmemc_addr = (uintptr_t)con;
 		h->cbmemc_size = con->size;
 	}
-	bootmem_walk(add_ram, h);
+	bootmem_walk_os_mem(add_ram, h);
 	printk(BIOS_INFO, "wpp: handoff_sent ranges=%u cbmemc=0x%llx\n", h->nranges,
 	       (unsigned long long)h->cbmemc_addr);
 	outb(WPP_APM_CNT_HANDOFF, APM_CNT);
