@@ -72,7 +72,7 @@ def _fit(name: str, points: list[tuple[float, float]]) -> Fit:
 
 
 def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
-        wpp_missing: str | None = None,
+        reps: int = 1, wpp_missing: str | None = None,
         step: Callable[[str], None] = lambda _m: None) -> None:
     boot = report.add(Measurement(ORCH, "boot (power on to SSH)", report.board, "boot", "s"))
     cycle = report.add(Measurement(ORCH, "full cycle (hil.cycle)", report.board, "cycle", "s"))
@@ -90,34 +90,43 @@ def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
                 for name in ("persist", "restore")}
         meta = report.add(Measurement(BENCH, f"metadata {size} MiB", mode, "metadata copied",
                                       "KiB"))
-        step(f"persist/restore cycle with a {size} MiB buffer ({mode})")
-        runner = _RecordingRunner(target, mode=mode, buffer_mib=size, run_s=1.0)
-        try:
-            runner.start()
-            result = runner.cycle(1)
-        except HilError as exc:
-            for m in (*rows.values(), meta):
-                m.skipped = str(exc)
-            continue
-        finally:
-            _stop_recreated(target)
-        boot.samples += [p.wall_s for p in result.phases if p.name == "boot"]
-        if result.error:
-            for m in (*rows.values(), meta):
-                m.skipped = result.error
-        else:
-            cycle.samples.append(sum(p.wall_s for p in result.phases))
-        for name, m in rows.items():
-            ev = runner.fw_events.get(name)
-            if ev is None or ev.get("status") not in (0, None):
-                m.skipped = m.skipped or f"no successful 'wpp: {name}' line in cbmem"
-                continue
-            m.samples.append(ev["time_us"] / 1000.0)
-            if isinstance(ev.get("page_bytes"), int):
-                points[name].append((float(ev["page_bytes"]), float(ev["time_us"])))
-            if name == "persist" and isinstance(ev.get("meta_bytes"), int):
-                meta.samples.append(ev["meta_bytes"] / 1024.0)
+        for rep in range(reps):
+            step(f"persist/restore cycle with a {size} MiB buffer ({mode}, run {rep + 1}/{reps})")
+            _one_cycle(target, size, mode, rows, meta, boot, cycle, points)
     report.fits += [_fit(name, pts) for name, pts in points.items()]
+
+
+def _one_cycle(target: Any, size: int, mode: str, rows: dict[str, Measurement],
+               meta: Measurement, boot: Measurement, cycle: Measurement,
+               points: dict[str, list[tuple[float, float]]]) -> None:
+    """One fresh process of `size` MiB: persist -> cut -> boot -> recreate, its firmware
+    times added to `rows` and its (bytes, time) to the fit's `points`."""
+    runner = _RecordingRunner(target, mode=mode, buffer_mib=size, run_s=1.0)
+    try:
+        runner.start()
+        result = runner.cycle(1)
+    except HilError as exc:
+        for m in (*rows.values(), meta):
+            m.skipped = m.skipped or str(exc)
+        return
+    finally:
+        _stop_recreated(target)
+    boot.samples += [p.wall_s for p in result.phases if p.name == "boot"]
+    if result.error:
+        for m in (*rows.values(), meta):
+            m.skipped = m.skipped or result.error
+        return
+    cycle.samples.append(sum(p.wall_s for p in result.phases))
+    for name, m in rows.items():
+        ev = runner.fw_events.get(name)
+        if ev is None or ev.get("status") not in (0, None):
+            m.skipped = m.skipped or f"no successful 'wpp: {name}' line in cbmem"
+            continue
+        m.samples.append(ev["time_us"] / 1000.0)
+        if isinstance(ev.get("page_bytes"), int):
+            points[name].append((float(ev["page_bytes"]), float(ev["time_us"])))
+        if name == "persist" and isinstance(ev.get("meta_bytes"), int):
+            meta.samples.append(ev["meta_bytes"] / 1024.0)
 
 
 def _stop_recreated(target: Any) -> None:

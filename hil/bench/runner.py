@@ -35,6 +35,7 @@ class BenchConfig:
     neighbour_load_mib: int = 100
     persist_sizes: tuple[int, ...] = (1, 16, 64, 256, 1024)
     persist_mode: str = "eager"
+    persist_reps: int = 3  # one persist -> cut -> boot -> recreate cycle per repetition
     benches: tuple[str, ...] = BENCHES
 
     def to_json(self) -> dict[str, Any]:
@@ -46,7 +47,7 @@ QUICK = BenchConfig(
     profile="quick", reps=2, synth_sizes=(1, 10), modes=("eager",), redis_tests=("SET",),
     redis_payloads=(64,), redis_requests=2000, sevenzip_dict_log2=18, neighbour_reps=1,
     neighbour_load_mib=10,
-    persist_sizes=(1, 8),
+    persist_sizes=(1, 8), persist_reps=1,
 )
 
 
@@ -117,7 +118,7 @@ def run_benchmarks(target: Any, config: BenchConfig, out_dir: Path, *, quick: bo
             load_mib=config.neighbour_load_mib, wpp_missing=missing, step=step),
         "persist": lambda: persist.run(
             target, report, sizes=config.persist_sizes, mode=config.persist_mode,
-            wpp_missing=missing, step=step),
+            reps=config.persist_reps, wpp_missing=missing, step=step),
     }
     try:
         for name in BENCHES:
