@@ -16,7 +16,8 @@
 # Cache ($WPP_HIL_CACHE or ~/.cache/wpp-hil):
 #   rootfs/<hash>/initramfs.cpio.gz   the image (.cpio.xz, .cpio with --compress),
 #                                     keyed by every input (this
-#                                     directory, kernel/tools sources, the ABI
+#                                     directory, kernel/tools sources and the
+#                                     driver headers they include, the ABI
 #                                     header, cbmem sources, host binaries and
 #                                     libraries copied, Debian package versions,
 #                                     gcc version, the keys' public halves)
@@ -152,9 +153,14 @@ host_libs() {
 	done | sort -u
 }
 
+# the tools' sources and the driver's user-ABI headers they include (wpp-recreate
+# reads the PCB and calls the recreate ioctls)
 tool_sources() {
-	find "$REPO/kernel/tools" "$REPO/firmware/tests/guest" -maxdepth 1 -type f \
-		\( -name '*.c' -o -name '*.h' -o -name Makefile \) 2>/dev/null | sort
+	{
+		find "$REPO/kernel/tools" "$REPO/firmware/tests/guest" -maxdepth 1 -type f \
+			\( -name '*.c' -o -name '*.h' -o -name Makefile \) 2>/dev/null
+		ls "$REPO/kernel/wpp/wpp_pcb.h" "$REPO/kernel/wpp/wpp_recreate.h"
+	} | sort
 }
 
 cbmem_key() {

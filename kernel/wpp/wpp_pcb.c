@@ -320,6 +320,15 @@ static unsigned int wpp_pcb_collect_threads(struct task_struct *task, struct tas
 	return n;
 }
 
+/* the rseq() registration (glibc registers one per thread) */
+static void wpp_pcb_rseq(struct task_struct *t, u64 *rseq, u32 *sig)
+{
+#ifdef CONFIG_RSEQ
+	*rseq = (unsigned long)t->rseq;
+	*sig = t->rseq_sig;
+#endif
+}
+
 static void wpp_pcb_thread(struct task_struct *t, const struct wpp_pcb_regsets *rs,
 			   struct wpp_pcb_thread *th, void *fpu_dst)
 {
@@ -335,6 +344,7 @@ static void wpp_pcb_thread(struct task_struct *t, const struct wpp_pcb_regsets *
 	th->sas_ss_size = t->sas_ss_size;
 	th->sas_ss_flags = t->sas_ss_flags;
 	get_task_comm(th->comm, t);
+	wpp_pcb_rseq(t, &th->rseq, &th->rseq_sig);
 	th->fpu_size = wpp_pcb_fpu(t, rs, fpu_dst, &th->fpu_format);
 }
 
@@ -424,6 +434,7 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	pcb->sas_ss_sp = task->sas_ss_sp;
 	pcb->sas_ss_size = task->sas_ss_size;
 	pcb->sas_ss_flags = task->sas_ss_flags;
+	wpp_pcb_rseq(task, &pcb->rseq, &pcb->rseq_sig);
 
 	/* signals */
 	sa = buf + off;

@@ -113,7 +113,10 @@ struct wpp_pcb_thread {
 	wpp_u32 fpu_offset;		/* from the PCB start, 8-byte aligned */
 	wpp_u32 fpu_size;
 	char comm[16];
-};					/* 304 bytes */
+	wpp_u64 rseq;			/* rseq() area, user address (0: none) */
+	wpp_u32 rseq_sig;
+	wpp_u32 reserved;
+};					/* 320 bytes */
 
 /* wpp_pcb_fdx.kind */
 #define WPP_PCB_FDX_NONE	0	/* reopened by path, or not restorable */
@@ -221,6 +224,9 @@ struct wpp_pcb {
 	wpp_u64 sas_ss_size;
 	wpp_u32 sas_ss_flags;
 	wpp_u32 reserved3;
+	wpp_u64 rseq;			/* the main thread's rseq() area (0: none) */
+	wpp_u32 rseq_sig;
+	wpp_u32 reserved4;
 };
 
 /* the header as first written (no threads, fdx or epoll parts) */
@@ -230,7 +236,7 @@ struct wpp_pcb {
 _Static_assert(sizeof(struct wpp_pcb_regs) == 216, "pcb regs");
 _Static_assert(sizeof(struct wpp_pcb_sigaction) == 32, "pcb sigaction");
 _Static_assert(sizeof(struct wpp_pcb_file) == 288, "pcb file");
-_Static_assert(sizeof(struct wpp_pcb_thread) == 304, "pcb thread");
+_Static_assert(sizeof(struct wpp_pcb_thread) == 320, "pcb thread");
 _Static_assert(sizeof(struct wpp_pcb_fdx) == 184, "pcb fdx");
 _Static_assert(sizeof(struct wpp_pcb_epitem) == 16, "pcb epitem");
 _Static_assert(sizeof(struct wpp_pcb) % 8 == 0, "pcb header alignment");

@@ -931,6 +931,21 @@ static void rc_set_altstack(u64 sp, u64 size, u32 flags)
 	}
 }
 
+/*
+ * current's rseq() registration as saved: the area is in the restored memory
+ * (glibc's per-thread TCB), the kernel refreshes its cpu id before user mode
+ */
+static void rc_set_rseq(u64 rseq, u32 sig)
+{
+#ifdef CONFIG_RSEQ
+	if (!rseq || rseq >= TASK_SIZE_MAX || !IS_ALIGNED(rseq, 32))
+		return;
+	current->rseq = (struct rseq __user *)(unsigned long)rseq;
+	current->rseq_sig = sig;
+	rseq_set_notify_resume(current);
+#endif
+}
+
 /* ---- threads ------------------------------------------------------------ */
 
 static void rc_ctl_put(struct rc_thread_ctl *ctl)
@@ -993,6 +1008,7 @@ static int rc_thread_fn(void *arg)
 	t->robust_list = (struct robust_list_head __user *)(unsigned long)th->robust_list;
 	rc_set_altstack(th->sas_ss_sp, th->sas_ss_size, th->sas_ss_flags);
 	__set_task_comm(t, th->comm, false);
+	rc_set_rseq(th->rseq, th->rseq_sig);
 	rc_thread_free(rt);
 	return 0;
 }
@@ -1183,6 +1199,7 @@ static void rc_set_misc(struct wpp_rc *rc)
 	t->clear_child_tid = (int __user *)(unsigned long)rc->pcb->clear_child_tid;
 	t->robust_list = (struct robust_list_head __user *)(unsigned long)rc->pcb->robust_list;
 	rseq_execve(t);
+	rc_set_rseq(rc->pcb->rseq, rc->pcb->rseq_sig);
 }
 
 /* ---- the ioctls --------------------------------------------------------- */
