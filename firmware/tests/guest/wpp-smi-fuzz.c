@@ -3,8 +3,9 @@
  * wpp-smi-fuzz: send thousands of random mailbox commands to the WPP SMM
  * handler from a guest's user space and check every answer.
  *
- * Usage: wpp-smi-fuzz [--base ADDR] [--seed S] [--count N] [--smram BASE:SIZE|none]
- *                     [--strict-reserved] [--persist]
+ * Usage: wpp-smi-fuzz [--base ADDR] [--seed S] [--count N]
+ *                     [--smram BASE:SIZE|none] [--lenient-reserved]
+ *                     [--sweep-reserved] [--persist]
  *
  * Commands are random events 0xa0-0xac (and now and then the one-shot
  * ramstage handoff 0xad, which the handler must ignore after boot) with
@@ -14,21 +15,26 @@
  *  - our own locked pages (valid OS RAM),
  *  - other System RAM pages (valid; only ever recorded, never written),
  *  - forbidden ones: the WPP region itself, SMRAM (--smram, default the
- *    twin's TSEG 0x7ff00000:0x100000; "none" when unknown), every non-RAM range of /proc/iomem
- *    above 1 MiB (PCI windows, MMCONFIG, APIC; e820-reserved firmware
- *    tables such as CBMEM) and addresses beyond the end of RAM.
+ *    twin's TSEG 0x7ff00000:0x100000; "none" when unknown), every non-RAM
+ *    range of /proc/iomem above 1 MiB (PCI windows, MMCONFIG, APIC;
+ *    e820-reserved firmware tables such as CBMEM) and addresses beyond the
+ *    end of RAM.
  * GET_PAGES writes only into the mailbox, one of our own pages, or a
  * forbidden address (which must be refused), never into other RAM.
  * PERSIST rewrites the persistent device and is left out unless --persist.
  *
  * Checked for every command: it was answered (seq_ack == seq), the status is
  * a known one, and no forbidden address, header junk, oversized length or
- * write to a read-only section was accepted. e820-reserved RAM outside SMRAM
- * and the WPP region is only counted ("e820_reserved=accepted/sent") unless
- * --strict-reserved makes its acceptance a violation too. Pages of ours that no command
- * named as a destination must be unchanged at the end. Finally INIT,
- * SELFTEST and a READ_DATA of the counters must still succeed, and the debug
- * flags are put back to 0.
+ * write to a read-only section was accepted (--lenient-reserved: accepted
+ * e820-reserved addresses outside SMRAM and the WPP region are only counted,
+ * not violations). Pages of ours that no command named as a destination must
+ * be unchanged at the end. Finally INIT, SELFTEST and a READ_DATA of the
+ * counters must still succeed, and the debug flags are put back to 0.
+ *
+ * --sweep-reserved instead tries ADD_PAGE on every page of the e820-reserved
+ * ranges (not SMRAM, not the WPP region) and prints
+ *   wpp-fuzz sweep e820_reserved=ACCEPTED/SENT first_accepted=0xPA
+ * (exit 1 if any was accepted).
  *
  * Output: "wpp-fuzz violation ..." lines, then one summary line
  *   wpp-fuzz done seed=S commands=N answered=N unanswered=N violations=N ...
@@ -89,7 +95,7 @@ static unsigned long handoffs;
 static uint64_t last_bad_pa;	/* the last forbidden address drawn, for reports */
 static int last_class;
 static uint64_t smram_base = 0x7ff00000, smram_size = 0x100000;	/* q35 -m 2G TSEG */
-static int strict_reserved;
+static int lenient_reserved;	/* e820-reserved acceptance only counted */
 static unsigned long class_sent[C_COUNT], class_accepted[C_COUNT];
 
 static uint64_t rnd(void)
@@ -172,8 +178,7 @@ static int overlaps(uint64_t pa, uint64_t base, uint64_t size)
 /*
  * A page-aligned address that is not OS RAM; sets last_class. e820-reserved
  * ranges other than SMRAM and the WPP region (firmware tables, CBMEM) are a
- * class of their own: the firmware's contract says "OS RAM", but whether it
- * knows them as reserved depends on its RAM map (--strict-reserved).
+ * class of their own: the firmware knows them only from its RAM map.
  */
 static uint64_t forbidden_pa(void)
 {
@@ -391,7 +396,7 @@ static void one(unsigned long i, int allow_persist)
 	case WPP_EV_PAGE_BATCH: {
 		struct wpp_page_batch *b = (struct wpp_page_batch *)pl;
 		struct wpp_page_op *ops = (struct wpp_page_op *)(b + 1);
-		uint32_t n = below(10) < 7 ? (uint32_t)below(64) + 1 : (uint32_t)below(3000) + 1;
+		uint32_t n = (uint32_t)below(below(10) < 7 ? 64 : 3000) + 1;
 
 		if ((n + 1) * sizeof(*ops) > PAYLOAD_MAX)
 			n = 64;
@@ -481,7 +486,7 @@ static void one(unsigned long i, int allow_persist)
 		break;
 	}
 
-	strict = ((1U << C_COUNT) - 1) & ~(strict_reserved ? 0U : 1U << C_RESERVED);
+	strict = ((1U << C_COUNT) - 1) & ~(lenient_reserved ? 1U << C_RESERVED : 0U);
 	if (bad & strict)
 		must_fail = 1;
 	else if (must_fail == 0)
@@ -590,7 +595,8 @@ static void sanity(void)
 				break;
 			}
 	if (init != WPP_OK || self != WPP_OK || cnt != WPP_OK || flags_st != WPP_OK)
-		violation(0, 0, "handler_unusable_after_fuzzing", init ? init : self ? self : cnt);
+		violation(0, 0, "handler_unusable_after_fuzzing",
+			  init ? init : self ? self : cnt);
 	if (canary_bad)
 		violation(0, 0, "untargeted_own_page_changed", (int)canary_bad);
 	printf("wpp-fuzz sanity init=%d selftest=%d counters=%d debug_flags_was=%llu "
@@ -598,11 +604,51 @@ static void sanity(void)
 	       (unsigned long long)flags, flags_st, canary_bad);
 }
 
+/*
+ * Deterministic companion of the random run: ADD_PAGE of every page of every
+ * e820-reserved range above 1 MiB except SMRAM and the WPP region (firmware
+ * tables, CBMEM). None of them is OS RAM, so none may be accepted.
+ */
+static int sweep_reserved(void)
+{
+	struct wpp_page_mapping m;
+	unsigned long sent = 0, accepted = 0;
+	uint64_t first = 0;
+
+	if (simple(WPP_EV_INIT, NULL, 0) != WPP_OK) {
+		printf("wpp-fuzz sweep error=init\n");
+		return 2;
+	}
+	for (int i = 0; i < nbad; i++) {
+		if (!bad[i].reserved)
+			continue;
+		for (uint64_t pa = bad[i].start & ~0xfffULL; pa <= bad[i].end; pa += 4096) {
+			if (overlaps(pa, region_base, WPP_REGION_SIZE_DEFAULT) ||
+			    overlaps(pa, smram_base, smram_size) || pa < bad[i].start)
+				continue;
+			m.virtual_address = 0x400000 + (sent % 4096) * 4096;
+			m.physical_address = pa;
+			sent++;
+			if (simple(WPP_EV_ADD_PAGE, &m, sizeof(m)) == WPP_OK) {
+				if (!accepted)
+					first = pa;
+				accepted++;
+				/* keep the slots free for the next ones */
+				simple(WPP_EV_REMOVE_PAGE, &m, sizeof(m));
+			}
+		}
+	}
+	simple(WPP_EV_INIT, NULL, 0);	/* leave no mapping behind */
+	printf("wpp-fuzz sweep e820_reserved=%lu/%lu first_accepted=0x%llx\n", accepted, sent,
+	       (unsigned long long)first);
+	return accepted ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long count = 3000;
 	unsigned long long seed = 1;
-	int allow_persist = 0, fd;
+	int allow_persist = 0, sweep = 0, fd;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--base") && i + 1 < argc) {
@@ -613,8 +659,10 @@ int main(int argc, char **argv)
 			count = strtoul(argv[++i], NULL, 0);
 		} else if (!strcmp(argv[i], "--persist")) {
 			allow_persist = 1;
-		} else if (!strcmp(argv[i], "--strict-reserved")) {
-			strict_reserved = 1;
+		} else if (!strcmp(argv[i], "--lenient-reserved")) {
+			lenient_reserved = 1;
+		} else if (!strcmp(argv[i], "--sweep-reserved")) {
+			sweep = 1;
 		} else if (!strcmp(argv[i], "--smram") && i + 1 < argc &&
 			   !strcmp(argv[i + 1], "none")) {
 			i++;
@@ -630,7 +678,8 @@ int main(int argc, char **argv)
 			}
 		} else {
 			fprintf(stderr, "usage: %s [--base ADDR] [--seed S] [--count N] "
-				"[--smram BASE:SIZE|none] [--strict-reserved] [--persist]\n", argv[0]);
+				"[--smram BASE:SIZE|none] [--lenient-reserved] "
+				"[--sweep-reserved] [--persist]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -659,6 +708,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (sweep)
+		return sweep_reserved();
 	printf("wpp-fuzz start seed=%llu count=%lu ram_ranges=%d forbidden_ranges=%d "
 	       "ram_end=0x%llx persist=%d\n", seed, count, nram, nbad,
 	       (unsigned long long)ram_end, allow_persist);
