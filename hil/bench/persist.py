@@ -10,6 +10,7 @@ cycles time the orchestrator itself: boot and the full cycle, by the wall clock.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,11 +62,25 @@ def _seed(name: str) -> tuple[float | None, float | None]:
     return (SEED_FIXED_MS, SEED_GIB_S) if name == "persist" else (None, None)
 
 
+def _per_size_medians(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """One (bytes, time) point per buffer size, the medians of its repetitions: a single
+    slow or fast run (TCG under load) must not tilt the line, and every size counts once.
+    Repetitions of a size copy a few pages more or less, so sizes are grouped by MiB."""
+    groups: dict[int, list[tuple[float, float]]] = {}
+    for b, t in points:
+        groups.setdefault(round(b / 2**20), []).append((b, t))
+    return [(statistics.median(b for b, _ in g), statistics.median(t for _, t in g))
+            for _, g in sorted(groups.items())]
+
+
 def _fit(name: str, points: list[tuple[float, float]]) -> Fit:
+    """Fixed overhead + bandwidth, fitted to the per-size medians with relative weights
+    (sizes span three decades; see `linear_fit`); `points` keeps every run for the plot."""
     fit = None
     note = ""
     try:
-        fit = linear_fit([b for b, _ in points], [t for _, t in points], relative=True)
+        med = _per_size_medians(points)
+        fit = linear_fit([b for b, _ in med], [t for _, t in med], relative=True)
     except HilError as exc:
         note = str(exc)
     return Fit(BENCH, name, fit, points, *_seed(name), note)

@@ -218,7 +218,7 @@ def format_table(report: BenchReport) -> str:
         if f.seed_fixed_ms is not None:
             seed = f"  [seed: {f.seed_fixed_ms:.0f} ms + {f.seed_gib_s} GiB/s]"
         lines.append(f"{f.bench} {f.name}: {f.fixed_ms:.1f} ms fixed + {bw} "
-                     f"(r2 {f.fit.r2:.3f}, {f.fit.n} points){seed}")
+                     f"(r2 {f.fit.r2:.3f}, {f.fit.n} sizes, {len(f.points)} runs){seed}")
     if report.bench_s:
         lines.append("took: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.bench_s.items())
                      + f" (total {report.duration_s:.0f} s)")

@@ -154,3 +154,18 @@ def test_tracked_redis_without_threads_is_a_known_limitation(
     assert rows["eager"].limitation and "refuses threads" in (rows["eager"].skipped or "")
     assert out.report.failures() == []
     assert "n/a: tracked redis-server exits" in out.table_path.read_text()
+
+
+def test_persist_fit_uses_one_median_point_per_size() -> None:
+    """One outlier repetition (31.5 ms among ~87 ms at 16 MiB, as seen on the twin) must not
+    tilt the line: the fit sees each size's median; the plot keeps every run."""
+    from hil.bench.persist import _fit
+
+    mib = 2**20
+    runs = [(1.7 * mib, 15_200.0), (1.7 * mib, 14_600.0), (16.7 * mib, 86_700.0),
+            (16.7 * mib, 89_000.0), (16.6 * mib, 31_500.0), (64.7 * mib, 402_000.0),
+            (256.7 * mib, 1_636_000.0), (448.7 * mib, 2_988_000.0)]
+    fit = _fit("persist", runs)
+    assert fit.fit is not None and fit.fit.n == 5 and len(fit.points) == len(runs)
+    assert fit.gib_s is not None and 0.15 < fit.gib_s < 0.18
+    assert fit.fixed_ms is not None and 0.0 <= fit.fixed_ms < 15.0
