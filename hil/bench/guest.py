@@ -29,8 +29,9 @@ ALLOW_THREADS = "/sys/module/wpp/parameters/allow_threads"
 def allow_threads(on: bool) -> str:
     """Let a tracked process start threads (redis-server 7 runs background-job threads).
 
-    Tracking cost can be measured that way; such a snapshot is not recreatable (the
-    kernel refuses it), which a benchmark never asks for.
+    With it on, the kernel persists every thread at power loss and the recreator brings
+    each one back with its tid (kernel/README.md, Recreation); off, the default, a tracked
+    process that starts a thread gets EPERM.
     """
     return f"echo {1 if on else 0} > {ALLOW_THREADS}"
 
