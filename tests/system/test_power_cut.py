@@ -5,10 +5,11 @@ A tracked ``wpp-counter`` with a large buffer makes the persist long enough to h
 50) makes the SMM handler log the PCB's WRITE_DATA, the last SMI before PERSIST, so the
 host sees on the twin's debugcon when persisting starts; a first full cycle measures how
 long it takes as seen from the host (the window: until the ``wpp: persist`` line), then
-each cut comes at a random delay inside it (seeded; the seed is printed,
-``WPP_CUT_SEED`` replays one) and QEMU is killed by the twin's mains relay, as a power
-failure would. (The host-side window is longer than the handler's own ``time_us``: it
-runs on the host clock of a loaded TCG machine; seen here: 730 ms vs 244 ms.)
+each cut comes at a random delay inside it, every fifth one just past it (seeded; the
+seed is printed, ``WPP_CUT_SEED`` replays one) and QEMU is killed by the twin's mains
+relay, as a power failure would. (The host-side window has varied between runs on this
+loaded machine, 246-1003 ms for a 32-48 MiB process; the classification below does not
+depend on it.)
 
 After each cut the moment is classified from what the handler had logged when it died:
 the ``wpp: persist`` line started (the completion marker is written before it) or not.
@@ -115,7 +116,8 @@ def test_power_cut_at_random_moments_while_persisting(wpp: Any, target: Any) -> 
 
     rows = []
     for i in range(CUTS):
-        delay = rng.uniform(0.02, 0.9) * window
+        # every fifth cut aims just past the window: the marker may be on the device
+        delay = rng.uniform(*((1.05, 1.5) if i % 5 == 4 else (0.02, 0.95))) * window
         mark, started = cut.start_persist()
         time.sleep(max(0.0, started + delay - time.monotonic()))
         target.power_cut()
