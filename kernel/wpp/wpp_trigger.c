@@ -26,6 +26,7 @@
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/uaccess.h>
@@ -80,16 +81,67 @@ static int wpp_stop_task(struct task_struct *t)
 	}
 }
 
+/* distinct files behind file-backed mappings written back at power loss */
+#define WPP_SYNC_MAPPED_MAX	64
+
+static int wpp_sync_one(struct file *f)
+{
+	return S_ISREG(file_inode(f)->i_mode) ? vfs_fsync(f, 1) : 0;
+}
+
 /*
- * A recreated process reopens its files at the saved offsets, so the files must
- * hold what the process wrote before the power went: write back the dirty data
- * of every regular file it has open for writing. This is part of the power-fail
- * budget (measured in the log line); files the process has closed again are not
- * its state and are left to the file system.
+ * The recreator maps file-backed regions from their files again, so those files
+ * must be on disk too, even when the process has closed them (a file it created,
+ * filled, mapped and closed exists only in the page cache until written back).
+ * The files are collected under the mmap lock and synced after it is dropped.
+ */
+static void wpp_sync_mapped(struct task_struct *task, unsigned int *synced,
+			    unsigned int *failed)
+{
+	struct file *files[WPP_SYNC_MAPPED_MAX];
+	struct vm_area_struct *vma;
+	struct mm_struct *mm;
+	unsigned int n = 0, i, j;
+
+	mm = get_task_mm(task);
+	if (!mm)
+		return;
+	mmap_read_lock(mm);
+	{
+		VMA_ITERATOR(vmi, mm, 0);
+
+		for_each_vma(vmi, vma) {
+			if (!vma->vm_file || n == WPP_SYNC_MAPPED_MAX)
+				continue;
+			for (j = 0; j < n; j++)
+				if (file_inode(files[j]) == file_inode(vma->vm_file))
+					break;
+			if (j == n)
+				files[n++] = get_file(vma->vm_file);
+		}
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	for (i = 0; i < n; i++) {
+		if (wpp_sync_one(files[i]))
+			(*failed)++;
+		else
+			(*synced)++;
+		fput(files[i]);
+	}
+}
+
+/*
+ * A recreated process reopens its files at the saved offsets and maps its
+ * file-backed regions from their files, so those files must hold what the
+ * process wrote before the power went: write back every regular file it has
+ * open for writing and every file it has mapped. This is part of the
+ * power-fail budget (measured in the log line); files the process neither
+ * holds open nor maps are not its state and are left to the file system.
  */
 static void wpp_sync_files(struct task_struct *task)
 {
-	unsigned int fd, synced = 0, failed = 0;
+	unsigned int fd, synced = 0, failed = 0, msynced = 0, mfailed = 0;
 	u64 t0 = ktime_get_ns();
 
 	for (fd = 0; fd < WPP_PCB_FILES_MAX; fd++) {
@@ -97,16 +149,17 @@ static void wpp_sync_files(struct task_struct *task)
 
 		if (!f)
 			continue;
-		if (S_ISREG(file_inode(f)->i_mode) && (f->f_mode & FMODE_WRITE)) {
-			if (vfs_fsync(f, 1))
+		if (f->f_mode & FMODE_WRITE) {
+			if (wpp_sync_one(f))
 				failed++;
-			else
+			else if (S_ISREG(file_inode(f)->i_mode))
 				synced++;
 		}
 		fput(f);
 	}
-	pr_info("power loss: wrote back %u open files (%u failed) in %llu us\n",
-		synced, failed, (ktime_get_ns() - t0) / NSEC_PER_USEC);
+	wpp_sync_mapped(task, &msynced, &mfailed);
+	pr_info("power loss: wrote back %u open files (%u failed) and %u mapped files (%u failed) in %llu us\n",
+		synced, failed, msynced, mfailed, (ktime_get_ns() - t0) / NSEC_PER_USEC);
 }
 
 int wpp_power_loss(void)
