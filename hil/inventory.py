@@ -18,8 +18,11 @@ from urllib.parse import urlparse
 
 import yaml
 
+from hil.cache import cache_root
 from hil.errors import ConfigError, MissingSecretError
 from hil.runs import REPO_ROOT
+
+CACHE_PLACEHOLDER = "{cache}"  # in path values: the build cache root
 
 DEFAULT_INVENTORY = REPO_ROOT / "inventory.yaml"
 
@@ -315,8 +318,15 @@ class _Section:
         return v
 
     def path(self, key: str, required: bool = False) -> Path | None:
+        """A path with ``~`` expanded and a leading ``{cache}`` replaced by the build cache
+        (`hil.cache.cache_root`, which honours ``$WPP_HIL_CACHE``): the twin's SSH key and
+        state live there, and must follow the cache when a run moves it."""
         v = self.str(key, required)
-        return None if v is None else Path(os.path.expanduser(v))
+        if v is None:
+            return None
+        if v == CACHE_PLACEHOLDER or v.startswith(CACHE_PLACEHOLDER + "/"):
+            v = str(cache_root()) + v[len(CACHE_PLACEHOLDER):]
+        return Path(os.path.expanduser(v))
 
     def secret(self, what: str, prefix: str) -> Secret:
         return Secret(what, self.str(f"{prefix}_env", False), self.path(f"{prefix}_file"))

@@ -125,3 +125,18 @@ def test_cli_check_exit_codes(capsys, tmp_path, monkeypatch) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["inventory", "frobnicate"])
     assert exc.value.code == 2
+
+
+def test_cache_placeholder_follows_wpp_hil_cache(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twin's key and state are build products in the cache: `{cache}` in a path
+    follows $WPP_HIL_CACHE, so a run with its own cache uses its own key."""
+    monkeypatch.setenv("WPP_HIL_CACHE", str(tmp_path / "c"))
+    twin = inventory.load(REPO / "inventory.yaml").board("emulated")
+    assert twin.ssh.key_file == tmp_path / "c" / "keys" / "twin_ed25519"
+    assert twin.emulated is not None
+    assert twin.emulated.state_dir == tmp_path / "c" / "twins" / "emulated"
+    monkeypatch.delenv("WPP_HIL_CACHE")
+    home = Path("~/.cache/wpp-hil").expanduser()
+    assert inventory.load(REPO / "inventory.yaml").board("emulated").ssh.key_file == \
+        home / "keys" / "twin_ed25519"
