@@ -41,7 +41,7 @@ static const char *status_name(int s)
 		"ok", "bad_mailbox", "bad_event", "bad_arg", "bounds", "read_only",
 		"no_slot", "not_found", "bad_addr", "state", "no_device", "device_io",
 		"timeout", "too_big", "no_snapshot", "incomplete", "corrupt", "version",
-		"consumed",
+		"consumed", "device_moved",
 	};
 	return (s >= 0 && s < (int)(sizeof(n) / sizeof(n[0]))) ? n[s] : "unknown";
 }

@@ -106,6 +106,7 @@ enum wpp_status {
 	WPP_E_CORRUPT		= 16,	/* restore: a CRC check failed */
 	WPP_E_VERSION		= 17,	/* restore: incompatible snapshot format version */
 	WPP_E_CONSUMED		= 18,	/* restore: snapshot already consumed (unless forced) */
+	WPP_E_DEVICE_MOVED	= 19,	/* device BAR differs from the one recorded at boot */
 	WPP_E_COUNT
 };
 
@@ -214,12 +215,17 @@ struct wpp_get_pages {
 /*
  * Debug: toggle flags and/or dump state to the log. result[0] = flags now;
  * SELFTEST also sets result[1] = persistent device size in bytes.
+ * SMRAM_DIGEST (firmware built with it, else WPP_E_BAD_ARG): result[1] = SMRAM
+ * base, result[2] = SMRAM size, result[3] = number of 4 KiB pages N; the reply
+ * holds the command followed by N wpp_u32 CRC-32s, one per SMRAM page, so a
+ * test can tell that no refused command changed SMRAM.
  */
 #define WPP_DEBUG_F_VERBOSE		(1U << 0)	/* log every event */
 #define WPP_DEBUG_F_TRACE_PAGES		(1U << 1)	/* log every page event */
 #define WPP_DEBUG_OP_TOGGLE		1U
 #define WPP_DEBUG_OP_DUMP		2U		/* counters + section use */
 #define WPP_DEBUG_OP_SELFTEST		3U		/* device write/read-back check */
+#define WPP_DEBUG_OP_SMRAM_DIGEST	4U		/* CRC-32 per SMRAM page */
 
 struct wpp_debug_cmd {
 	wpp_u32 op;
@@ -319,8 +325,9 @@ struct wpp_snapshot_header {
 	wpp_u32 header_crc32;		/* CRC-32 of this struct with this field = 0 */
 };
 
-/* header.flags: page_crc32 is valid (0 when the firmware could not map every
- * page for the CPU, e.g. DMA-only pages above 4 GiB on the FPGA platform). */
+/* header.flags: page_crc32 is valid. Always set by this firmware (pages it
+ * cannot map for the CPU, e.g. above 4 GiB on the FPGA platform, are CRC'd from
+ * a read-back of the device); a snapshot without it is refused on restore. */
 #define WPP_SNAP_F_PAGE_CRC		(1U << 0)
 
 #define WPP_MARKER_MAGIC		"WPPDONE!"	/* 8 bytes, no NUL stored */

@@ -226,6 +226,7 @@ static const char *const status_names[WPP_E_COUNT] = {
 	[WPP_E_CORRUPT] = "corrupt",
 	[WPP_E_VERSION] = "version",
 	[WPP_E_CONSUMED] = "consumed",
+	[WPP_E_DEVICE_MOVED] = "device_moved",
 };
 
 const char *wpp_status_name(int status)
