@@ -9,12 +9,14 @@ BOARD ?= emulated
 PYTEST_ARGS ?=
 
 # Debian packages: QEMU/flashrom for the twin, the coreboot host toolchain, the kernel
-# source and build deps, the guest image's userland, and SSH peers for the tests.
+# build deps, the guest image's userland, and SSH peers for the tests. The kernel and
+# coreboot sources are not among them: their build scripts fetch the pinned revisions
+# into the cache (kernel/source.sh, firmware/coreboot-source.sh), whatever is installed.
 APT_PACKAGES := \
 	qemu-system-x86 qemu-utils flashrom openssl e2fsprogs ser2net \
 	build-essential gcc-multilib nasm acpica-tools m4 bison flex bc cpio xz-utils file kmod patch \
 	dpkg-dev rsync git curl pkg-config zlib1g-dev libpci-dev libelf-dev libssl-dev \
-	linux-source-6.1 busybox-static dropbear-bin openssh-client openssh-server openssh-sftp-server gdb \
+	busybox-static dropbear-bin openssh-client openssh-server openssh-sftp-server gdb \
 	redis-server redis-tools p7zip-full python3-venv python3-dev
 
 .PHONY: setup apt venv test lint demo firmware kernel rootfs artifacts flash prune-cache clean-cache help

@@ -4,7 +4,9 @@
 module builds the commands around it: for the twin it runs the script directly; for the lab
 board (Ubuntu 22.04) it runs the same script inside a Docker image built from
 ``kernel/config/board.Dockerfile``, so the packages match the board's userland, with the
-pinned Debian kernel source tarball mounted read-only. The machines that build the twin
+pinned Debian kernel source tarball mounted read-only. That tarball is the one
+``kernel/source.sh`` fetched into the cache (never the host's installed package, whose
+revision Debian moves every few weeks). The machines that build the twin
 have no Docker engine: that is reported as a `HilError` with a hint instead of a traceback.
 
 ``python -m hil.build_kernel board|emulated [--jobs N]`` prints the result's path last.
@@ -26,8 +28,8 @@ from hil.errors import HilError, MissingToolError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = Path("kernel/build.sh")
+SOURCE_SCRIPT = Path("kernel/source.sh")
 DOCKERFILE = Path("kernel/config/board.Dockerfile")
-SOURCE_TAR = Path("/usr/src/linux-source-6.1.tar.xz")
 BOARD_IMAGE = "wpp-hil/kernel-board:ubuntu-22.04"
 # inside the container
 C_REPO = "/work/repo"
@@ -52,24 +54,52 @@ def emulated_command(repo: Path = REPO_ROOT, jobs: int = 2) -> tuple[list[str], 
 
 
 def pinned_version(repo: Path = REPO_ROOT) -> str:
-    """The linux-source-6.1 version kernel/build.sh is pinned to (its PINNED_VERSION)."""
-    for line in (repo / BUILD_SCRIPT).read_text().splitlines():
+    """The linux-source-6.1 revision kernel/source.sh is pinned to (its PINNED_VERSION)."""
+    for line in (repo / SOURCE_SCRIPT).read_text().splitlines():
         if line.startswith("PINNED_VERSION="):
             return line.split("=", 1)[1].strip().strip('"')
-    raise HilError(f"{BUILD_SCRIPT} has no PINNED_VERSION line", "restore kernel/build.sh")
+    raise HilError(f"{SOURCE_SCRIPT} has no PINNED_VERSION line", "restore kernel/source.sh")
 
 
-def board_plan(input_hash: str, *, repo: Path = REPO_ROOT, cache: Path | None = None,
-               source_tar: Path = SOURCE_TAR, jobs: int = 2, docker: str = "docker",
+def _source_script(repo: Path, verb: str, runner: Runner) -> str:
+    res = runner(["bash", str(repo / SOURCE_SCRIPT), verb], stdout=subprocess.PIPE, text=True,
+                 cwd=repo)
+    lines = (res.stdout or "").strip().splitlines()
+    if res.returncode != 0 or not lines:
+        raise HilError(f"kernel/source.sh {verb} failed", "see its error and hint above")
+    return lines[-1]
+
+
+def source_version(repo: Path = REPO_ROOT, runner: Runner = subprocess.run) -> str:
+    """The source revision a build uses now (pinned, or the recorded fallback); no download."""
+    return _source_script(repo, "version", runner)
+
+
+def source_tarball(repo: Path = REPO_ROOT, runner: Runner = subprocess.run) -> Path:
+    """Fetch (once, into the cache) and return the kernel source tarball the build uses.
+
+    Its directory is named after its revision (``kernel/source/<version>/``).
+    """
+    return Path(_source_script(repo, "tarball", runner))
+
+
+def board_out_dir(input_hash: str, cache: Path | None = None) -> Path:
+    """Where the board's packages for this input hash land (and are found when cached)."""
+    return (cache or cache_root()) / "kernel" / "out" / f"board-{input_hash}"
+
+
+def board_plan(input_hash: str, source_tar: Path, *, repo: Path = REPO_ROOT,
+               cache: Path | None = None, jobs: int = 2, docker: str = "docker",
                image: str = BOARD_IMAGE, uid: int | None = None,
                gid: int | None = None) -> BoardPlan:
     """The docker build + docker run commands for the board's packages.
 
     The container runs as the calling user so the cache stays ours, sees the repository
-    read-only and writes only to the cache and the output directory.
+    read-only and writes only to the cache and the output directory. `source_tar` is the
+    fetched tarball (``kernel/source/<version>/linux-source-6.1.tar.xz``).
     """
     kcache = (cache or cache_root()) / "kernel"
-    out = kcache / "out" / f"board-{input_hash}"
+    out = board_out_dir(input_hash, cache)
     uid = os.getuid() if uid is None else uid
     gid = os.getgid() if gid is None else gid
     build = (docker, "build", "--tag", image, "--file", str(repo / DOCKERFILE),
@@ -83,7 +113,7 @@ def board_plan(input_hash: str, *, repo: Path = REPO_ROOT, cache: Path | None = 
         "--env", f"WPP_HIL_CACHE={C_CACHE}",
         "--env", f"JOBS={jobs}",
         "--env", "WPP_IN_CONTAINER=1",
-        "--env", f"WPP_SOURCE_VERSION={pinned_version(repo)}",
+        "--env", f"WPP_SOURCE_VERSION={source_tar.parent.name}",
         image,
         "bash", f"{C_REPO}/{BUILD_SCRIPT}", "board-in-container", C_OUT,
         f"{C_CACHE}/work-board",
@@ -124,13 +154,12 @@ def input_hash(repo: Path = REPO_ROOT, target: str = "board",
 def build_board(*, repo: Path = REPO_ROOT, cache: Path | None = None, jobs: int = 2,
                 docker: str = "docker", runner: Runner = subprocess.run) -> Path:
     """Build (or reuse) the board's kernel packages; return the directory holding the .debs."""
-    if not SOURCE_TAR.is_file():
-        raise MissingToolError(str(SOURCE_TAR), "linux-source-6.1")
-    plan = board_plan(input_hash(repo, runner=runner), repo=repo, cache=cache, jobs=jobs,
-                      docker=docker)
-    if any(plan.out_dir.glob("*.deb")):
-        return plan.out_dir
+    key = input_hash(repo, runner=runner)
+    if any(board_out_dir(key, cache).glob("*.deb")):
+        return board_out_dir(key, cache)
     check_docker(docker, runner)
+    plan = board_plan(key, source_tarball(repo, runner), repo=repo, cache=cache, jobs=jobs,
+                      docker=docker)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     (plan.out_dir.parent.parent / "board-cache").mkdir(parents=True, exist_ok=True)
     for cmd in plan.commands:

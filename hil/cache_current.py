@@ -140,7 +140,8 @@ def current_keys(root: Path | None = None) -> CurrentKeys:
             "rootfs", _script_key([str(ROOTFS_SCRIPT), "--hash", "--compress", c])))
     attempt("coreboot-src", lambda: keys.add("coreboot-src", _sh_var_default(
         FIRMWARE_SCRIPT.parent / "coreboot-source.sh", "COREBOOT_VERSION")))
-    attempt("kernel-src", lambda: keys.add("kernel-src", _kernel_pinned_version()))
+    attempt("kernel-src", lambda: keys.add("kernel-src", _kernel_source_version()))
+    attempt("kernel-source", lambda: keys.add("kernel-source", _kernel_source_version()))
     attempt("firmware-base", lambda: keys.add("firmware-base", firmware_base_key()))
     for kind in ("firmware-board", "dasharo"):  # both keyed by the pinned Dasharo tag
         keys.add(kind, DASHARO_TAG)
@@ -161,8 +162,6 @@ def current_keys(root: Path | None = None) -> CurrentKeys:
     return keys
 
 
-def _kernel_pinned_version() -> str:
-    m = re.search(r'^PINNED_VERSION="(.+)"$', KERNEL_SCRIPT.read_text(), re.M)
-    if not m:
-        raise RuntimeError("kernel/build.sh has no PINNED_VERSION")
-    return m.group(1)
+def _kernel_source_version() -> str:
+    """The source revision the kernel build uses (pinned, or its recorded fallback)."""
+    return _script_key([str(KERNEL_SCRIPT.parent / "source.sh"), "version"])

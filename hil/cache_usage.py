@@ -3,6 +3,7 @@
 Layout under `cache_root()` (the build scripts' own layout, see their headers)::
 
     kernel/out/<target>-<hash>/      kernel        one finished kernel per source state
+    kernel/source/<version>/         kernel-source fetched source tarball (kernel/source.sh)
     kernel/src/<version>/            kernel-src    pristine Debian source (the pinned one is used)
     kernel/work-<target>/            (fixed)       incremental build tree of the next build
     firmware/<hash>/                 firmware      twin ROM with its Linux payload
@@ -55,6 +56,7 @@ class Kind:
 _HEX = "[0-9a-f]"
 KINDS = (
     Kind("kernel", "kernel/out", rf"[a-z]+-{_HEX}{{16}}", "finished kernels"),
+    Kind("kernel-source", "kernel/source", r"[0-9][^/]*", "fetched kernel source tarballs"),
     Kind("kernel-src", "kernel/src", r"[0-9][^/]*", "pristine kernel source"),
     Kind("firmware", "firmware", rf"{_HEX}{{64}}", "twin ROMs with payload"),
     Kind("firmware-base", "firmware/base", rf"{_HEX}{{64}}", "coreboot base ROMs"),
@@ -66,11 +68,12 @@ KINDS = (
     Kind("twins", "twins", r"[^.][^/]*", "twin state (chip, pdev, logs)"),
 )
 # Left by interrupted builds; a build still running keeps writing to its folder.
-PARTIAL_GLOBS = ("kernel/out/*.tmp", "kernel/src/*.tmp", "firmware/*.tmp.*",
+PARTIAL_GLOBS = ("kernel/out/*.tmp", "kernel/src/*.tmp", "kernel/source/*.tmp", "firmware/*.tmp.*",
                  "firmware/base/*.tmp.*", "firmware/work/*", "rootfs/build.*",
                  "rootfs/cbmem-build.*")
 # Listed with their size, never entries: pruning never touches them.
-FIXED_GLOBS = ("keys", "kernel/work-*", "kernel/board-cache", "firmware/.lock")
+FIXED_GLOBS = ("keys", "kernel/work-*", "kernel/board-cache", "firmware/.lock",
+               "kernel/source/fallback")
 
 
 @dataclass

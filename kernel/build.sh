@@ -13,12 +13,14 @@
 # absolute path of the result (the bzImage, or the directory holding the .debs).
 # Exit status non-zero on failure, with a one-line "error:" and "hint:" on stderr.
 #
-# Inputs: Debian's linux-source-6.1 (pinned version below), kernel/patches/*.patch
+# Inputs: Debian's linux-source-6.1 (pinned in kernel/source.sh, which fetches it into
+# the cache whatever revision is installed, or none), kernel/patches/*.patch
 # (applied in name order), the driver kernel/wpp/ (placed at drivers/misc/wpp/),
 # firmware/wpp/include/wpp_abi.h (copied next to the driver), and
 # kernel/config/<target>.config merged on top of tinyconfig.
 #
 # Cache ($WPP_HIL_CACHE or ~/.cache/wpp-hil)/kernel/:
+#   source/<version>/                 the fetched tarball and its manifest (source.sh)
 #   src/<version>/linux-source-6.1   pristine extracted source, never modified
 #   work-<target>/{src,obj}           incremental build tree (rsync'd, checksummed)
 #   out/<target>-<hash>/              finished results, keyed by all inputs
@@ -26,12 +28,12 @@
 # Environment: JOBS (default 2), WPP_HIL_CACHE.
 set -euo pipefail
 
-PINNED_VERSION="6.1.192-2"
-SOURCE_PKG="linux-source-6.1"
-SOURCE_TAR="/usr/src/linux-source-6.1.tar.xz"
 JOBS="${JOBS:-2}"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+WPP_SOURCE_SH_LIB=1
+# shellcheck source=source.sh
+. "$HERE/source.sh"
 REPO="$(cd "$HERE/.." && pwd)"
 ABI_HEADER="$REPO/firmware/wpp/include/wpp_abi.h"
 CACHE="${WPP_HIL_CACHE:-$HOME/.cache/wpp-hil}/kernel"
@@ -48,28 +50,24 @@ usage() {
 	exit 2
 }
 
+# Sets SOURCE_VERSION and SOURCE_TAR: the pinned source, fetched into the cache (or,
+# in the board's container, the tarball the host fetched and mounted).
 check_source() {
-	local have
 	if [ -n "${WPP_IN_CONTAINER:-}" ]; then
-		# the host checked the package (hil/build_kernel.py) and mounted its tarball
-		have="${WPP_SOURCE_VERSION:-}"
+		SOURCE_VERSION="${WPP_SOURCE_VERSION:?the host passes the source version}"
+		SOURCE_TAR="/usr/src/$TARBALL_NAME"
 	else
-		have="$(dpkg-query -W -f='${Version}' "$SOURCE_PKG" 2>/dev/null || true)"
+		SOURCE_TAR="$(fetch_tarball | tail -n1)"
+		SOURCE_VERSION="$(basename "$(dirname "$SOURCE_TAR")")"
 	fi
-	[ -n "$have" ] || die "$SOURCE_PKG is not installed" \
-		"apt-get install $SOURCE_PKG=$PINNED_VERSION"
-	[ "$have" = "$PINNED_VERSION" ] || die \
-		"$SOURCE_PKG is $have, the patches are pinned to $PINNED_VERSION" \
-		"install $SOURCE_PKG=$PINNED_VERSION or rebase kernel/patches and update PINNED_VERSION"
-	[ -f "$SOURCE_TAR" ] || die "$SOURCE_TAR missing" \
-		"apt-get install --reinstall $SOURCE_PKG"
+	[ -f "$SOURCE_TAR" ] || die "$SOURCE_TAR missing" "re-run; kernel/source.sh tarball fetches it"
 }
 
 # Cache key: everything that changes the result.
 input_hash() {
 	local target="$1"
 	{
-		echo "$SOURCE_PKG $PINNED_VERSION $target"
+		echo "$SOURCE_PKG ${SOURCE_VERSION:-$(resolve_version)} $target"
 		(cd "$REPO" && find kernel/build.sh kernel/config kernel/patches kernel/wpp \
 			firmware/wpp/include/wpp_abi.h -type f \
 			! -name '*.o' ! -name '*.cmd' ! -name '*~' -print0 |
@@ -77,18 +75,37 @@ input_hash() {
 	} | sha256sum | cut -c1-16
 }
 
+# What the build used, for `hil cache status` and the nightly report: the source
+# revision (pinned or a fallback), the package's sha256 and the compiler.
+manifest() {
+	local config="$1" srcman
+	srcman="$(dirname "$SOURCE_TAR")/manifest"
+	printf 'source_package %s\n' "$SOURCE_PKG"
+	printf 'source_version %s\n' "$SOURCE_VERSION"
+	printf 'source_pinned %s\n' "$PINNED_VERSION"
+	[ -f "$srcman" ] && sed -n 's/^deb_sha256 /source_deb_sha256 /p' "$srcman"
+	printf 'gcc %s\n' "$(gcc -dumpfullversion 2>/dev/null || gcc -dumpversion)"
+	printf 'config_sha256 %s\n' "$(sha256sum "$config" | cut -d' ' -f1)"
+}
+
 # Extract the pristine tree once; a .done stamp marks a complete extraction.
 pristine_tree() {
-	local dir="$CACHE/src/$PINNED_VERSION"
+	local dir="$CACHE/src/$SOURCE_VERSION"
+	mkdir -p "$CACHE/src"
+	# two builds (the twin's, a dev tree) may start at once: one extracts, the other waits
+	exec 7>"$CACHE/src/lock"
+	flock 7 || die "cannot lock $CACHE/src"
 	if [ ! -f "$dir/.done" ]; then
 		log "extracting $SOURCE_TAR (once, ~1.5 GB)"
 		rm -rf "$dir.tmp"
 		mkdir -p "$dir.tmp"
-		tar -xJf "$SOURCE_TAR" -C "$dir.tmp"
+		tar -xJf "$SOURCE_TAR" -C "$dir.tmp" || die "extracting $SOURCE_TAR failed" \
+			"check free disk space in $CACHE, then re-run"
 		rm -rf "$dir"
 		mv "$dir.tmp" "$dir"
 		touch "$dir/.done"
 	fi
+	exec 7>&-
 	echo "$dir/linux-source-6.1"
 }
 
@@ -144,6 +161,50 @@ run_make() {
 	fi
 }
 
+# Like run_make, with a live count of compiled objects and an estimate of the time
+# left: a cold build is silent for minutes otherwise. The expected total comes from
+# the last build of the same target (first build: a default), so the percentage is
+# honest on warm trees too, where few objects are rebuilt.
+run_make_progress() {
+	local logf="$1" label="$2" countf="$3"
+	shift 3
+	local expect start pid n=0 last=0 now pct left line
+	expect="$(cat "$countf" 2>/dev/null || echo 1600)"
+	start=$SECONDS
+	make "$@" >>"$logf" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 2
+		n="$(grep -cE '^  (CC|AS|LD|AR|HOSTCC|OBJCOPY)' "$logf" || true)"
+		now=$((SECONDS - start))
+		pct=$((n * 100 / expect))
+		[ "$pct" -le 99 ] || pct=99
+		if [ "$n" -ge "$expect" ]; then
+			left="~0s"
+		elif [ "$n" -gt 20 ]; then
+			left="$(((expect - n) * now / n))s"
+		else
+			left="?"
+		fi
+		line="$(printf '[%s] %3d%% %d/~%d objects, %s left (%ds)' "$label" "$pct" "$n" "$expect" "$left" "$now")"
+		if [ -t 2 ]; then
+			printf '\r\033[K%s' "$line" >&2
+		elif [ $((now - last)) -ge 15 ]; then
+			printf '%s\n' "$line" >&2
+			last=$now
+		fi
+	done
+	[ -t 2 ] && printf '\r\033[K' >&2
+	if ! wait "$pid"; then
+		tail -n 40 "$logf" >&2
+		die "make $* failed (full log: $logf)" "fix the error above and re-run"
+	fi
+	n="$(grep -cE '^  (CC|AS|LD|AR|HOSTCC|OBJCOPY)' "$logf" || true)"
+	# a cold build's count is the estimate for the next one; a warm one says little
+	[ "$n" -lt $((expect / 2)) ] || echo "$n" >"$countf"
+	printf '[%s] done: %d objects in %ds\n' "$label" "$n" $((SECONDS - start)) >&2
+}
+
 build_emulated() {
 	local hash out work pristine frag
 	check_source
@@ -183,12 +244,13 @@ build_emulated() {
 	verify_config "$frag" "$work/cfg/.config"
 	cmp -s "$work/cfg/.config" "$work/obj/.config" || cp "$work/cfg/.config" "$work/obj/.config"
 
-	log "building bzImage with -j$JOBS (cold ~9 min; log: $logf)"
-	run_make "$logf" -C "$work/src" O="$work/obj" -j"$JOBS" bzImage
+	log "building bzImage with -j$JOBS (cold ~5-9 min; log: $logf)"
+	run_make_progress "$logf" kernel "$work/objects" -C "$work/src" O="$work/obj" -j"$JOBS" bzImage
 
 	mkdir -p "$out.tmp"
 	cp "$work/obj/arch/x86/boot/bzImage" "$work/obj/.config" "$work/obj/System.map" "$out.tmp/"
 	echo "$hash" >"$out.tmp/input-hash"
+	manifest "$work/obj/.config" >"$out.tmp/manifest"
 	rm -rf "$out"
 	mv "$out.tmp" "$out"
 	log "done: $(du -h "$out/bzImage" | cut -f1)"
@@ -212,7 +274,8 @@ build_board_in_container() {
 	(cd "$work/src" && scripts/kconfig/merge_config.sh -m .config "$frag") >&2
 	make -C "$work/src" olddefconfig >&2
 	verify_config "$frag" "$work/src/.config"
-	make -C "$work/src" -j"$JOBS" bindeb-pkg LOCALVERSION=-wpp KDEB_PKGVERSION=1 >&2
+	run_make_progress "$work/build.log" kernel-board "$work/objects" -C "$work/src" -j"$JOBS" \
+		bindeb-pkg LOCALVERSION=-wpp KDEB_PKGVERSION=1
 	cp "$work"/*.deb "$out/"
 	echo "$out"
 }

@@ -37,7 +37,7 @@ log "committing the pristine tree (takes a minute)"
 # Debian's tree ignores everything ("/*" in .gitignore): add with -f. New files
 # in later commits need "git add -f" too.
 git add -f -A . >/dev/null
-git commit -q -m "linux-source-6.1 $PINNED_VERSION (pristine)"
+git commit -q -m "linux-source-6.1 $SOURCE_VERSION (pristine)"
 git tag wpp-base
 for p in "$REPO"/kernel/patches/*.patch; do
 	[ -e "$p" ] || continue

@@ -1,7 +1,8 @@
 """The WPP driver passes the kernel's checkpatch.pl (Linux coding style), run on the host.
 
 checkpatch.pl comes from the pinned Debian linux-source-6.1: the extracted tree in the
-kernel build cache, or straight from the tarball when no build ran yet.
+kernel build cache, or straight from the tarball kernel/source.sh fetches when no build ran
+yet (never from an installed package).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.build_kernel import SOURCE_TAR, pinned_version
+from hil.build_kernel import source_tarball
 from hil.cache import cache_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,12 +28,12 @@ TOTAL = re.compile(r"total: (\d+) errors, (\d+) warnings")
 
 @pytest.fixture(scope="module")
 def checkpatch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tree = cache_root() / "kernel" / "src" / pinned_version() / "linux-source-6.1"
+    tarball = source_tarball()
+    tree = cache_root() / "kernel" / "src" / tarball.parent.name / "linux-source-6.1"
     if (tree / "scripts" / "checkpatch.pl").is_file():
         return tree / "scripts" / "checkpatch.pl"
-    assert SOURCE_TAR.is_file(), f"{SOURCE_TAR} missing: apt-get install linux-source-6.1"
     dest = tmp_path_factory.mktemp("checkpatch")
-    with tarfile.open(SOURCE_TAR) as tar:
+    with tarfile.open(tarball) as tar:
         for name in SCRIPTS:
             member = tar.getmember(f"linux-source-6.1/scripts/{name}")
             member.name = name

@@ -36,12 +36,16 @@ def test_emulated_command_runs_the_script() -> None:
 
 
 def test_pinned_version_matches_the_script() -> None:
-    text = (REPO / "kernel/build.sh").read_text()
+    text = (REPO / "kernel/source.sh").read_text()
     assert f'PINNED_VERSION="{bk.pinned_version(REPO)}"' in text
 
 
+TARBALL = Path("/c/kernel/source/6.1.192-3/linux-source-6.1.tar.xz")
+
+
 def test_board_plan_commands(tmp_path: Path) -> None:
-    plan = bk.board_plan("abc123", repo=REPO, cache=tmp_path, jobs=3, uid=1000, gid=1001)
+    plan = bk.board_plan("abc123", TARBALL, repo=REPO, cache=tmp_path, jobs=3, uid=1000,
+                         gid=1001)
     assert plan.out_dir == tmp_path / "kernel" / "out" / "board-abc123"
     build, run = plan.commands
     assert build == ("docker", "build", "--tag", bk.BOARD_IMAGE, "--file",
@@ -49,12 +53,13 @@ def test_board_plan_commands(tmp_path: Path) -> None:
     assert run[:5] == ("docker", "run", "--rm", "--user", "1000:1001")
     vols = [run[i + 1] for i, a in enumerate(run) if a == "--volume"]
     assert f"{REPO}:/work/repo:ro" in vols
-    assert "/usr/src/linux-source-6.1.tar.xz:/usr/src/linux-source-6.1.tar.xz:ro" in vols
+    # the fetched tarball, never the host's installed package
+    assert f"{TARBALL}:/usr/src/linux-source-6.1.tar.xz:ro" in vols
     assert f"{plan.out_dir}:/out" in vols
     assert f"{tmp_path / 'kernel' / 'board-cache'}:/cache" in vols
     envs = [run[i + 1] for i, a in enumerate(run) if a == "--env"]
     assert "JOBS=3" in envs and "WPP_IN_CONTAINER=1" in envs
-    assert f"WPP_SOURCE_VERSION={bk.pinned_version(REPO)}" in envs
+    assert "WPP_SOURCE_VERSION=6.1.192-3" in envs
     assert run[-6:] == (bk.BOARD_IMAGE, "bash", "/work/repo/kernel/build.sh",
                         "board-in-container", "/out", "/cache/work-board")
     assert Path(REPO / "kernel/config/board.Dockerfile").is_file()
@@ -83,7 +88,8 @@ def test_check_docker_with_engine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_build_board_runs_build_then_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
-    runner = FakeRunner({("bash",): (0, "feedbeef\n", ""), ("docker", "info"): (0, "24\n", "")})
+    runner = FakeRunner({("bash", str(REPO / "kernel/source.sh")): (0, f"{TARBALL}\n", ""),
+                         ("bash",): (0, "feedbeef\n", ""), ("docker", "info"): (0, "24\n", "")})
     out = tmp_path / "kernel" / "out" / "board-feedbeef"
 
     def fake(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -95,7 +101,8 @@ def test_build_board_runs_build_then_run(tmp_path: Path, monkeypatch: pytest.Mon
     assert bk.build_board(cache=tmp_path, runner=fake) == out
     kinds = [c[:2] for c in runner.calls]
     assert kinds == [["bash", str(REPO / "kernel/build.sh")], ["docker", "info"],
-                     ["docker", "build"], ["docker", "run"]]
+                     ["bash", str(REPO / "kernel/source.sh")], ["docker", "build"],
+                     ["docker", "run"]]
     # warm: nothing but the hash
     runner.calls.clear()
     assert bk.build_board(cache=tmp_path, runner=fake) == out
@@ -105,7 +112,8 @@ def test_build_board_runs_build_then_run(tmp_path: Path, monkeypatch: pytest.Mon
 def test_build_board_failure_is_a_hil_error(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
-    runner = FakeRunner({("bash",): (0, "cafe\n", ""), ("docker", "info"): (0, "24\n", ""),
+    runner = FakeRunner({("bash", str(REPO / "kernel/source.sh")): (0, f"{TARBALL}\n", ""),
+                         ("bash",): (0, "cafe\n", ""), ("docker", "info"): (0, "24\n", ""),
                          ("docker", "run"): (2, "", "")})
     with pytest.raises(HilError, match="exit code 2"):
         bk.build_board(cache=tmp_path, runner=runner)
