@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Persistent device of the MSI Z690 lab board: the PCIe FPGA (wpp_fpga_regs.h).
- * Located through PCI config space on every probe (the OS may move or disable
- * its BAR); the rings and the bounce buffer live in the WPP region's Internal
- * section, which is DMA-able RAM outside SMRAM.
+ * Its register BAR is recorded at the boot-time handoff and compared with PCI
+ * config space (which the OS can rewrite) before every access. The rings and
+ * the bounce buffer live in the WPP region's Internal section, which is
+ * DMA-able RAM outside SMRAM.
  */
 #define __SIMPLE_DEVICE__
 
@@ -57,30 +58,32 @@ static int find(pci_devfn_t *out)
 	return 0;
 }
 
+static int fpga_locate(void *unused, struct wpp_range *win, unsigned int max, int size_them)
+{
+	pci_devfn_t d;
+
+	if (!max || !find(&d))
+		return 0;
+	return wpp_pci_bar(d, PCI_BASE_ADDRESS_0 + 4 * FPGA_REG_BAR, size_them, &win[0]);
+}
+
 static int fpga_probe(void *unused, wpp_u64 *size)
 {
 	const struct wpp_platform *log = wpp_cb_platform();
-	unsigned int bar_reg = PCI_BASE_ADDRESS_0 + 4 * FPGA_REG_BAR;
 	pci_devfn_t d;
-	u32 lo, hi = 0;
-	u64 base;
 
 	if (!find(&d)) {
 		wpp_logf(log, "device status=%d error=not_found dev=fpga", WPP_E_NO_DEVICE);
 		return WPP_E_NO_DEVICE;
 	}
-	lo = pci_read_config32(d, bar_reg);
-	if ((lo & PCI_BASE_ADDRESS_MEM_LIMIT_MASK) == PCI_BASE_ADDRESS_MEM_LIMIT_64)
-		hi = pci_read_config32(d, bar_reg + 4);
-	base = ((u64)hi << 32) | (lo & ~0xfU);
-	if (!base || hi) {
-		wpp_logf(log, "device status=%d error=bar_unusable dev=fpga bar=0x%llx",
-			 WPP_E_NO_DEVICE, (unsigned long long)base);
+	if (pdev.nwin != 1) {
+		wpp_logf(log, "device status=%d error=bar_unusable dev=fpga", WPP_E_NO_DEVICE);
 		return WPP_E_NO_DEVICE;
 	}
 	pci_or_config16(d, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-	if (!fpga.ready || regs != (uintptr_t)base) {
-		regs = (uintptr_t)base;
+	/* the register window the core recorded at boot and has just compared */
+	if (!fpga.ready || regs != (uintptr_t)pdev.win[0].base) {
+		regs = (uintptr_t)pdev.win[0].base;
 		fpga.ctx = NULL;
 		fpga.read32 = fpga_rd;
 		fpga.write32 = fpga_wr;
@@ -97,6 +100,7 @@ static int fpga_probe(void *unused, wpp_u64 *size)
 struct wpp_pdev *wpp_platform_pdev(void)
 {
 	wpp_fpga_pdev(&pdev, &fpga);
+	pdev.locate = fpga_locate;
 	pdev.probe = fpga_probe;
 	return &pdev;
 }

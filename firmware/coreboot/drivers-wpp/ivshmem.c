@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Persistent device of the twin: QEMU ivshmem-plain (1af4:1110), whose BAR2
- * is host-file-backed memory. Found through PCI config space on every probe
- * because the OS may have moved or disabled the BAR; only BARs below 4 GiB
- * are usable (32-bit SMM without paging).
+ * is host-file-backed memory. Its BAR is recorded (and sized) at the boot-time
+ * handoff; before every access the core compares the BAR in PCI config space,
+ * which the OS can rewrite, with the recorded one, and transfers then use the
+ * recorded window only.
  */
 #define __SIMPLE_DEVICE__
 
@@ -37,12 +38,19 @@ static int find(pci_devfn_t *out)
 	return 0;
 }
 
+static int ivshmem_locate(void *unused, struct wpp_range *win, unsigned int max, int size_them)
+{
+	pci_devfn_t d;
+
+	if (!max || !find(&d))
+		return 0;
+	return wpp_pci_bar(d, PCI_BASE_ADDRESS_2, size_them, &win[0]);
+}
+
 static int ivshmem_probe(void *unused, wpp_u64 *size)
 {
 	pci_devfn_t d;
 	u16 cmd;
-	u32 lo, hi, szlo, szhi;
-	u64 base, sz;
 
 	mmio.base = NULL;
 	if (!find(&d)) {
@@ -51,46 +59,23 @@ static int ivshmem_probe(void *unused, wpp_u64 *size)
 		return WPP_E_NO_DEVICE;
 	}
 	cmd = pci_read_config16(d, PCI_COMMAND);
-	lo = pci_read_config32(d, PCI_BASE_ADDRESS_2);
-	hi = (lo & PCI_BASE_ADDRESS_MEM_LIMIT_MASK) == PCI_BASE_ADDRESS_MEM_LIMIT_64 ?
-		pci_read_config32(d, PCI_BASE_ADDRESS_3) : 0;
-	base = ((u64)hi << 32) | (lo & ~0xfU);
-
-	/* Size the BAR with decoding off, then put everything back. */
-	pci_write_config16(d, PCI_COMMAND, cmd & ~PCI_COMMAND_MEMORY);
-	pci_write_config32(d, PCI_BASE_ADDRESS_2, 0xffffffff);
-	szlo = pci_read_config32(d, PCI_BASE_ADDRESS_2) & ~0xfU;
-	szhi = 0xffffffff;
-	if (hi || (lo & PCI_BASE_ADDRESS_MEM_LIMIT_MASK) == PCI_BASE_ADDRESS_MEM_LIMIT_64) {
-		pci_write_config32(d, PCI_BASE_ADDRESS_3, 0xffffffff);
-		szhi = pci_read_config32(d, PCI_BASE_ADDRESS_3);
-		pci_write_config32(d, PCI_BASE_ADDRESS_3, hi);
-	}
-	pci_write_config32(d, PCI_BASE_ADDRESS_2, lo);
-	pci_write_config16(d, PCI_COMMAND, cmd);
-	sz = ~(((u64)szhi << 32) | szlo) + 1;
-
-	if (!(cmd & PCI_COMMAND_MEMORY) || !base) {
+	if (!(cmd & PCI_COMMAND_MEMORY) || pdev.nwin != 1) {
 		wpp_logf(wpp_cb_platform(), "device status=%d error=bar_disabled dev=ivshmem "
-			 "cmd=0x%x bar=0x%llx", WPP_E_NO_DEVICE, cmd, (unsigned long long)base);
+			 "cmd=0x%x", WPP_E_NO_DEVICE, cmd);
 		return WPP_E_NO_DEVICE;
 	}
-	if (base + sz > 0x100000000ULL) {
-		wpp_logf(wpp_cb_platform(), "device status=%d error=bar_above_4g dev=ivshmem "
-			 "bar=0x%llx size=0x%llx", WPP_E_NO_DEVICE, (unsigned long long)base,
-			 (unsigned long long)sz);
-		return WPP_E_NO_DEVICE;
-	}
-	mmio.base = (u8 *)(uintptr_t)base;
-	mmio.size = sz;
-	mmio.phys = base;
-	*size = sz;
+	/* the window the core recorded at boot and has just compared */
+	mmio.base = (u8 *)(uintptr_t)pdev.win[0].base;
+	mmio.size = pdev.win[0].size;
+	mmio.phys = pdev.win[0].base;
+	*size = mmio.size;
 	return WPP_OK;
 }
 
 struct wpp_pdev *wpp_platform_pdev(void)
 {
 	wpp_mmio_init(&pdev, &mmio, "ivshmem");
+	pdev.locate = ivshmem_locate;
 	pdev.probe = ivshmem_probe;
 	return &pdev;
 }

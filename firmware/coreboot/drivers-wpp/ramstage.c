@@ -62,8 +62,17 @@ static void wpp_handoff(void *unused)
 		h->cbmemc_size = con->size;
 	}
 	bootmem_walk_os_mem(add_ram, h);
-	printk(BIOS_INFO, "wpp: handoff_sent ranges=%u cbmemc=0x%llx\n", h->nranges,
-	       (unsigned long long)h->cbmemc_addr);
+	{
+		uintptr_t base;
+		size_t size;
+
+		smm_region(&base, &size);
+		h->smram_base = base;
+		h->smram_size = size;
+	}
+	printk(BIOS_INFO, "wpp: handoff_sent ranges=%u cbmemc=0x%llx smram=0x%llx:0x%llx\n",
+	       h->nranges, (unsigned long long)h->cbmemc_addr,
+	       (unsigned long long)h->smram_base, (unsigned long long)h->smram_size);
 	outb(WPP_APM_CNT_HANDOFF, APM_CNT);
 	memset(h, 0, sizeof(*h));
 }

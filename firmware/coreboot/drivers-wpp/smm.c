@@ -29,6 +29,7 @@ static struct wpp_platform plat;
 static int ready;
 static int handoff_done;
 static struct wpp_handoff handoff;	/* validated copy, lives in SMRAM */
+static struct wpp_layout layout;
 
 static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
@@ -42,22 +43,23 @@ static void *cb_map(void *unused, wpp_u64 phys, wpp_u64 len)
 	return (void *)(uintptr_t)phys;
 }
 
+/*
+ * Second opinion after the core's check against the recorded layout: coreboot's
+ * own idea of where the SMM handler lives (covers ASEG too).
+ */
 static bool cb_is_os_ram(void *unused, wpp_u64 phys, wpp_u64 len)
 {
-	if (!len || phys + len < phys)
-		return false;
-	if (overlaps(phys, len, CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE))
-		return false;
-	if (phys + len <= 0x100000000ULL &&
-	    smm_points_to_smram((void *)(uintptr_t)phys, (size_t)len))
-		return false;
-	for (u32 i = 0; i < handoff.nranges; i++) {
-		if (phys >= handoff.ram[i].base &&
-		    phys + len <= handoff.ram[i].base + handoff.ram[i].size)
-			return true;
-	}
-	return false;
+	if (phys + len > 0x100000000ULL)
+		return true;	/* the handler is below 4 GiB */
+	return !smm_points_to_smram((void *)(uintptr_t)phys, (size_t)len);
 }
+
+#if CONFIG(WPP_SMRAM_DIGEST)
+static const void *cb_map_smram(void *unused)
+{
+	return (const void *)(uintptr_t)ctx.layout.smram.base;
+}
+#endif
 
 static void cbmemc_put(const char *s, size_t len)
 {
@@ -108,6 +110,9 @@ static void setup(void)
 	plat.is_os_ram = cb_is_os_ram;
 	plat.log = cb_log;
 	plat.now_us = cb_now;
+#if CONFIG(WPP_SMRAM_DIGEST)
+	plat.map_smram = cb_map_smram;
+#endif
 	plat.pdev = wpp_platform_pdev();
 	plat.dev_timeout_us = 5 * 1000 * 1000;
 	wpp_ctx_init(&ctx, &plat, (void *)(uintptr_t)CONFIG_WPP_REGION_BASE,
@@ -131,9 +136,24 @@ static void take_handoff(void)
 		return;
 	}
 	handoff_done = 1;
+	/* The handoff lies in the region: not read at all if that overlaps SMRAM
+	 * (the core refuses every event then, see wpp_guard_record()). */
+	if (smm_points_to_smram(src, sizeof(*src))) {
+		wpp_logf(&plat, "handoff status=%d error=region_over_smram", WPP_E_BAD_ADDR);
+		return;
+	}
 	memcpy(&h, src, sizeof(h));
-	if (h.magic != WPP_HANDOFF_MAGIC || h.nranges > WPP_HANDOFF_MAX_RANGES) {
+	if (h.magic != WPP_HANDOFF_MAGIC || h.nranges > WPP_HANDOFF_MAX_RANGES ||
+	    h.nranges > WPP_LAYOUT_MAX_RAM) {
 		wpp_logf(&plat, "handoff status=%d error=bad_handoff", WPP_E_BAD_ARG);
+		return;
+	}
+	/* ramstage's SMRAM must hold this very handler (its state is in SMRAM) */
+	if (!h.smram_size || (uintptr_t)&ctx < h.smram_base ||
+	    (uintptr_t)&ctx + sizeof(ctx) > h.smram_base + h.smram_size) {
+		wpp_logf(&plat, "handoff status=%d error=bad_smram smram=0x%llx:0x%llx",
+			 WPP_E_BAD_ARG, (unsigned long long)h.smram_base,
+			 (unsigned long long)h.smram_size);
 		return;
 	}
 	/* The CBMEM console must not overlap SMRAM or the WPP region. */
@@ -145,6 +165,19 @@ static void take_handoff(void)
 	handoff = h;
 	wpp_logf(&plat, "handoff status=0 ranges=%u cbmemc=0x%llx abi=%u",
 		 handoff.nranges, (unsigned long long)handoff.cbmemc_addr, WPP_ABI_VERSION);
+
+	/* The machine as it is before the OS runs: recorded in SMRAM, with the
+	 * device's BARs, for every later check. */
+	memset(&layout, 0, sizeof(layout));
+	layout.smram.base = h.smram_base;
+	layout.smram.size = h.smram_size;
+	layout.addr_limit = 0x100000000ULL;	/* 32-bit SMM, no paging */
+	layout.nram = h.nranges;
+	for (u32 i = 0; i < h.nranges; i++) {
+		layout.ram[i].base = h.ram[i].base;
+		layout.ram[i].size = h.ram[i].size;
+	}
+	wpp_guard_record(&ctx, &layout);
 }
 
 int wpp_smi_apmc(uint8_t data)

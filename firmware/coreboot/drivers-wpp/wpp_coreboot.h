@@ -27,7 +27,22 @@ struct wpp_handoff {
 		uint64_t base;
 		uint64_t size;
 	} ram[WPP_HANDOFF_MAX_RANGES];
+	/* SMRAM (TSEG) from smm_region(), which not every SoC links into SMM */
+	uint64_t smram_base;
+	uint64_t smram_size;
 };
+
+#if ENV_SMM
+#include <device/pci_type.h>
+struct wpp_range;
+/*
+ * Read a memory BAR (config offset bar_reg; 64-bit BARs use the next dword
+ * too) into *w. With size_them the size is probed (decoding off while the BAR
+ * holds all ones, then everything put back): only at the boot-time handoff.
+ * Returns 1 when the BAR is a memory BAR, 0 otherwise.
+ */
+int wpp_pci_bar(pci_devfn_t d, unsigned int bar_reg, int size_them, struct wpp_range *w);
+#endif
 
 /* Handle an APMC byte in SMM; returns 1 when it was a WPP event. */
 int wpp_smi_apmc(uint8_t data);

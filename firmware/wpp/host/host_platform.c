@@ -31,6 +31,8 @@ static void *hp_map(void *c, wpp_u64 phys, wpp_u64 len)
 
 	if (phys + len < phys)
 		return NULL;
+	if (hp->unmappable_from && phys + len > hp->unmappable_from)
+		return NULL;
 	if (phys >= HOST_RAM_BASE && phys + len <= HOST_RAM_BASE + HOST_RAM_SIZE)
 		return hp->ram + (phys - HOST_RAM_BASE);
 	if (phys >= region_phys() && phys + len <= region_phys() + WPP_REGION_SIZE_DEFAULT)
@@ -82,6 +84,37 @@ static wpp_u64 hp_now(void *c)
 	return hp->clock_us += 3;
 }
 
+static int dev_locate(void *c, struct wpp_range *win, unsigned int max, int size_them)
+{
+	struct host_platform *hp = c;
+
+	(void)size_them;
+	hp->bar_locates++;
+	if (!max)
+		return 0;
+	win[0].base = hp->bar_base;
+	win[0].size = hp->dev_size;
+	return 1;
+}
+
+static const void *hp_map_smram(void *c)
+{
+	struct host_platform *hp = c;
+
+	return hp->smram;
+}
+
+void host_default_layout(struct wpp_layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->smram.base = HOST_SMRAM_BASE;
+	l->smram.size = HOST_SMRAM_SIZE;
+	l->addr_limit = 0x100000000ULL;
+	l->nram = 1;
+	l->ram[0].base = HOST_RAM_BASE;
+	l->ram[0].size = HOST_RAM_SIZE;
+}
+
 static int dev_probe(void *c, wpp_u64 *size)
 {
 	struct host_platform *hp = c;
@@ -119,6 +152,8 @@ static int dev_read(void *c, wpp_u64 off, void *dst, wpp_u64 dst_phys, wpp_u64 l
 {
 	struct host_platform *hp = c;
 
+	if (hp->fail_read)
+		return hp->fail_read;
 	if (!dst)
 		dst = host_phys(hp, dst_phys);
 	if (!dst || off + len > hp->dev_size || off + len < off)
@@ -178,6 +213,7 @@ int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 d
 	hp->pdev = (struct wpp_pdev){
 		.name = "hostfile",
 		.ctx = hp,
+		.locate = dev_locate,
 		.probe = dev_probe,
 		.write = dev_write,
 		.read = dev_read,
@@ -189,10 +225,15 @@ int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 d
 		.is_os_ram = hp_is_os_ram,
 		.log = hp_log,
 		.now_us = hp_now,
+		.map_smram = hp_map_smram,
 		.pdev = &hp->pdev,
 		.dev_timeout_us = 5000000,
 	};
+	hp->bar_base = HOST_BAR_BASE;
 	wpp_ctx_init(&hp->ctx, &hp->plat, hp->region, region_phys(), WPP_REGION_SIZE_DEFAULT);
+	host_default_layout(&hp->layout);
+	if (wpp_guard_record(&hp->ctx, &hp->layout) != WPP_OK || !hp->ctx.dev_recorded)
+		return -1;
 	return 0;
 }
 

@@ -17,6 +17,8 @@
 #define HOST_RAM_SIZE		0x01000000ULL	/* 16 MiB of "OS RAM" below the region */
 #define HOST_SMRAM_BASE		0x7ff00000ULL
 #define HOST_SMRAM_SIZE		0x00100000ULL
+/* The persistent device's MMIO window (a PCI BAR on real platforms). */
+#define HOST_BAR_BASE		0xc0000000ULL
 
 struct host_platform {
 	struct wpp_platform plat;
@@ -31,6 +33,16 @@ struct host_platform {
 	long long write_budget;		/* bytes the device still accepts; < 0 = unlimited */
 	int fail_probe;			/* probe returns this status when non-zero */
 	int fail_write;			/* writes return this status when non-zero */
+	int fail_read;			/* reads return this status when non-zero */
+	/* map() refuses [phys, ...) at or above this (0 = all mappable): pages SMM
+	 * cannot reach with the CPU, as above 4 GiB on the FPGA board; the device
+	 * still moves them by physical address (DMA) */
+	wpp_u64 unmappable_from;
+	/* where the device's BAR is now (tests move it; the core compares it with
+	 * the window recorded by host_platform_open) */
+	wpp_u64 bar_base;
+	int bar_locates;		/* locate() calls, to count re-checks */
+	struct wpp_layout layout;	/* what host_platform_open recorded */
 	/* called at each device write: another CPU or a DMA changing memory mid-persist */
 	void (*on_write)(struct host_platform *hp, wpp_u64 off);
 	int verbose;			/* print log lines to stderr */
@@ -44,6 +56,9 @@ struct host_platform {
 int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 dev_size,
 		       int create);
 void host_platform_close(struct host_platform *hp);
+
+/* The layout host_platform_open records: SMRAM, 16 MiB of OS RAM, 4 GiB limit. */
+void host_default_layout(struct wpp_layout *l);
 
 /* Fill the mailbox and issue `event` like the kernel would; returns status. */
 int host_call(struct host_platform *hp, wpp_u8 event, const void *payload, wpp_u32 len);

@@ -46,11 +46,57 @@ struct wpp_ctx {
 	struct wpp_counters counters;
 	struct wpp_snapshot_header snap;	/* valid in WPP_STATE_RESTORED */
 	struct wpp_snapshot_marker marker;	/* scratch for marker I/O */
+
+	/*
+	 * Boot-time facts (wpp_guard_record() at the handoff). Until they are
+	 * recorded and the region's placement has passed, no event touches the
+	 * region: the mailbox could lie in SMRAM.
+	 */
+	struct wpp_layout layout;
+	wpp_u64 ram_top;		/* end of DRAM below addr_limit */
+	int guard_ok;
+	int dev_recorded;		/* device windows recorded and placed safely */
+	struct wpp_range dev_win[WPP_PDEV_MAX_WINDOWS];
+	unsigned int dev_nwin;
+	const char *reason;		/* why the last address check refused */
+	/* SMRAM-resident copy buffer: what is CRC'd is what is written */
+	wpp_u8 bounce[WPP_PAGE_SIZE];
 };
 
 /* Set up a context; region must map region_size bytes at region_phys. */
 void wpp_ctx_init(struct wpp_ctx *ctx, const struct wpp_platform *plat, void *region,
 		  wpp_u64 region_phys, wpp_u64 region_size);
+
+/*
+ * Placement checks (pure, no platform calls). Each returns WPP_OK or
+ * WPP_E_BAD_ADDR with *why naming the first conflict:
+ *  - wpp_check_window: a device MMIO window must not overlap SMRAM ("smram"),
+ *    the WPP region ("region") or RAM ("ram": below the end of DRAM, or an OS
+ *    RAM range above it), and must be addressable by SMM ("above_limit").
+ *  - wpp_check_region: the WPP region must lie in DRAM below SMM's limit, end
+ *    no later than the end of DRAM ("beyond_ram"), and overlap neither SMRAM,
+ *    OS RAM (it must be reserved) nor any device window ("mmio").
+ */
+wpp_u64 wpp_layout_ram_top(const struct wpp_layout *l);
+int wpp_check_window(const struct wpp_layout *l, wpp_u64 region_base, wpp_u64 region_size,
+		     wpp_u64 base, wpp_u64 size, const char **why);
+int wpp_check_region(const struct wpp_layout *l, const struct wpp_range *win,
+		     unsigned int nwin, wpp_u64 base, wpp_u64 size, const char **why);
+
+/*
+ * At the boot-time handoff (before the OS runs): keep the layout in the
+ * context, locate and size the device's windows, check them and the region,
+ * and record the windows. Returns WPP_OK when the region may be used; the
+ * device may still be refused (dev_recorded = 0). Logs "wpp: guard ...".
+ */
+int wpp_guard_record(struct wpp_ctx *ctx, const struct wpp_layout *l);
+
+/*
+ * Before every device access: the device's windows, read again, must equal
+ * the recorded ones (WPP_E_DEVICE_MOVED otherwise, WPP_E_NO_DEVICE when none
+ * were recorded). Logs refusals when log is set.
+ */
+int wpp_guard_device(struct wpp_ctx *ctx, int log);
 
 /*
  * Handle the APMC byte `event`. Returns 1 when it was a WPP event (mailbox

@@ -20,6 +20,28 @@
 /* "No physical address": the buffer lives in SMRAM/firmware-private memory. */
 #define WPP_PHYS_NONE			(~0ULL)
 
+struct wpp_range {
+	wpp_u64 base;
+	wpp_u64 size;
+};
+
+#define WPP_LAYOUT_MAX_RAM		32
+#define WPP_PDEV_MAX_WINDOWS		2
+
+/*
+ * The machine as the firmware saw it before the OS ran: SMRAM, the RAM the OS
+ * is told it may use (e820 "usable"), and how far SMM can address. Recorded in
+ * SMRAM at the ramstage -> SMM handoff; everything the OS can change later
+ * (PCI BARs, mailbox contents) is judged against it.
+ */
+struct wpp_layout {
+	struct wpp_range smram;		/* TSEG; size 0 = unknown (nothing is SMRAM) */
+	wpp_u64 addr_limit;		/* SMM maps [0, addr_limit) (4 GiB on 32-bit SMM) */
+	wpp_u32 nram;
+	wpp_u32 reserved;
+	struct wpp_range ram[WPP_LAYOUT_MAX_RAM];	/* OS RAM */
+};
+
 /*
  * Persistent device. Transfers may be queued (asynchronous, e.g. DMA rings);
  * the core calls wait() before it reuses a source/destination buffer and
@@ -32,8 +54,21 @@
 struct wpp_pdev {
 	const char *name;
 	void *ctx;
-	/* Locate and check the device; called at the start of every device
-	 * operation because the OS may have moved or disabled it. */
+	/*
+	 * Where the device decodes now, read from PCI config space (which the OS
+	 * can rewrite): fills up to max windows and returns their number (0 = not
+	 * found). With size_them the sizes are probed too (BAR sizing writes the
+	 * BAR: only done at the boot-time handoff); otherwise sizes may be 0.
+	 * The core compares these with the windows recorded at boot before every
+	 * device access (see wpp_guard_device()).
+	 */
+	int (*locate)(void *ctx, struct wpp_range *win, unsigned int max, int size_them);
+	/* The windows recorded at boot and checked by the core; probe and the
+	 * transfers use these, never a fresh BAR read. */
+	struct wpp_range win[WPP_PDEV_MAX_WINDOWS];
+	unsigned int nwin;
+	/* Check the device is usable (enabled, answering); called at the start of
+	 * every device operation, after the core's window check. */
 	int (*probe)(void *ctx, wpp_u64 *size);
 	int (*write)(void *ctx, wpp_u64 dev_off, const void *src, wpp_u64 src_phys,
 		     wpp_u64 len);
@@ -46,9 +81,12 @@ struct wpp_platform {
 	void *ctx;
 	/* CPU pointer for [phys, phys + len), or NULL when not mappable. */
 	void *(*map)(void *ctx, wpp_u64 phys, wpp_u64 len);
-	/* True when [phys, phys + len) is OS RAM that is neither SMRAM nor the
-	 * WPP region (the confused-deputy check for every OS-chosen address). */
+	/* Optional second opinion after the core's own check against the
+	 * recorded layout: false vetoes [phys, phys + len) (NULL = no veto). */
 	bool (*is_os_ram)(void *ctx, wpp_u64 phys, wpp_u64 len);
+	/* CPU pointer to SMRAM for the SMRAM_DIGEST debug op; NULL = op refused
+	 * (firmware built without it: production boards). */
+	const void *(*map_smram)(void *ctx);
 	/* One complete log line, without newline, starting with "wpp: ". */
 	void (*log)(void *ctx, const char *line, size_t len);
 	wpp_u64 (*now_us)(void *ctx);

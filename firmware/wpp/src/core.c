@@ -73,16 +73,214 @@ static const struct {
 	[WPP_SECTION_PAGES] = { WPP_PAGES_OFFSET, WPP_PAGES_SIZE },
 };
 
-/* An OS-chosen physical range: must be OS RAM, outside SMRAM and the WPP region. */
+/* ---------------------------------------------------------------- guard */
+
+static int overlaps(wpp_u64 a, wpp_u64 alen, wpp_u64 b, wpp_u64 blen)
+{
+	return alen && blen && a < b + blen && b < a + alen;
+}
+
+static int in_os_ram(const struct wpp_layout *l, wpp_u64 phys, wpp_u64 len)
+{
+	for (wpp_u32 i = 0; i < l->nram && i < WPP_LAYOUT_MAX_RAM; i++)
+		if (phys >= l->ram[i].base && phys + len <= l->ram[i].base + l->ram[i].size)
+			return 1;
+	return 0;
+}
+
+static int overlaps_os_ram(const struct wpp_layout *l, wpp_u64 base, wpp_u64 size)
+{
+	for (wpp_u32 i = 0; i < l->nram && i < WPP_LAYOUT_MAX_RAM; i++)
+		if (overlaps(base, size, l->ram[i].base, l->ram[i].size))
+			return 1;
+	return 0;
+}
+
+/*
+ * End of DRAM below SMM's limit: the higher of SMRAM's end (TSEG sits at the
+ * top of low DRAM on q35 and Intel client chipsets) and the end of the highest
+ * OS RAM range below the limit. Everything below it is memory, not MMIO.
+ */
+wpp_u64 wpp_layout_ram_top(const struct wpp_layout *l)
+{
+	wpp_u64 top = l->smram.size ? l->smram.base + l->smram.size : 0;
+
+	for (wpp_u32 i = 0; i < l->nram && i < WPP_LAYOUT_MAX_RAM; i++) {
+		wpp_u64 end = l->ram[i].base + l->ram[i].size;
+
+		if (end <= l->addr_limit && end > top)
+			top = end;
+	}
+	return top;
+}
+
+int wpp_check_window(const struct wpp_layout *l, wpp_u64 region_base, wpp_u64 region_size,
+		     wpp_u64 base, wpp_u64 size, const char **why)
+{
+	if (!size || base + size < base) {
+		*why = "bar_size";
+		return WPP_E_BAD_ADDR;
+	}
+	if (overlaps(base, size, l->smram.base, l->smram.size)) {
+		*why = "bar_over_smram";
+		return WPP_E_BAD_ADDR;
+	}
+	if (overlaps(base, size, region_base, region_size)) {
+		*why = "bar_over_region";
+		return WPP_E_BAD_ADDR;
+	}
+	if (base < wpp_layout_ram_top(l) || overlaps_os_ram(l, base, size)) {
+		*why = "bar_over_ram";
+		return WPP_E_BAD_ADDR;
+	}
+	if (base + size > l->addr_limit) {
+		*why = "bar_above_limit";
+		return WPP_E_BAD_ADDR;
+	}
+	return WPP_OK;
+}
+
+int wpp_check_region(const struct wpp_layout *l, const struct wpp_range *win,
+		     unsigned int nwin, wpp_u64 base, wpp_u64 size, const char **why)
+{
+	if (!size || base + size < base) {
+		*why = "region_size";
+		return WPP_E_BAD_ADDR;
+	}
+	if (overlaps(base, size, l->smram.base, l->smram.size)) {
+		*why = "region_over_smram";
+		return WPP_E_BAD_ADDR;
+	}
+	if (base + size > l->addr_limit) {
+		*why = "region_above_limit";
+		return WPP_E_BAD_ADDR;
+	}
+	for (unsigned int i = 0; i < nwin; i++) {
+		if (overlaps(base, size, win[i].base, win[i].size)) {
+			*why = "region_over_mmio";
+			return WPP_E_BAD_ADDR;
+		}
+	}
+	if (overlaps_os_ram(l, base, size)) {
+		*why = "region_over_ram";
+		return WPP_E_BAD_ADDR;
+	}
+	if (base + size > wpp_layout_ram_top(l)) {
+		*why = "region_beyond_ram";
+		return WPP_E_BAD_ADDR;
+	}
+	return WPP_OK;
+}
+
+static const char *pdev_name(const struct wpp_ctx *ctx)
+{
+	const struct wpp_pdev *d = ctx->plat->pdev;
+
+	return d && d->name ? d->name : "none";
+}
+
+int wpp_guard_record(struct wpp_ctx *ctx, const struct wpp_layout *l)
+{
+	struct wpp_pdev *d = ctx->plat->pdev;
+	struct wpp_range win[WPP_PDEV_MAX_WINDOWS];
+	const char *why = "";
+	int n = 0, rc;
+
+	ctx->guard_ok = 0;
+	ctx->dev_recorded = 0;
+	ctx->dev_nwin = 0;
+	ctx->layout = *l;
+	if (ctx->layout.nram > WPP_LAYOUT_MAX_RAM)
+		ctx->layout.nram = WPP_LAYOUT_MAX_RAM;
+	ctx->ram_top = wpp_layout_ram_top(&ctx->layout);
+	memset(win, 0, sizeof(win));
+	if (d && d->locate)
+		n = d->locate(d->ctx, win, WPP_PDEV_MAX_WINDOWS, 1);
+	if (n < 0 || n > (int)WPP_PDEV_MAX_WINDOWS)
+		n = 0;
+	rc = wpp_check_region(&ctx->layout, win, (unsigned int)n, ctx->region_phys,
+			      ctx->region_size, &why);
+	if (rc != WPP_OK) {
+		wpp_logf(ctx->plat, "guard status=%d error=%s region=0x%llx size=0x%llx "
+			 "smram=0x%llx:0x%llx ram_top=0x%llx", rc, why, U(ctx->region_phys),
+			 U(ctx->region_size), U(l->smram.base), U(l->smram.size),
+			 U(ctx->ram_top));
+		return rc;
+	}
+	ctx->guard_ok = 1;
+	for (int i = 0; i < n; i++) {
+		rc = wpp_check_window(&ctx->layout, ctx->region_phys, ctx->region_size,
+				      win[i].base, win[i].size, &why);
+		if (rc != WPP_OK) {
+			wpp_logf(ctx->plat, "device status=%d error=%s dev=%s bar=0x%llx "
+				 "size=0x%llx", WPP_E_NO_DEVICE, why, pdev_name(ctx),
+				 U(win[i].base), U(win[i].size));
+			n = -1;
+			break;
+		}
+	}
+	if (n > 0) {
+		memcpy(ctx->dev_win, win, sizeof(win));
+		ctx->dev_nwin = (unsigned int)n;
+		ctx->dev_recorded = 1;
+	}
+	wpp_logf(ctx->plat, "guard status=0 smram=0x%llx:0x%llx ram_top=0x%llx ranges=%u "
+		 "dev=%s bar=0x%llx:0x%llx recorded=%d", U(l->smram.base), U(l->smram.size),
+		 U(ctx->ram_top), ctx->layout.nram, pdev_name(ctx), U(win[0].base),
+		 U(win[0].size), ctx->dev_recorded);
+	return WPP_OK;
+}
+
+int wpp_guard_device(struct wpp_ctx *ctx, int log)
+{
+	struct wpp_pdev *d = ctx->plat->pdev;
+	struct wpp_range now[WPP_PDEV_MAX_WINDOWS];
+	int n;
+
+	if (!d || !ctx->dev_recorded || !d->locate) {
+		if (log)
+			wpp_logf(ctx->plat, "device status=%d error=not_recorded dev=%s",
+				 WPP_E_NO_DEVICE, pdev_name(ctx));
+		return WPP_E_NO_DEVICE;
+	}
+	memset(now, 0, sizeof(now));
+	n = d->locate(d->ctx, now, WPP_PDEV_MAX_WINDOWS, 0);
+	for (unsigned int i = 0; i < ctx->dev_nwin; i++) {
+		if (n == (int)ctx->dev_nwin && now[i].base == ctx->dev_win[i].base)
+			continue;
+		if (log)
+			wpp_logf(ctx->plat, "device status=%d error=bar_moved dev=%s window=%u "
+				 "bar=0x%llx recorded=0x%llx", WPP_E_DEVICE_MOVED,
+				 pdev_name(ctx), i, n > (int)i ? U(now[i].base) : 0ULL,
+				 U(ctx->dev_win[i].base));
+		return WPP_E_DEVICE_MOVED;
+	}
+	memcpy(d->win, ctx->dev_win, sizeof(d->win));
+	d->nwin = ctx->dev_nwin;
+	return WPP_OK;
+}
+
+/*
+ * An OS-chosen physical range: must lie in one OS RAM range of the recorded
+ * layout, outside the WPP region and SMRAM. Each refusal names its reason, so
+ * tests can tell which branch refused (the SMRAM branch is checked before the
+ * RAM ranges, not hidden behind them).
+ */
 static int check_os_range(struct wpp_ctx *ctx, wpp_u64 phys, wpp_u64 len)
 {
 	if (!len || phys + len < phys)
-		return WPP_E_BAD_ADDR;
-	if (phys < ctx->region_phys + ctx->region_size && ctx->region_phys < phys + len)
-		return WPP_E_BAD_ADDR;
-	if (!ctx->plat->is_os_ram || !ctx->plat->is_os_ram(ctx->plat->ctx, phys, len))
-		return WPP_E_BAD_ADDR;
-	return WPP_OK;
+		ctx->reason = "wrap";
+	else if (overlaps(phys, len, ctx->region_phys, ctx->region_size))
+		ctx->reason = "region";
+	else if (overlaps(phys, len, ctx->layout.smram.base, ctx->layout.smram.size))
+		ctx->reason = "smram";
+	else if (!in_os_ram(&ctx->layout, phys, len))
+		ctx->reason = "not_ram";
+	else if (ctx->plat->is_os_ram && !ctx->plat->is_os_ram(ctx->plat->ctx, phys, len))
+		ctx->reason = "platform";
+	else
+		return WPP_OK;
+	return WPP_E_BAD_ADDR;
 }
 
 void wpp_ctx_init(struct wpp_ctx *ctx, const struct wpp_platform *plat, void *region,
@@ -100,6 +298,11 @@ void wpp_ctx_init(struct wpp_ctx *ctx, const struct wpp_platform *plat, void *re
 
 /* ---------------------------------------------------------------- device */
 
+/*
+ * Every device operation starts here: the BAR the OS sees in PCI config space
+ * must still be the one recorded at boot, or SMM would copy to or from
+ * whatever now lies under the moved BAR (SMRAM, RAM, the region).
+ */
 static int dev_probe(struct wpp_ctx *ctx, wpp_u64 *size)
 {
 	struct wpp_pdev *d = ctx->plat->pdev;
@@ -107,6 +310,9 @@ static int dev_probe(struct wpp_ctx *ctx, wpp_u64 *size)
 
 	if (!d || !d->probe)
 		return WPP_E_NO_DEVICE;
+	rc = wpp_guard_device(ctx, 1);
+	if (rc != WPP_OK)
+		return rc;
 	rc = d->probe(d->ctx, size);
 	if (rc != WPP_OK)
 		wpp_logf(ctx->plat, "device status=%d error=%s dev=%s", rc, wpp_status_name(rc),
@@ -114,19 +320,33 @@ static int dev_probe(struct wpp_ctx *ctx, wpp_u64 *size)
 	return rc;
 }
 
+/*
+ * Transfers check the BAR again: other CPUs keep running while one is in SMM
+ * (QEMU's TCG delivers the SMI to the writing CPU only), so the OS could move
+ * the BAR in the middle of a persist. What remains is the window inside one
+ * transfer (at most MAX_RUN bytes).
+ */
 static int dev_write(struct wpp_ctx *ctx, wpp_u64 off, const void *src, wpp_u64 phys,
 		     wpp_u64 len)
 {
 	struct wpp_pdev *d = ctx->plat->pdev;
+	int rc;
 
-	return len ? d->write(d->ctx, off, src, phys, len) : WPP_OK;
+	if (!len)
+		return WPP_OK;
+	rc = wpp_guard_device(ctx, 1);
+	return rc == WPP_OK ? d->write(d->ctx, off, src, phys, len) : rc;
 }
 
 static int dev_read(struct wpp_ctx *ctx, wpp_u64 off, void *dst, wpp_u64 phys, wpp_u64 len)
 {
 	struct wpp_pdev *d = ctx->plat->pdev;
+	int rc;
 
-	return len ? d->read(d->ctx, off, dst, phys, len) : WPP_OK;
+	if (!len)
+		return WPP_OK;
+	rc = wpp_guard_device(ctx, 1);
+	return rc == WPP_OK ? d->read(d->ctx, off, dst, phys, len) : rc;
 }
 
 static int dev_wait(struct wpp_ctx *ctx)
@@ -431,10 +651,34 @@ struct persist_run {
 	wpp_u64 phys;		/* start of the physically contiguous run */
 	wpp_u64 len;
 	wpp_u64 dev_off;
-	int crc_ok;		/* every page so far was CPU-mappable */
 	wpp_u32 crc;
 	wpp_u64 runs;
+	wpp_u64 readback;	/* pages CRC'd from a device read-back */
 };
+
+/*
+ * A run SMM cannot map for the CPU (above 4 GiB on the FPGA board: the device
+ * moves it by DMA) is CRC'd from what landed on the device, read back through
+ * the SMRAM bounce buffer. Its CRC is never dropped: restore refuses a
+ * snapshot without a page CRC, and a failed read-back fails the persist.
+ */
+static int crc_readback(struct wpp_ctx *ctx, struct persist_run *run)
+{
+	int rc = dev_wait(ctx);
+
+	for (wpp_u64 done = 0; rc == WPP_OK && done < run->len; done += sizeof(ctx->bounce)) {
+		rc = dev_read(ctx, run->dev_off + done, ctx->bounce, WPP_PHYS_NONE,
+			      sizeof(ctx->bounce));
+		if (rc == WPP_OK)
+			rc = dev_wait(ctx);
+		if (rc == WPP_OK)
+			run->crc = wpp_crc32(run->crc, ctx->bounce, sizeof(ctx->bounce));
+	}
+	if (rc != WPP_OK)
+		wpp_logf(ctx->plat, "persist check=page_crc_readback pa=0x%llx status=%d",
+			 U(run->phys), rc);
+	return rc;
+}
 
 static int flush_run(struct wpp_ctx *ctx, struct persist_run *run)
 {
@@ -446,9 +690,11 @@ static int flush_run(struct wpp_ctx *ctx, struct persist_run *run)
 	src = ctx->plat->map ? ctx->plat->map(ctx->plat->ctx, run->phys, run->len) : NULL;
 	if (src)
 		run->crc = wpp_crc32(run->crc, src, run->len);
-	else
-		run->crc_ok = 0;
 	rc = dev_write(ctx, run->dev_off, src, run->phys, run->len);
+	if (rc == WPP_OK && !src) {
+		rc = crc_readback(ctx, run);
+		run->readback += run->len / WPP_PAGE_SIZE;
+	}
 	run->dev_off += run->len;
 	run->len = 0;
 	run->runs++;
@@ -461,16 +707,39 @@ struct list_writer {
 	wpp_u32 crc;
 };
 
+/*
+ * Write OS-writable bytes (Metadata, the scratch buffer) to the device so that
+ * the CRC and the written data come from the same fetch: each chunk is copied
+ * into SMRAM once, CRC'd there and written from there. (CRC'ing the section
+ * and then letting the device read it again gave a snapshot whose CRC did not
+ * match its data when the OS changed it in between: a persist that reported
+ * success but could never be restored.)
+ */
+static int write_bounced(struct wpp_ctx *ctx, wpp_u64 dev_off, const wpp_u8 *src, wpp_u64 len,
+			 wpp_u32 *crc)
+{
+	int rc = WPP_OK;
+
+	for (wpp_u64 done = 0; rc == WPP_OK && done < len;) {
+		wpp_u64 n = WPP_MIN((wpp_u64)sizeof(ctx->bounce), len - done);
+
+		memcpy(ctx->bounce, src + done, n);
+		*crc = wpp_crc32(*crc, ctx->bounce, n);
+		rc = dev_write(ctx, dev_off + done, ctx->bounce, WPP_PHYS_NONE, n);
+		if (rc == WPP_OK)
+			rc = dev_wait(ctx);	/* the bounce buffer is reused next */
+		done += n;
+	}
+	return rc;
+}
+
 static int list_flush(struct wpp_ctx *ctx, struct list_writer *w)
 {
 	int rc;
 
 	if (!w->fill)
 		return WPP_OK;
-	w->crc = wpp_crc32(w->crc, scratch(ctx), w->fill);
-	rc = dev_write(ctx, w->dev_off, scratch(ctx), scratch_phys(ctx), w->fill);
-	if (rc == WPP_OK)
-		rc = dev_wait(ctx);	/* the scratch buffer is reused next */
+	rc = write_bounced(ctx, w->dev_off, scratch(ctx), w->fill, &w->crc);
 	w->dev_off += w->fill;
 	w->fill = 0;
 	return rc;
@@ -642,12 +911,9 @@ static int persist_pages_sorted(struct wpp_ctx *ctx, wpp_u64 npages, struct pers
 	if (rc != WPP_OK)
 		return rc;
 	/* The list goes out after the pages: the runs only read RAM, the scratch
-	 * buffer stays untouched until this write has completed. */
-	w->crc = wpp_crc32(0, v, npages * sizeof(*v));
-	rc = dev_write(ctx, w->dev_off, v, scratch_phys(ctx), npages * sizeof(*v));
-	if (rc == WPP_OK)
-		rc = dev_wait(ctx);
-	return rc;
+	 * buffer stays untouched by the firmware until this write has completed. */
+	w->crc = 0;
+	return write_bounced(ctx, w->dev_off, (const wpp_u8 *)v, npages * sizeof(*v), &w->crc);
 }
 
 /* Too many pages for the scratch buffer: stream in round-robin slot order. */
@@ -758,15 +1024,11 @@ static int ev_persist(struct wpp_ctx *ctx, wpp_u64 *res)
 	if (rc != WPP_OK)
 		goto out;
 
-	/* 2. Metadata straight from the section (used bytes only). */
-	h.sections[WPP_SNAP_SEC_METADATA].crc32 =
-		wpp_crc32(0, section(ctx, WPP_METADATA_OFFSET), ctx->metadata_used);
-	rc = dev_write(ctx, h.sections[WPP_SNAP_SEC_METADATA].offset,
-		       section(ctx, WPP_METADATA_OFFSET), ctx->region_phys + WPP_METADATA_OFFSET,
-		       ctx->metadata_used);
-	if (rc != WPP_OK)
-		goto out;
-	rc = dev_wait(ctx);
+	/* 2. Metadata (used bytes only), CRC'd over the bytes written. */
+	h.sections[WPP_SNAP_SEC_METADATA].crc32 = 0;
+	rc = write_bounced(ctx, h.sections[WPP_SNAP_SEC_METADATA].offset,
+			   section(ctx, WPP_METADATA_OFFSET), ctx->metadata_used,
+			   &h.sections[WPP_SNAP_SEC_METADATA].crc32);
 	if (rc != WPP_OK)
 		goto out;
 
@@ -795,7 +1057,6 @@ static int ev_persist(struct wpp_ctx *ctx, wpp_u64 *res)
 	w.dev_off = h.sections[WPP_SNAP_SEC_PAGELIST].offset;
 	memset(&run, 0, sizeof(run));
 	run.dev_off = h.page_area_offset;
-	run.crc_ok = 1;
 	if (npages * sizeof(struct wpp_page_mapping) <= WPP_INTERNAL_SCRATCH_SIZE)
 		rc = persist_pages_sorted(ctx, npages, &run, &w);
 	else
@@ -803,8 +1064,8 @@ static int ev_persist(struct wpp_ctx *ctx, wpp_u64 *res)
 	if (rc != WPP_OK)
 		goto out;
 	h.sections[WPP_SNAP_SEC_PAGELIST].crc32 = w.crc;
-	h.page_crc32 = run.crc_ok ? run.crc : 0;
-	h.flags = run.crc_ok ? WPP_SNAP_F_PAGE_CRC : 0;
+	h.page_crc32 = run.crc;
+	h.flags = WPP_SNAP_F_PAGE_CRC;
 	h.header_crc32 = 0;
 	h.header_crc32 = wpp_crc32(0, &h, sizeof(h));
 
@@ -833,9 +1094,11 @@ static int ev_persist(struct wpp_ctx *ctx, wpp_u64 *res)
 	res[2] = ctx->metadata_used;
 	res[3] = now(ctx) - t0;
 	wpp_logf(ctx->plat, "persist status=0 seq=%llu pages=%llu page_bytes=%llu "
-		 "meta_bytes=%llu regions=%llu runs=%llu meta_us=%llu pages_us=%llu time_us=%llu",
+		 "meta_bytes=%llu regions=%llu runs=%llu readback_pages=%llu meta_us=%llu "
+		 "pages_us=%llu time_us=%llu",
 		 U(h.sequence), U(npages), U(h.page_area_length), U(ctx->metadata_used),
-		 U(nregions), U(run.runs), U(t_meta - t0), U(t_pages - t_meta), U(res[3]));
+		 U(nregions), U(run.runs), U(run.readback), U(t_meta - t0),
+		 U(t_pages - t_meta), U(res[3]));
 	return WPP_OK;
 out:
 	wpp_logf(ctx->plat, "persist status=%d error=%s seq=%llu time_us=%llu", rc,
@@ -949,7 +1212,7 @@ static int ev_restore(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len, wpp_u6
 	};
 	struct wpp_snapshot_header h;
 	struct wpp_snapshot_marker m;
-	const char *why = "";
+	const char *why = "device";	/* until a snapshot check names itself */
 	wpp_u32 flags = 0;
 	wpp_u64 t0 = now(ctx), t_sections, dev_size = 0;
 	int rc;
@@ -996,6 +1259,12 @@ static int ev_restore(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len, wpp_u6
 	ctx->restored_list_bytes = h.sections[WPP_SNAP_SEC_PAGELIST].length;
 	t_sections = now(ctx);
 
+	if (h.page_count && !(h.flags & WPP_SNAP_F_PAGE_CRC)) {
+		/* Pages nobody verified are never handed back. */
+		why = "page_crc_missing";
+		rc = WPP_E_CORRUPT;
+		goto fail;
+	}
 	if (h.flags & WPP_SNAP_F_PAGE_CRC) {
 		wpp_u32 crc = 0;
 
@@ -1070,8 +1339,9 @@ static int ev_get_pages(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u64 *r
 	} else {
 		rc = check_os_range(ctx, g.dest_phys, bytes);
 		if (rc != WPP_OK) {
-			wpp_logf(ctx->plat, "get_pages status=%d error=bad_addr dest=0x%llx "
-				 "bytes=%llu", rc, U(g.dest_phys), U(bytes));
+			wpp_logf(ctx->plat, "get_pages status=%d error=bad_addr reason=%s "
+				 "dest=0x%llx bytes=%llu", rc, ctx->reason, U(g.dest_phys),
+				 U(bytes));
 			return rc;
 		}
 		dst = ctx->plat->map ? ctx->plat->map(ctx->plat->ctx, g.dest_phys, bytes) : NULL;
@@ -1190,7 +1460,40 @@ out:
 	return rc;
 }
 
-static int ev_debug(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len, wpp_u64 *res)
+/*
+ * One CRC-32 per 4 KiB page of SMRAM into the reply, so a test can show that
+ * refused commands left SMRAM alone (pages that change on every SMI, such as
+ * save states and stacks, are told apart by comparing two idle digests).
+ * Platforms enable it only for test builds.
+ */
+static int smram_digest(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u64 *res, wpp_u32 *reply_len)
+{
+	const struct wpp_range *sm = &ctx->layout.smram;
+	const wpp_u8 *p = ctx->plat->map_smram ? ctx->plat->map_smram(ctx->plat->ctx) : NULL;
+	wpp_u64 pages = sm->size / WPP_PAGE_SIZE;
+	wpp_u32 all = 0;
+
+	if (!p || !pages)
+		return WPP_E_BAD_ARG;
+	if (pages * sizeof(wpp_u32) > WPP_MAILBOX_PAYLOAD_MAX - sizeof(struct wpp_debug_cmd))
+		return WPP_E_TOO_BIG;
+	for (wpp_u64 i = 0; i < pages; i++) {
+		wpp_u32 crc = wpp_crc32(0, p + i * WPP_PAGE_SIZE, WPP_PAGE_SIZE);
+
+		memcpy(pl + sizeof(struct wpp_debug_cmd) + i * sizeof(crc), &crc, sizeof(crc));
+		all = wpp_crc32(all, &crc, sizeof(crc));
+	}
+	res[1] = sm->base;
+	res[2] = sm->size;
+	res[3] = pages;
+	*reply_len = (wpp_u32)(sizeof(struct wpp_debug_cmd) + pages * sizeof(wpp_u32));
+	wpp_logf(ctx->plat, "debug status=0 op=smram_digest smram=0x%llx:0x%llx pages=%llu "
+		 "crc=0x%08x", U(sm->base), U(sm->size), U(pages), all);
+	return WPP_OK;
+}
+
+static int ev_debug(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u64 *res,
+		    wpp_u32 *reply_len)
 {
 	struct wpp_debug_cmd c;
 	int rc = WPP_OK;
@@ -1210,6 +1513,9 @@ static int ev_debug(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len, wpp_u64 
 		break;
 	case WPP_DEBUG_OP_SELFTEST:
 		rc = selftest(ctx, res);
+		break;
+	case WPP_DEBUG_OP_SMRAM_DIGEST:
+		rc = smram_digest(ctx, pl, res, reply_len);
 		break;
 	default:
 		return WPP_E_BAD_ARG;
@@ -1260,6 +1566,14 @@ int wpp_handle_event(struct wpp_ctx *ctx, wpp_u8 ev)
 
 	if (ev < WPP_EV_FIRST || ev > WPP_EV_LAST)
 		return 0;
+	if (!ctx->guard_ok) {
+		/* No checked layout (handoff missing or region misplaced): the
+		 * mailbox itself may be SMRAM or MMIO, so it is not even answered. */
+		wpp_logf(ctx->plat, "%s status=%d error=no_layout", wpp_event_name(ev),
+			 WPP_E_STATE);
+		return 1;
+	}
+	ctx->reason = NULL;
 	memcpy(&hdr, mbox(ctx), sizeof(hdr));
 	len = hdr.payload_len;
 	ctx->counters.events[ev - WPP_EV_FIRST]++;
@@ -1307,7 +1621,7 @@ int wpp_handle_event(struct wpp_ctx *ctx, wpp_u8 ev)
 			rc = ev_get_pages(ctx, pl, len, res, &reply_len);
 			break;
 		case WPP_EV_DEBUG:
-			rc = ev_debug(ctx, pl, len, res);
+			rc = ev_debug(ctx, pl, len, res, &reply_len);
 			break;
 		case WPP_EV_CONSUME:
 			rc = ev_consume(ctx);
@@ -1321,8 +1635,9 @@ int wpp_handle_event(struct wpp_ctx *ctx, wpp_u8 ev)
 		ctx->counters.errors++;
 		/* persist/restore/selftest log their own failures */
 		if (ev != WPP_EV_PERSIST && ev != WPP_EV_RESTORE && ev != WPP_EV_DEBUG)
-			wpp_logf(ctx->plat, "%s status=%d error=%s seq=%u", wpp_event_name(ev), rc,
-				 wpp_status_name(rc), hdr.seq);
+			wpp_logf(ctx->plat, "%s status=%d error=%s seq=%u%s%s", wpp_event_name(ev),
+				 rc, wpp_status_name(rc), hdr.seq, ctx->reason ? " reason=" : "",
+				 ctx->reason ? ctx->reason : "");
 	} else if ((ctx->debug_flags & WPP_DEBUG_F_VERBOSE) && ev != WPP_EV_INIT &&
 		   ev != WPP_EV_PERSIST && ev != WPP_EV_RESTORE && ev != WPP_EV_CONSUME) {
 		wpp_logf(ctx->plat, "%s status=0 seq=%u", wpp_event_name(ev), hdr.seq);

@@ -851,7 +851,14 @@ static void t_get_pages_checks(void)
 		 WPP_E_BAD_ADDR);
 	CHECK_EQ(get_pages(&hp, 0, 1, 0x5000), WPP_E_BAD_ADDR);	/* not RAM */
 	CHECK_EQ(get_pages(&hp, 0, 2, HOST_RAM_BASE + HOST_RAM_SIZE - 4096), WPP_E_BAD_ADDR);
-	CHECK(host_log_contains(&hp, "get_pages status=8 error=bad_addr dest=0x7ff00000"));
+	/* each refusal names the branch that refused it: an SMRAM address must be
+	 * refused by the SMRAM check, not fall through to the RAM-range check */
+	CHECK(host_log_contains(&hp, "get_pages status=8 error=bad_addr reason=smram "
+				"dest=0x7ff00000"));
+	CHECK(host_log_contains(&hp, "reason=smram dest=0x7feff000"));
+	CHECK(host_log_contains(&hp, "reason=region dest=0x11000000"));
+	CHECK(host_log_contains(&hp, "reason=not_ram dest=0x5000"));
+	CHECK(host_log_contains(&hp, "reason=not_ram dest=0x10ff000"));
 	CHECK(smram_intact(&hp));
 	host_platform_close(&hp);
 }
@@ -1242,6 +1249,404 @@ static void t_fuzz_restored(void)
 	free(shadow);
 }
 
+/* ------------------------------------------------------------ SMM guard */
+
+#define GiB (1024ULL * MiB)
+
+static int window(const struct wpp_layout *l, wpp_u64 base, wpp_u64 size, const char *expect)
+{
+	const char *why = "";
+	int rc = wpp_check_window(l, WPP_REGION_BASE_DEFAULT, WPP_REGION_SIZE_DEFAULT, base,
+				  size, &why);
+
+	if (expect ? (rc != WPP_E_BAD_ADDR || strcmp(why, expect)) : rc != WPP_OK) {
+		fprintf(stderr, "window 0x%llx+0x%llx: rc=%d why=%s, expected %s\n",
+			(unsigned long long)base, (unsigned long long)size, rc, why,
+			expect ? expect : "ok");
+		return 0;
+	}
+	return 1;
+}
+
+/* A device BAR must not overlap SMRAM, the region or RAM (edges exact). */
+static void t_bar_placement(void)
+{
+	struct wpp_layout l;
+
+	host_default_layout(&l);	/* SMRAM 0x7ff00000-0x7fffffff = top of DRAM */
+	CHECK_EQ(wpp_layout_ram_top(&l), 0x80000000ULL);
+	CHECK(window(&l, 0x80000000ULL, 512 * MiB, NULL));	/* first byte past TSEG */
+	CHECK(window(&l, 0xc0000000ULL, 0x3fffffffULL + 1, NULL));	/* up to 4 GiB */
+	/* over TSEG: its last MiB, its first byte, its last byte */
+	CHECK(window(&l, 0x60000000ULL, 512 * MiB, "bar_over_smram"));
+	CHECK(window(&l, 0x7fe00000ULL, 0x100001ULL, "bar_over_smram"));
+	CHECK(window(&l, 0x7ffff000ULL, 0x1000, "bar_over_smram"));
+	/* ending exactly where TSEG starts: no SMRAM, but RAM */
+	CHECK(window(&l, 0x7fe00000ULL, 0x100000ULL, "bar_over_ram"));
+	/* ordinary RAM (the twin's repro address), and the legacy area */
+	CHECK(window(&l, 0x20000000ULL, 512 * MiB, "bar_over_ram"));
+	CHECK(window(&l, 0xa0000ULL, 0x20000ULL, "bar_over_ram"));
+	/* over the WPP region: its first byte, its last byte; ending at its base */
+	CHECK(window(&l, 0x00000000ULL, 512 * MiB, "bar_over_region"));
+	CHECK(window(&l, 0x1ffff000ULL, 0x1000, "bar_over_region"));
+	CHECK(window(&l, 0x0ffff000ULL, 0x1000, "bar_over_ram"));
+	/* beyond what 32-bit SMM maps, empty or wrapping */
+	CHECK(window(&l, 0xfff00000ULL, 0x100001ULL, "bar_above_limit"));
+	CHECK(window(&l, 0x100000000ULL, 0x1000, "bar_above_limit"));
+	CHECK(window(&l, 0x90000000ULL, 0, "bar_size"));
+	CHECK(window(&l, ~0xfffULL, 0x2000, "bar_size"));
+	/* OS RAM above 4 GiB (remapped): a BAR there is over RAM, not above limit */
+	l.ram[1] = (struct wpp_range){ 4 * GiB, 2 * GiB };
+	l.nram = 2;
+	l.addr_limit = ~0ULL;	/* a 64-bit SMM */
+	CHECK_EQ(wpp_layout_ram_top(&l), 6 * GiB);
+	CHECK(window(&l, 5 * GiB, 0x1000, "bar_over_ram"));
+	l.ram[1] = (struct wpp_range){ 8 * GiB, 2 * GiB };
+	CHECK(window(&l, 6 * GiB, 2 * GiB, "bar_over_ram"));	/* below the top */
+	CHECK(window(&l, 10 * GiB, 0x1000, NULL));		/* right after it */
+	CHECK(window(&l, 10 * GiB - 0x1000, 0x1000, "bar_over_ram"));
+}
+
+static int region(const struct wpp_layout *l, const struct wpp_range *win, unsigned int nwin,
+		  const char *expect)
+{
+	const char *why = "";
+	int rc = wpp_check_region(l, win, nwin, WPP_REGION_BASE_DEFAULT, WPP_REGION_SIZE_DEFAULT,
+				  &why);
+
+	if (expect ? (rc != WPP_E_BAD_ADDR || strcmp(why, expect)) : rc != WPP_OK) {
+		fprintf(stderr, "region: rc=%d why=%s, expected %s\n", rc, why,
+			expect ? expect : "ok");
+		return 0;
+	}
+	return 1;
+}
+
+/* The region (0x10000000-0x1fffffff) against SMRAM, MMIO and the end of RAM. */
+static void t_region_placement(void)
+{
+	struct wpp_layout l;
+	struct wpp_range bar = { 0xc0000000ULL, 512 * MiB };
+
+	host_default_layout(&l);
+	CHECK(region(&l, &bar, 1, NULL));
+	/* a twin with 512 MiB: TSEG at 0x1ff00000 lies in the Pages section */
+	l.smram = (struct wpp_range){ 0x1ff00000ULL, MiB };
+	CHECK(region(&l, &bar, 1, "region_over_smram"));
+	l.smram = (struct wpp_range){ 0x0ff00000ULL, MiB };	/* ends at the base */
+	l.ram[0] = (struct wpp_range){ MiB, 0x0fe00000ULL };
+	CHECK(region(&l, &bar, 1, "region_beyond_ram"));	/* 256 MiB: no RAM there */
+	l.smram = (struct wpp_range){ 0x20000000ULL, MiB };	/* starts at its end */
+	CHECK(region(&l, &bar, 1, NULL));
+	/* the OS was told the region is usable RAM */
+	host_default_layout(&l);
+	l.ram[1] = (struct wpp_range){ 0x1ffff000ULL, 0x2000 };
+	l.nram = 2;
+	CHECK(region(&l, &bar, 1, "region_over_ram"));
+	l.ram[1] = (struct wpp_range){ 0x20000000ULL, 0x1000 };	/* adjacent: fine */
+	CHECK(region(&l, &bar, 1, NULL));
+	/* a device window inside it */
+	bar = (struct wpp_range){ 0x1ffff000ULL, 0x1000 };
+	CHECK(region(&l, &bar, 1, "region_over_mmio"));
+	bar = (struct wpp_range){ 0x20000000ULL, 0x1000 };
+	CHECK(region(&l, &bar, 1, NULL));
+	/* beyond what SMM maps */
+	l.addr_limit = 0x1fffffffULL;
+	CHECK(region(&l, &bar, 1, "region_above_limit"));
+}
+
+/* No layout (no handoff) or a misplaced region: no event touches the mailbox. */
+static void t_guard_no_layout(void)
+{
+	struct host_platform hp;
+	struct wpp_mailbox_hdr *h;
+	struct wpp_layout l;
+
+	open_hp(&hp, 16 * MiB, 1);
+	host_default_layout(&l);
+	l.smram = (struct wpp_range){ WPP_REGION_BASE_DEFAULT + WPP_PAGES_OFFSET, MiB };
+	CHECK_EQ(wpp_guard_record(&hp.ctx, &l), WPP_E_BAD_ADDR);
+	CHECK(host_log_contains(&hp, "wpp: guard status=8 error=region_over_smram"));
+	h = host_mailbox(&hp);
+	h->magic = WPP_MAILBOX_MAGIC;
+	h->abi_version = WPP_ABI_VERSION;
+	h->event = WPP_EV_INIT;
+	h->seq = 5;
+	h->seq_ack = 4;
+	h->status = -1;
+	CHECK_EQ(wpp_handle_event(&hp.ctx, WPP_EV_INIT), 1);
+	CHECK_EQ(h->seq_ack, 4);
+	CHECK_EQ(h->status, -1);
+	CHECK_EQ(hp.ctx.state, WPP_STATE_IDLE);
+	CHECK(host_log_contains(&hp, "wpp: init status=9 error=no_layout"));
+	/* a fresh context before any handoff behaves the same */
+	wpp_ctx_init(&hp.ctx, &hp.plat, hp.region, WPP_REGION_BASE_DEFAULT,
+		     WPP_REGION_SIZE_DEFAULT);
+	CHECK_EQ(wpp_handle_event(&hp.ctx, WPP_EV_INIT), 1);
+	CHECK_EQ(h->seq_ack, 4);
+	/* with a good layout it answers */
+	CHECK_EQ(wpp_guard_record(&hp.ctx, &hp.layout), WPP_OK);
+	CHECK_EQ(ev(&hp, WPP_EV_INIT), WPP_OK);
+	check_log_format(&hp);
+	host_platform_close(&hp);
+}
+
+static int dev_file_equals(const wpp_u8 *want, size_t len)
+{
+	static wpp_u8 got[4 * MiB];
+	FILE *f = fopen(dev_path, "rb");
+	size_t n;
+
+	CHECK(f && len <= sizeof(got));
+	n = fread(got, 1, len, f);
+	fclose(f);
+	return n == len && !memcmp(got, want, len);
+}
+
+/*
+ * The OS rewrites the BAR after the handoff (over TSEG, over RAM, over the
+ * region): every command that touches the device is refused with
+ * WPP_E_DEVICE_MOVED and a log line, nothing is read or written through it.
+ */
+static void t_bar_moved(void)
+{
+	static const wpp_u64 moved[] = { 0x60000000ULL, 0x20000000ULL, 0x0ULL,
+					 HOST_BAR_BASE + 0x1000 };
+	static wpp_u8 dev_before[4 * MiB];
+	struct host_platform hp;
+	FILE *f;
+
+	persist_fresh(21);
+	open_hp(&hp, 0, 0);
+	f = fopen(dev_path, "rb");
+	CHECK(f && fread(dev_before, 1, sizeof(dev_before), f) == sizeof(dev_before));
+	fclose(f);
+	for (unsigned int i = 0; i < ARRAY_SIZE(moved); i++) {
+		char want[160];
+
+		host_log_clear(&hp);
+		hp.bar_base = moved[i];
+		CHECK_EQ(debug_op(&hp, WPP_DEBUG_OP_SELFTEST, 0), WPP_E_DEVICE_MOVED);
+		CHECK_EQ(restore(&hp, WPP_RESTORE_F_FORCE), WPP_E_DEVICE_MOVED);
+		CHECK(hp.ctx.state != WPP_STATE_RESTORED);
+		CHECK_EQ(ev(&hp, WPP_EV_INIT), WPP_OK);
+		CHECK_EQ(add_page(&hp, 0x1000, ram_page(1)), WPP_OK);	/* no device needed */
+		CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_DEVICE_MOVED);
+		snprintf(want, sizeof(want), "wpp: device status=19 error=bar_moved dev=hostfile "
+			 "window=0 bar=0x%llx recorded=0x%llx", (unsigned long long)moved[i],
+			 (unsigned long long)HOST_BAR_BASE);
+		CHECK(host_log_contains(&hp, want));
+		CHECK(smram_intact(&hp));
+		CHECK(dev_file_equals(dev_before, sizeof(dev_before)));
+	}
+	/* moved back to where it was at boot: usable again */
+	hp.bar_base = HOST_BAR_BASE;
+	CHECK_EQ(restore(&hp, 0), WPP_OK);
+	CHECK_EQ(get_pages(&hp, 0, 1, 0), WPP_OK);
+	hp.bar_base = 0x60000000ULL;
+	CHECK_EQ(get_pages(&hp, 0, 1, 0), WPP_E_DEVICE_MOVED);
+	CHECK_EQ(get_pages(&hp, 0, 1, ram_page(5)), WPP_E_DEVICE_MOVED);
+	CHECK_EQ(ev(&hp, WPP_EV_CONSUME), WPP_E_DEVICE_MOVED);
+	CHECK(dev_file_equals(dev_before, sizeof(dev_before)));
+	check_log_format(&hp);
+	host_platform_close(&hp);
+}
+
+/* The OS moves the BAR in the middle of a persist (another CPU): the next
+ * transfer is refused and no completion marker is written. */
+static void move_bar_once(struct host_platform *hp, wpp_u64 off)
+{
+	if (off >= WPP_SNAP_DATA_OFFSET) {
+		hp->bar_base = 0x60000000ULL;
+		hp->on_write = NULL;
+	}
+}
+
+static void t_bar_moved_mid_persist(void)
+{
+	struct host_platform hp;
+	int locates;
+
+	open_hp(&hp, 64 * MiB, 1);
+	build_process(&hp, 3);
+	locates = hp.bar_locates;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	CHECK(hp.bar_locates - locates > 3);	/* re-checked per transfer, not once */
+	hp.on_write = move_bar_once;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_DEVICE_MOVED);
+	CHECK(host_log_contains(&hp, "error=bar_moved"));
+	host_platform_close(&hp);
+	CHECK_EQ(restore_status("check=marker_missing"), WPP_E_INCOMPLETE);
+}
+
+/* A BAR already over TSEG (or RAM) at the handoff is never recorded. */
+static void t_bar_bad_at_boot(void)
+{
+	static const struct { wpp_u64 base; const char *why; } cases[] = {
+		{ 0x7ff00000ULL, "bar_over_smram" },
+		{ 0x20000000ULL, "bar_over_ram" },
+	};
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct host_platform hp;
+		char want[96];
+
+		open_hp(&hp, 16 * MiB, 1);
+		hp.bar_base = cases[i].base;
+		CHECK_EQ(wpp_guard_record(&hp.ctx, &hp.layout), WPP_OK);
+		CHECK_EQ(hp.ctx.dev_recorded, 0);
+		snprintf(want, sizeof(want), "wpp: device status=10 error=%s dev=hostfile",
+			 cases[i].why);
+		CHECK(host_log_contains(&hp, want));
+		CHECK_EQ(debug_op(&hp, WPP_DEBUG_OP_SELFTEST, 0), WPP_E_NO_DEVICE);
+		CHECK(host_log_contains(&hp, "device status=10 error=not_recorded"));
+		/* tracking still works: only the device is refused */
+		CHECK_EQ(ev(&hp, WPP_EV_INIT), WPP_OK);
+		CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_NO_DEVICE);
+		CHECK(smram_intact(&hp));
+		host_platform_close(&hp);
+	}
+	/* over the region: the region itself is refused, no event is answered */
+	{
+		struct host_platform hp;
+
+		open_hp(&hp, 16 * MiB, 1);
+		hp.bar_base = WPP_REGION_BASE_DEFAULT + WPP_PAGES_OFFSET;
+		CHECK_EQ(wpp_guard_record(&hp.ctx, &hp.layout), WPP_E_BAD_ADDR);
+		CHECK(host_log_contains(&hp, "wpp: guard status=8 error=region_over_mmio"));
+		CHECK_EQ(ev(&hp, WPP_EV_INIT), -2);	/* not answered */
+		host_platform_close(&hp);
+	}
+}
+
+/* SMRAM_DIGEST: one CRC per SMRAM page; a changed byte shows in its page only. */
+static void t_smram_digest(void)
+{
+	struct host_platform hp;
+	const wpp_u32 pages = HOST_SMRAM_SIZE / WPP_PAGE_SIZE;
+	static wpp_u32 a[HOST_SMRAM_SIZE / WPP_PAGE_SIZE], b[HOST_SMRAM_SIZE / WPP_PAGE_SIZE];
+	const wpp_u8 *reply;
+
+	open_hp(&hp, 16 * MiB, 1);
+	reply = (const wpp_u8 *)host_payload(&hp) + sizeof(struct wpp_debug_cmd);
+	CHECK_EQ(debug_op(&hp, WPP_DEBUG_OP_SMRAM_DIGEST, 0), WPP_OK);
+	CHECK_EQ(res(&hp, 1), HOST_SMRAM_BASE);
+	CHECK_EQ(res(&hp, 2), HOST_SMRAM_SIZE);
+	CHECK_EQ(res(&hp, 3), pages);
+	CHECK_EQ(host_mailbox(&hp)->payload_len, sizeof(struct wpp_debug_cmd) + pages * 4);
+	memcpy(a, reply, sizeof(a));
+	CHECK_EQ(a[0], wpp_crc32(0, hp.smram, WPP_PAGE_SIZE));
+	hp.smram[77 * WPP_PAGE_SIZE + 5] ^= 1;
+	CHECK_EQ(debug_op(&hp, WPP_DEBUG_OP_SMRAM_DIGEST, 0), WPP_OK);
+	memcpy(b, reply, sizeof(b));
+	for (wpp_u32 i = 0; i < pages; i++)
+		CHECK_EQ(a[i] != b[i], i == 77);
+	CHECK(host_log_contains(&hp, "wpp: debug status=0 op=smram_digest smram=0x7ff00000:"
+				"0x100000 pages=256 crc=0x"));
+	hp.plat.map_smram = NULL;	/* production build: refused */
+	CHECK_EQ(debug_op(&hp, WPP_DEBUG_OP_SMRAM_DIGEST, 0), WPP_E_BAD_ARG);
+	check_log_format(&hp);
+	host_platform_close(&hp);
+}
+
+/*
+ * Pages SMM cannot map (above 4 GiB on the board) still get a page CRC, from a
+ * read-back of the device; before, the CRC was dropped and restore accepted
+ * the pages unverified.
+ */
+static void t_page_crc_unmappable(void)
+{
+	struct host_platform hp;
+	struct wpp_snapshot_header h;
+
+	open_hp(&hp, 64 * MiB, 1);
+	build_process(&hp, 9);
+	hp.unmappable_from = ram_page(2000);	/* the scattered pages are "high" */
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	CHECK(host_log_contains(&hp, "wpp: persist status=0 "));
+	CHECK(!host_log_contains(&hp, "readback_pages=0 "));
+	host_platform_close(&hp);
+	read_hdr(&h);
+	CHECK(h.flags & WPP_SNAP_F_PAGE_CRC);
+	CHECK_EQ(restore_status("wpp: restore status=0"), WPP_OK);
+	/* the read-back CRC really covers those pages: damage one, restore refuses */
+	corrupt_byte(h.page_area_offset + (SYN_PAGES - 1) * 4096ULL + 17);
+	CHECK_EQ(restore_status("check=page_crc"), WPP_E_CORRUPT);
+
+	/* a failing read-back fails the persist (no snapshot without its CRC) */
+	open_hp(&hp, 64 * MiB, 1);
+	build_process(&hp, 9);
+	hp.unmappable_from = ram_page(2000);
+	hp.fail_read = WPP_E_DEVICE_IO;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_DEVICE_IO);
+	CHECK(host_log_contains(&hp, "persist check=page_crc_readback"));
+	host_platform_close(&hp);
+	CHECK_EQ(restore_status("check=no_header"), WPP_E_NO_SNAPSHOT);
+}
+
+/* Rewrite header flags (and the CRCs that cover them) in the device file. */
+static void set_header_flags(wpp_u32 flags)
+{
+	struct wpp_snapshot_header h;
+	struct wpp_snapshot_marker m;
+	FILE *f = fopen(dev_path, "r+b");
+
+	CHECK(f);
+	CHECK_EQ(fread(&h, sizeof(h), 1, f), 1);
+	fseek(f, WPP_SNAP_MARKER_OFFSET, SEEK_SET);
+	CHECK_EQ(fread(&m, sizeof(m), 1, f), 1);
+	h.flags = flags;
+	h.page_crc32 = 0;
+	h.header_crc32 = 0;
+	h.header_crc32 = wpp_crc32(0, &h, sizeof(h));
+	m.header_crc32 = h.header_crc32;
+	m.marker_crc32 = 0;
+	m.marker_crc32 = wpp_crc32(0, &m, sizeof(m));
+	fseek(f, 0, SEEK_SET);
+	CHECK_EQ(fwrite(&h, sizeof(h), 1, f), 1);
+	fseek(f, WPP_SNAP_MARKER_OFFSET, SEEK_SET);
+	CHECK_EQ(fwrite(&m, sizeof(m), 1, f), 1);
+	fclose(f);
+}
+
+/* A snapshot whose pages carry no CRC is refused, whatever else is intact. */
+static void t_page_crc_required(void)
+{
+	persist_fresh(4);
+	set_header_flags(0);
+	CHECK_EQ(restore_status("check=page_crc_missing"), WPP_E_CORRUPT);
+}
+
+/* The OS rewrites Metadata while the persist copies it (another CPU): the CRC
+ * and the data come from one fetch, so the snapshot is consistent and holds
+ * what was CRC'd; before, it got a CRC of the old bytes over the new ones. */
+static void scribble_meta(struct host_platform *hp, wpp_u64 off)
+{
+	/* the device write of the metadata section: after the firmware fetched it */
+	if (off == WPP_SNAP_DATA_OFFSET) {
+		memset(hp->region + WPP_METADATA_OFFSET, 'Z', 3000);
+		hp->on_write = NULL;
+	}
+}
+
+static void t_metadata_one_fetch(void)
+{
+	struct host_platform hp;
+	char meta[3000];
+
+	open_hp(&hp, 64 * MiB, 1);
+	build_process(&hp, 5);
+	memcpy(meta, hp.region + WPP_METADATA_OFFSET, sizeof(meta));
+	hp.on_write = scribble_meta;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	host_platform_close(&hp);
+	open_hp(&hp, 0, 0);
+	CHECK_EQ(restore(&hp, 0), WPP_OK);
+	/* the first chunk was fetched before any device write of it */
+	CHECK(!memcmp(hp.region + WPP_METADATA_OFFSET, meta, sizeof(meta)));
+	host_platform_close(&hp);
+}
+
 static void t_vsnprintf(void)
 {
 	char b[64];
@@ -1281,6 +1686,16 @@ static const struct test tests[] = {
 	{ "fuzz", t_fuzz },
 	{ "fuzz_restored", t_fuzz_restored },
 	{ "vsnprintf", t_vsnprintf },
+	{ "bar_placement", t_bar_placement },
+	{ "region_placement", t_region_placement },
+	{ "guard_no_layout", t_guard_no_layout },
+	{ "bar_moved", t_bar_moved },
+	{ "bar_moved_mid_persist", t_bar_moved_mid_persist },
+	{ "bar_bad_at_boot", t_bar_bad_at_boot },
+	{ "smram_digest", t_smram_digest },
+	{ "page_crc_unmappable", t_page_crc_unmappable },
+	{ "page_crc_required", t_page_crc_required },
+	{ "metadata_one_fetch", t_metadata_one_fetch },
 };
 
 int main(int argc, char **argv)

@@ -187,6 +187,17 @@ static int fpga_probe(void *c, wpp_u64 *size)
 	return fpga.ready ? WPP_OK : WPP_E_NO_DEVICE;
 }
 
+/* The FPGA's register BAR, as PCI config space would report it. */
+static int fpga_locate(void *c, struct wpp_range *win, unsigned int max, int size_them)
+{
+	(void)c;
+	(void)size_them;
+	if (!max)
+		return 0;
+	win[0] = (struct wpp_range){ 0xd0000000ULL, 0x10000 };
+	return 1;
+}
+
 static void setup(wpp_u64 dev_size)
 {
 	CHECK(host_platform_open(&hp, dev_path, 4096, 1) == 0);
@@ -208,8 +219,11 @@ static void setup(wpp_u64 dev_size)
 			       BOUNCE_SIZE), WPP_OK);
 	wpp_fpga_pdev(&fpdev, &fpga);
 	fpdev.probe = fpga_probe;
-	/* the core now persists through the FPGA */
+	fpdev.locate = fpga_locate;
+	/* the core now persists through the FPGA, whose BAR is recorded as at boot */
 	hp.plat.pdev = &fpdev;
+	CHECK_EQ(wpp_guard_record(&hp.ctx, &hp.layout), WPP_OK);
+	CHECK(hp.ctx.dev_recorded);
 }
 
 static void teardown(void)
