@@ -12,12 +12,14 @@ PYTEST_ARGS ?=
 # build deps, the guest image's userland, and SSH peers for the tests. The kernel and
 # coreboot sources are not among them: their build scripts fetch the pinned revisions
 # into the cache (kernel/source.sh, firmware/coreboot-source.sh), whatever is installed.
+# docker.io and debootstrap: the container build path (hil/container.py).
 APT_PACKAGES := \
 	qemu-system-x86 qemu-utils flashrom openssl e2fsprogs ser2net \
 	build-essential gcc-multilib nasm acpica-tools m4 bison flex bc cpio xz-utils file kmod patch \
 	dpkg-dev rsync git curl pkg-config zlib1g-dev libpci-dev libelf-dev libssl-dev \
 	busybox-static dropbear-bin openssh-client openssh-server openssh-sftp-server gdb \
-	redis-server redis-tools p7zip-full python3-venv python3-dev
+	redis-server redis-tools p7zip-full python3-venv python3-dev \
+	docker.io debootstrap
 
 .PHONY: setup apt venv test lint demo firmware kernel rootfs artifacts flash prune-cache clean-cache help
 
@@ -25,7 +27,7 @@ help:
 	@echo "make setup    install Debian packages and the Python venv (.venv)"
 	@echo "make demo     persist -> power cut -> restore on the emulated board"
 	@echo "make test     the whole test suite (unit, parts, firmware, kernel, twin)"
-	@echo "make lint     ruff"
+	@echo "make lint     ruff, actionlint (.github/workflows)"
 	@echo "make firmware / kernel / rootfs   build (or reuse cached) twin artifacts"
 	@echo "make flash BOARD=<board> IMAGE=<rom>   hil flash write"
 	@echo "make prune-cache   hil cache prune (old builds)"
@@ -53,6 +55,7 @@ $(VENV)/.installed: pyproject.toml
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/actionlint
 
 firmware: setup
 	$(HIL) build firmware --board $(BOARD)
@@ -66,8 +69,7 @@ rootfs: setup
 artifacts: setup
 	$(HIL) build all --board emulated
 
-test: setup
-	$(VENV)/bin/ruff check .
+test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: setup

@@ -96,7 +96,9 @@ build_base() {
 	rm -rf "$work"
 	mkdir -p "$work"
 	log "copying coreboot tree (hard links) to $work"
-	cp -al "$src" "$tree"
+	# hard links where the source shares our file system; a copy where it cannot (the
+	# container build mounts the pinned tree read-only from the host)
+	cp -al "$src" "$tree" 2>/dev/null || { rm -rf "$tree"; cp -a "$src" "$tree"; }
 	apply_patches "$tree"
 	install_driver "$tree"
 	cp "$HERE/coreboot/configs/qemu-q35.defconfig" "$tree/.config"

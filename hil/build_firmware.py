@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.cache import cache_root
+from hil.container import ContainerBuild
 from hil.errors import HilError, MissingToolError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,6 @@ DEFAULT_SDK_IMAGE = "ghcr.io/dasharo/dasharo-sdk:v1.1.3"
 # The lab board is the DDR5 variant (lab.md); Dasharo names the config per variant.
 DASHARO_CONFIG = "configs/config.msi_ms7d25"
 CONTAINER_TREE = "/home/coreboot/coreboot"  # where Dasharo's own build mounts the tree
-CONTAINER_REPO = "/wpp"
 CONTAINER_OUT = "/out"
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
@@ -66,19 +66,17 @@ class BoardBuild:
     gid: int = field(default_factory=os.getgid)
     jobs: int = 2
 
+    def container(self) -> ContainerBuild:
+        """The build under `hil.container`'s contract; the Dasharo tree is read-only."""
+        return ContainerBuild(
+            image=self.sdk_image,
+            script=("firmware/build.sh", "board", "--tree", CONTAINER_TREE,
+                    "--out", CONTAINER_OUT, "--config", self.config, "--jobs", str(self.jobs)),
+            out=self.out, cache=self.out.parent / f"{self.out.name}.cache",
+            ro_mounts=((self.tree, CONTAINER_TREE),), uid=self.uid, gid=self.gid)
+
     def docker_command(self) -> list[str]:
-        return [
-            "docker", "run", "--rm", "-t",
-            "-u", f"{self.uid}:{self.gid}",
-            "-v", f"{self.tree}:{CONTAINER_TREE}:ro",
-            "-v", f"{REPO_ROOT}:{CONTAINER_REPO}:ro",
-            "-v", f"{self.out}:{CONTAINER_OUT}",
-            "-w", CONTAINER_TREE,
-            self.sdk_image,
-            f"{CONTAINER_REPO}/firmware/build.sh", "board",
-            "--tree", CONTAINER_TREE, "--out", CONTAINER_OUT,
-            "--config", self.config, "--jobs", str(self.jobs),
-        ]
+        return self.container().command()
 
     def clone_command(self) -> list[str]:
         """Fetch the pinned Dasharo tree (network; run once, cached)."""
@@ -145,13 +143,7 @@ def build_board(tree: Path | None = None, out: Path | None = None,
     if sdk_image is None:
         spec = BoardBuild(tree=tree, out=out,
                           sdk_image=sdk_image_from_tree(tree) or DEFAULT_SDK_IMAGE)
-    out.mkdir(parents=True, exist_ok=True)
-    proc = run(spec.docker_command(), capture_output=True, text=True, timeout=7200)
-    if proc.returncode != 0:
-        tail = "\n  ".join(proc.stderr.strip().splitlines()[-15:])
-        raise HilError(f"board firmware build failed (exit {proc.returncode}):\n  {tail}",
-                       "rerun the docker command by hand to see the whole log")
-    rom = out / "coreboot.rom"
+    rom = spec.container().run(run)
     if not rom.is_file():
         raise HilError(f"board build finished but {rom} is missing")
     return rom

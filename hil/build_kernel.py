@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -24,28 +24,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hil.cache import cache_root
-from hil.errors import HilError, MissingToolError
+from hil.container import C_CACHE, C_OUT, ContainerBuild, require_engine
+from hil.errors import HilError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = Path("kernel/build.sh")
 SOURCE_SCRIPT = Path("kernel/source.sh")
 DOCKERFILE = Path("kernel/config/board.Dockerfile")
-BOARD_IMAGE = "wpp-hil/kernel-board:ubuntu-22.04"
-# inside the container
-C_REPO = "/work/repo"
-C_CACHE = "/cache"
-C_OUT = "/out"
-C_TAR = "/usr/src/linux-source-6.1.tar.xz"
+# The board runs Ubuntu 22.04; CI machines can only make Debian images (no registry), so
+# the base is configurable (`hil build kernel --base-image`, WPP_KERNEL_BASE_IMAGE).
+DEFAULT_BASE_IMAGE = "ubuntu:22.04"
+BOARD_IMAGE = "wpp-hil/kernel-board"
+C_TAR = "/usr/src/linux-source-6.1.tar.xz"  # where build.sh looks in the container
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @dataclass(frozen=True)
 class BoardPlan:
-    """What building the board's kernel packages takes: where they land and the commands."""
+    """What building the board's kernel packages takes: the image build, then the build."""
 
     out_dir: Path
-    commands: tuple[tuple[str, ...], ...]
+    image_build: tuple[str, ...]
+    build: ContainerBuild
+
+    @property
+    def commands(self) -> tuple[tuple[str, ...], ...]:
+        return self.image_build, tuple(self.build.command())
 
 
 def emulated_command(repo: Path = REPO_ROOT, jobs: int = 2) -> tuple[list[str], dict[str, str]]:
@@ -56,7 +61,7 @@ def emulated_command(repo: Path = REPO_ROOT, jobs: int = 2) -> tuple[list[str], 
 def pinned_version(repo: Path = REPO_ROOT) -> str:
     """The linux-source-6.1 revision kernel/source.sh is pinned to (its PINNED_VERSION)."""
     for line in (repo / SOURCE_SCRIPT).read_text().splitlines():
-        if line.startswith("PINNED_VERSION="):
+        if line.startswith("PINNED_VERSION=") and "$" not in line:
             return line.split("=", 1)[1].strip().strip('"')
     raise HilError(f"{SOURCE_SCRIPT} has no PINNED_VERSION line", "restore kernel/source.sh")
 
@@ -88,56 +93,40 @@ def board_out_dir(input_hash: str, cache: Path | None = None) -> Path:
     return (cache or cache_root()) / "kernel" / "out" / f"board-{input_hash}"
 
 
+def image_tag(base_image: str) -> str:
+    """The build image's tag: one per base, so switching bases never reuses the other."""
+    return f"{BOARD_IMAGE}:{re.sub(r'[^A-Za-z0-9_.-]', '-', base_image)[:100]}"
+
+
 def board_plan(input_hash: str, source_tar: Path, *, repo: Path = REPO_ROOT,
                cache: Path | None = None, jobs: int = 2, docker: str = "docker",
-               image: str = BOARD_IMAGE, uid: int | None = None,
+               base_image: str = DEFAULT_BASE_IMAGE, uid: int | None = None,
                gid: int | None = None) -> BoardPlan:
-    """The docker build + docker run commands for the board's packages.
+    """The image build and the container build of the board's packages.
 
-    The container runs as the calling user so the cache stays ours, sees the repository
-    read-only and writes only to the cache and the output directory. `source_tar` is the
-    fetched tarball (``kernel/source/<version>/linux-source-6.1.tar.xz``).
+    The build runs under `hil.container`'s contract (repository read-only, the calling
+    user, results under /out). `source_tar` is the fetched tarball
+    (``kernel/source/<version>/linux-source-6.1.tar.xz``), mounted where build.sh looks.
     """
-    kcache = (cache or cache_root()) / "kernel"
     out = board_out_dir(input_hash, cache)
-    uid = os.getuid() if uid is None else uid
-    gid = os.getgid() if gid is None else gid
-    build = (docker, "build", "--tag", image, "--file", str(repo / DOCKERFILE),
-             str(repo / DOCKERFILE.parent))
-    run = (
-        docker, "run", "--rm", "--user", f"{uid}:{gid}",
-        "--volume", f"{repo}:{C_REPO}:ro",
-        "--volume", f"{source_tar}:{C_TAR}:ro",
-        "--volume", f"{kcache / 'board-cache'}:{C_CACHE}",
-        "--volume", f"{out}:{C_OUT}",
-        "--env", f"WPP_HIL_CACHE={C_CACHE}",
-        "--env", f"JOBS={jobs}",
-        "--env", "WPP_IN_CONTAINER=1",
-        "--env", f"WPP_SOURCE_VERSION={source_tar.parent.name}",
-        image,
-        "bash", f"{C_REPO}/{BUILD_SCRIPT}", "board-in-container", C_OUT,
-        f"{C_CACHE}/work-board",
-    )
-    return BoardPlan(out, (build, run))
+    tag = image_tag(base_image)
+    image_build = (docker, "build", "--tag", tag, "--build-arg", f"BASE={base_image}",
+                   "--file", str(repo / DOCKERFILE), str(repo / DOCKERFILE.parent))
+    ids = {k: v for k, v in (("uid", uid), ("gid", gid)) if v is not None}
+    build = ContainerBuild(
+        image=tag, script=(str(BUILD_SCRIPT), "board-in-container", C_OUT,
+                           f"{C_CACHE}/work-board"),
+        out=out, cache=(cache or cache_root()) / "kernel" / "board-cache", repo=repo,
+        ro_mounts=((source_tar, C_TAR),),
+        env=(("JOBS", str(jobs)), ("WPP_SOURCE_VERSION", source_tar.parent.name)),
+        docker=docker, **ids)
+    return BoardPlan(out, image_build, build)
 
 
 def check_docker(docker: str = "docker", runner: Runner = subprocess.run) -> None:
     """Raise unless a Docker engine answers (the CLI alone is not enough)."""
-    if shutil.which(docker) is None:
-        raise MissingToolError(docker, "docker.io")
-    try:
-        res = runner([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                     text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        res = None
-    if res is None or res.returncode != 0 or not res.stdout.strip():
-        detail = (res.stderr.strip().splitlines() or [""])[-1] if res is not None else "timeout"
-        raise HilError(
-            f"no Docker engine is running ({detail or 'docker info failed'})",
-            "the board's kernel is built in an Ubuntu 22.04 container: run this on a machine "
-            "with a Docker engine (systemctl start docker), or build the twin's kernel with "
-            "'kernel/build.sh emulated'",
-        )
+    require_engine(docker, runner, instead="the twin's kernel needs none: "
+                   "'kernel/build.sh emulated'")
 
 
 def input_hash(repo: Path = REPO_ROOT, target: str = "board",
@@ -152,22 +141,22 @@ def input_hash(repo: Path = REPO_ROOT, target: str = "board",
 
 
 def build_board(*, repo: Path = REPO_ROOT, cache: Path | None = None, jobs: int = 2,
-                docker: str = "docker", runner: Runner = subprocess.run) -> Path:
+                docker: str = "docker", base_image: str | None = None,
+                runner: Runner = subprocess.run) -> Path:
     """Build (or reuse) the board's kernel packages; return the directory holding the .debs."""
     key = input_hash(repo, runner=runner)
     if any(board_out_dir(key, cache).glob("*.deb")):
         return board_out_dir(key, cache)
     check_docker(docker, runner)
+    base = base_image or os.environ.get("WPP_KERNEL_BASE_IMAGE") or DEFAULT_BASE_IMAGE
     plan = board_plan(key, source_tarball(repo, runner), repo=repo, cache=cache, jobs=jobs,
-                      docker=docker)
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
-    (plan.out_dir.parent.parent / "board-cache").mkdir(parents=True, exist_ok=True)
-    for cmd in plan.commands:
-        print("+ " + " ".join(cmd), file=sys.stderr)
-        res = runner(list(cmd), text=True)
-        if res.returncode != 0:
-            raise HilError(f"'{' '.join(cmd[:3])} ...' failed with exit code {res.returncode}",
-                           "see the output above")
+                      docker=docker, base_image=base)
+    print("+ " + " ".join(plan.image_build), file=sys.stderr)
+    res = runner(list(plan.image_build), text=True)
+    if res.returncode != 0:
+        raise HilError(f"'docker build' of {plan.build.image} failed with exit code "
+                       f"{res.returncode}", f"see the output above; base image: {base}")
+    plan.build.run(runner)
     if not any(plan.out_dir.glob("*.deb")):
         raise HilError(f"the board build produced no .deb in {plan.out_dir}",
                        "see the container's output above")
@@ -189,10 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.build_kernel", description=__doc__)
     parser.add_argument("board", choices=["board", "emulated"])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--base-image", default=None,
+                        help=f"base of the board's build image (default {DEFAULT_BASE_IMAGE})")
     args = parser.parse_args(argv)
     try:
         if args.board == "board":
-            path = build_board(jobs=args.jobs)
+            path = build_board(jobs=args.jobs, base_image=args.base_image)
         else:
             path = build_emulated(jobs=args.jobs)
     except HilError as e:

@@ -257,17 +257,18 @@ build_emulated() {
 	echo "$out/bzImage"
 }
 
-# Inside the board's Docker container (see hil/build_kernel.py): Ubuntu's
-# generic config + config/board.config, then make bindeb-pkg.
+# Inside the board's Docker container (see hil/build_kernel.py): the distribution's
+# generic config (Ubuntu's on the board) + config/board.config, then make bindeb-pkg.
 build_board_in_container() {
 	local out="$1" work="$2" base_config pristine frag
 	check_source
 	pristine="$(pristine_tree)"
 	mkdir -p "$work" "$out"
 	patched_tree "$pristine" "$work/src"
-	base_config="$(ls /usr/src/linux-headers-*-generic/.config 2>/dev/null | sort -V | tail -n1)"
-	[ -n "$base_config" ] || die "no Ubuntu generic config in the container" \
-		"the image must install linux-headers-generic"
+	base_config="$(ls /usr/src/linux-headers-*-generic/.config \
+		/usr/src/linux-headers-*-amd64/.config 2>/dev/null | sort -V | tail -n1)"
+	[ -n "$base_config" ] || die "no distribution kernel config in the container" \
+		"the image must install linux-headers-generic (Ubuntu) or linux-headers-amd64 (Debian)"
 	log "base config: $base_config"
 	frag="$REPO/kernel/config/board.config"
 	cp "$base_config" "$work/src/.config"

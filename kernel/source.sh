@@ -23,6 +23,9 @@ set -euo pipefail
 PINNED_VERSION="6.1.192-2"
 # sha256 of linux-source-6.1_6.1.192-2_all.deb as Debian published it
 PINNED_DEB_SHA256="ae95fe63d4c553f8d0e6c86cb1ab566f3894a43743eb19ab585cd97d82f26514"
+# tests/kernel/test_kernel_source.py pins a revision the archive never had, to take the
+# fallback path for real
+PINNED_VERSION="${WPP_KERNEL_SOURCE_PIN:-$PINNED_VERSION}"
 SOURCE_PKG="linux-source-6.1"
 TARBALL_NAME="linux-source-6.1.tar.xz"
 

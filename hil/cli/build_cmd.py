@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="build or reuse cached firmware, kernel, guest image")
     p.add_argument("what", choices=WHAT, help="the twin: all = kernel + rootfs + ROM with "
                    "them as payload; the board: firmware (Dasharo) or kernel (.debs) in Docker")
+    p.add_argument("--base-image", default=None, metavar="IMAGE",
+                   help="the board's kernel: base of its build image (default ubuntu:22.04, "
+                   "as the board runs; or $WPP_KERNEL_BASE_IMAGE)")
     add_board(p)
     add_json(p)
     p.set_defaults(func=run)
@@ -49,6 +52,6 @@ def run(ctx: Context) -> int:
         if what in ("kernel", "all"):
             from hil.build_kernel import build_board as build_kernel
 
-            out["kernel_debs"] = str(build_kernel())
+            out["kernel_debs"] = str(build_kernel(base_image=ctx.args.base_image))
     ctx.emit(out, "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0

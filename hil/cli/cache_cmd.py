@@ -1,4 +1,4 @@
-"""``hil cache status|prune``: what the build cache holds, and removing what is no longer used.
+"""``hil cache status|prune|key``: what the build cache holds, removing what is no longer used.
 
 Every source change leaves another kernel, ROM and initramfs in ~/.cache/wpp-hil and
 nothing else removes them; ``prune`` keeps what the current tree uses plus the most
@@ -8,9 +8,11 @@ recently used few per kind (`hil.cache_prune`).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from typing import Any
 
+from hil.build_versions import versions
 from hil.cache_current import current_keys
 from hil.cache_prune import DEFAULT_KEEP, RECENT_S, Decision, execute, plan
 from hil.cache_usage import Entry, scan, twin_running
@@ -31,6 +33,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     add_json(pr)
     pr.set_defaults(func=cmd_prune)
+    ky = s.add_parser("key", help="one hash of every build key the current tree uses "
+                      "(CI caches the build cache under it)")
+    add_json(ky)
+    ky.set_defaults(func=cmd_key)
+
+
+def combined_key(names: dict[str, set[str]]) -> str:
+    """One hash over every kind's current entry names (the build scripts' own keys)."""
+    text = "\n".join(f"{kind}={name}" for kind in sorted(names) for name in sorted(names[kind]))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def cmd_key(ctx: Context) -> int:
+    current = current_keys()
+    key = combined_key(current.names)
+    if ctx.json:
+        ctx.emit({"key": key, "kinds": {k: sorted(v) for k, v in current.names.items()},
+                  "unknown": current.unknown})
+    else:
+        print(key)
+    return 0
 
 
 def _count(text: str) -> int:
@@ -71,6 +94,7 @@ def cmd_status(ctx: Context) -> int:
             "fixed": [_entry_json(e) for e in usage.fixed],
             "current_unknown": usage.unknown,
             "prunable_bytes": p.freed,
+            "versions": versions(usage.root),
         })
         return 0
     print(f"cache {usage.root}: {size(usage.total)} on disk")
@@ -91,6 +115,9 @@ def cmd_status(ctx: Context) -> int:
         print(f"{'(fixed)':<14}{'':>8}{size(e.size):>11}  {'never':<22}"
               f"{e.path.relative_to(usage.root)}")
     print(f"prune would free {size(p.freed)} (hil cache prune --dry-run lists the entries)")
+    print("versions the builds used (manifests) and the tools installed:")
+    for name, ver in versions(usage.root).items():
+        print(f"  {name:<28}{ver}")
     return 0
 
 

@@ -26,15 +26,15 @@ def test_docker_command_mounts_and_entrypoint(tmp_path: Path) -> None:
     spec = bf.BoardBuild(tree=tmp_path / "cb", out=tmp_path / "out", sdk_image="img:1",
                          uid=1000, gid=1001, jobs=4)
     cmd = spec.docker_command()
-    assert cmd[:4] == ["docker", "run", "--rm", "-t"]
-    assert cmd[cmd.index("-u") + 1] == "1000:1001"
-    vols = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-v"]
+    assert cmd[:3] == ["docker", "run", "--rm"]
+    assert cmd[cmd.index("--user") + 1] == "1000:1001"
+    vols = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--volume"]
     assert f"{tmp_path / 'cb'}:/home/coreboot/coreboot:ro" in vols
     assert f"{bf.REPO_ROOT}:/wpp:ro" in vols
     assert f"{tmp_path / 'out'}:/out" in vols
-    assert cmd[cmd.index("-w") + 1] == "/home/coreboot/coreboot"
     i = cmd.index("img:1")
-    assert cmd[i + 1:i + 3] == ["/wpp/firmware/build.sh", "board"]
+    assert cmd[i + 1:i + 4] == ["bash", "firmware/build.sh", "board"]
+    assert cmd[cmd.index("--tree") + 1] == "/home/coreboot/coreboot"
     assert cmd[cmd.index("--config") + 1] == bf.DASHARO_CONFIG
     assert cmd[cmd.index("--jobs") + 1] == "4"
     clone = spec.clone_command()
@@ -98,6 +98,7 @@ def test_build_board_runs_docker_with_tree_sdk(tmp_path: Path) -> None:
         calls.append(cmd)
         if cmd[:2] == ["docker", "run"]:
             (out / "coreboot.rom").write_bytes(b"\xff" * 16)
+            return subprocess.CompletedProcess(cmd, 0, "/out/coreboot.rom\n", "")
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     rom = bf.build_board(tree=tree, out=out, run=run, which=lambda n: f"/usr/bin/{n}")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hil import build_kernel as bk
+from hil import container
 from hil.errors import HilError, MissingToolError
 
 REPO = bk.REPO_ROOT
@@ -48,11 +49,13 @@ def test_board_plan_commands(tmp_path: Path) -> None:
                          gid=1001)
     assert plan.out_dir == tmp_path / "kernel" / "out" / "board-abc123"
     build, run = plan.commands
-    assert build == ("docker", "build", "--tag", bk.BOARD_IMAGE, "--file",
-                     str(REPO / "kernel/config/board.Dockerfile"), str(REPO / "kernel/config"))
+    tag = "wpp-hil/kernel-board:ubuntu-22.04"
+    assert build == ("docker", "build", "--tag", tag, "--build-arg", "BASE=ubuntu:22.04",
+                     "--file", str(REPO / "kernel/config/board.Dockerfile"),
+                     str(REPO / "kernel/config"))
     assert run[:5] == ("docker", "run", "--rm", "--user", "1000:1001")
     vols = [run[i + 1] for i, a in enumerate(run) if a == "--volume"]
-    assert f"{REPO}:/work/repo:ro" in vols
+    assert f"{REPO}:/wpp:ro" in vols
     # the fetched tarball, never the host's installed package
     assert f"{TARBALL}:/usr/src/linux-source-6.1.tar.xz:ro" in vols
     assert f"{plan.out_dir}:/out" in vols
@@ -60,13 +63,21 @@ def test_board_plan_commands(tmp_path: Path) -> None:
     envs = [run[i + 1] for i, a in enumerate(run) if a == "--env"]
     assert "JOBS=3" in envs and "WPP_IN_CONTAINER=1" in envs
     assert "WPP_SOURCE_VERSION=6.1.192-3" in envs
-    assert run[-6:] == (bk.BOARD_IMAGE, "bash", "/work/repo/kernel/build.sh",
-                        "board-in-container", "/out", "/cache/work-board")
+    assert run[-6:] == (tag, "bash", "kernel/build.sh", "board-in-container", "/out",
+                        "/cache/work-board")
     assert Path(REPO / "kernel/config/board.Dockerfile").is_file()
 
 
+def test_board_base_image_is_configurable(tmp_path: Path) -> None:
+    plan = bk.board_plan("abc", TARBALL, repo=REPO, cache=tmp_path,
+                         base_image="wpp-hil/builder:debian-bookworm-1")
+    assert "BASE=wpp-hil/builder:debian-bookworm-1" in plan.image_build
+    assert plan.build.image == "wpp-hil/kernel-board:wpp-hil-builder-debian-bookworm-1"
+    assert "ARG BASE=ubuntu:22.04" in (REPO / "kernel/config/board.Dockerfile").read_text()
+
+
 def test_check_docker_without_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(container.shutil, "which", lambda name: "/usr/bin/docker")
     runner = FakeRunner({("docker", "info"): (1, "", "Cannot connect to the Docker daemon")})
     with pytest.raises(HilError) as e:
         bk.check_docker(runner=runner)
@@ -76,18 +87,18 @@ def test_check_docker_without_engine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_check_docker_without_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bk.shutil, "which", lambda name: None)
+    monkeypatch.setattr(container.shutil, "which", lambda name: None)
     with pytest.raises(MissingToolError):
         bk.check_docker(runner=FakeRunner())
 
 
 def test_check_docker_with_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(container.shutil, "which", lambda name: "/usr/bin/docker")
     bk.check_docker(runner=FakeRunner({("docker", "info"): (0, "24.0.7\n", "")}))
 
 
 def test_build_board_runs_build_then_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(container.shutil, "which", lambda name: "/usr/bin/docker")
     runner = FakeRunner({("bash", str(REPO / "kernel/source.sh")): (0, f"{TARBALL}\n", ""),
                          ("bash",): (0, "feedbeef\n", ""), ("docker", "info"): (0, "24\n", "")})
     out = tmp_path / "kernel" / "out" / "board-feedbeef"
@@ -96,6 +107,7 @@ def test_build_board_runs_build_then_run(tmp_path: Path, monkeypatch: pytest.Mon
         res = runner(argv, **kw)
         if argv[:2] == ["docker", "run"]:
             (out / "linux-image-6.1.192-wpp_1_amd64.deb").write_bytes(b"x")
+            return subprocess.CompletedProcess(argv, 0, "/out\n", "")
         return res
 
     assert bk.build_board(cache=tmp_path, runner=fake) == out
@@ -111,11 +123,11 @@ def test_build_board_runs_build_then_run(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_build_board_failure_is_a_hil_error(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bk.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(container.shutil, "which", lambda name: "/usr/bin/docker")
     runner = FakeRunner({("bash", str(REPO / "kernel/source.sh")): (0, f"{TARBALL}\n", ""),
                          ("bash",): (0, "cafe\n", ""), ("docker", "info"): (0, "24\n", ""),
                          ("docker", "run"): (2, "", "")})
-    with pytest.raises(HilError, match="exit code 2"):
+    with pytest.raises(HilError, match="exit 2"):
         bk.build_board(cache=tmp_path, runner=runner)
 
 
