@@ -281,6 +281,10 @@ class SnapshotImage:
         r.sections = checked
         if failed:
             return r
+        if r.page_count and not r.page_crc_present:
+            # as the firmware: pages nobody verified are never accepted
+            r.verdict, r.check = Verdict.CORRUPT, "page_crc_missing"
+            return r
         if r.page_crc_present and verify_pages:
             r.page_crc_ok = (
                 self._crc_range(r.page_area_offset or 0, r.page_area_length or 0)

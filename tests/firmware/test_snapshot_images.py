@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import random
 import re
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,33 @@ def test_reader_constants_match_c_header() -> None:
     for name, value in [("WPP_E_NO_SNAPSHOT", 14), ("WPP_E_INCOMPLETE", 15),
                         ("WPP_E_CORRUPT", 16), ("WPP_E_VERSION", 17), ("WPP_E_CONSUMED", 18)]:
         assert re.search(rf"{name}\s*=\s*{value},", h), name
+
+
+def test_pages_without_crc_refused_like_the_firmware(host_tool: Path, tmp_path: Path) -> None:
+    """A header without the page-CRC flag (the firmware used to write one when it could
+    not map a page for the CPU) is refused by the inspector and by the firmware alike,
+    even with every other CRC resealed: unverified pages are never accepted."""
+    img = tmp_path / "pdev.img"
+    make_image(host_tool, img, "--pages", "20", "--seed", "3")
+    assert inspect(img).verdict is Verdict.COMPLETE
+    with open(img, "r+b") as f:
+        hraw = bytearray(f.read(snapshot.HEADER_SIZE))
+        f.seek(snapshot.MARKER_OFFSET)
+        mraw = bytearray(f.read(snapshot.MARKER_SIZE))
+        flags_off = snapshot.HEADER_SIZE - 12  # flags, reserved, header_crc32
+        struct.pack_into("<I", hraw, flags_off, 0)
+        struct.pack_into("<I", hraw, flags_off - 4, 0)  # page_crc32
+        struct.pack_into("<I", hraw, snapshot.HEADER_SIZE - 4, 0)
+        hcrc = zlib.crc32(bytes(hraw))
+        struct.pack_into("<I", hraw, snapshot.HEADER_SIZE - 4, hcrc)
+        struct.pack_into("<I", mraw, 16, hcrc)  # marker.header_crc32
+        struct.pack_into("<I", mraw, snapshot.MARKER_SIZE - 4, 0)
+        struct.pack_into("<I", mraw, snapshot.MARKER_SIZE - 4, zlib.crc32(bytes(mraw)))
+        f.seek(0)
+        f.write(hraw)
+        f.seek(snapshot.MARKER_OFFSET)
+        f.write(mraw)
+    r = inspect(img)
+    assert not r.page_crc_present
+    assert (r.verdict, r.check) == (Verdict.CORRUPT, "page_crc_missing")
+    assert r.firmware_status() == 16 == firmware_restore(host_tool, img)
