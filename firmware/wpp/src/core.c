@@ -1032,19 +1032,31 @@ static int ev_persist(struct wpp_ctx *ctx, wpp_u64 *res)
 	if (rc != WPP_OK)
 		goto out;
 
-	/* 3. Regions, compacted through the scratch buffer. */
+	/* 3. Regions, compacted through the scratch buffer. The slots are
+	 * OS-writable: a walk that finds fewer used slots than were counted for
+	 * the header would leave the header's region section short of its data. */
 	memset(&w, 0, sizeof(w));
 	w.dev_off = h.sections[WPP_SNAP_SEC_REGIONS].offset;
-	for (wpp_u32 i = 0, n = 0; i < ctx->region_hw && n < nregions; i++) {
-		struct wpp_region r;
+	{
+		wpp_u32 n = 0;
 
-		memcpy(&r, region_slot(ctx, i), sizeof(r));
-		if (!(r.state & WPP_REGION_F_USED))
-			continue;
-		n++;
-		rc = list_put(ctx, &w, &r, sizeof(r));
-		if (rc != WPP_OK)
+		for (wpp_u32 i = 0; i < ctx->region_hw && n < nregions; i++) {
+			struct wpp_region r;
+
+			memcpy(&r, region_slot(ctx, i), sizeof(r));
+			if (!(r.state & WPP_REGION_F_USED))
+				continue;
+			n++;
+			rc = list_put(ctx, &w, &r, sizeof(r));
+			if (rc != WPP_OK)
+				goto out;
+		}
+		if (n != nregions) {
+			wpp_logf(ctx->plat, "persist check=regions_changed counted=%llu found=%u",
+				 U(nregions), n);
+			rc = WPP_E_STATE;
 			goto out;
+		}
 	}
 	rc = list_flush(ctx, &w);
 	if (rc != WPP_OK)

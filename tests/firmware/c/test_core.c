@@ -1249,6 +1249,30 @@ static void t_fuzz_restored(void)
 	free(shadow);
 }
 
+/* The OS frees a region slot after the persist counted the regions (another
+ * CPU, at the first device write): the persist fails instead of writing a
+ * header whose region section is longer than the regions written. */
+static void free_region_once(struct host_platform *hp, wpp_u64 off)
+{
+	(void)off;
+	region_slot(hp, 0)->state &= ~WPP_REGION_F_USED;
+	hp->on_write = NULL;
+}
+
+static void t_regions_changed(void)
+{
+	struct host_platform hp;
+
+	open_hp(&hp, 64 * MiB, 1);
+	build_process(&hp, 6);
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	hp.on_write = free_region_once;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_STATE);
+	CHECK(host_log_contains(&hp, "persist check=regions_changed counted=3 found=2"));
+	host_platform_close(&hp);
+	CHECK_EQ(restore_status("check=marker_missing"), WPP_E_INCOMPLETE);
+}
+
 /* ------------------------------------------------------------ SMM guard */
 
 #define GiB (1024ULL * MiB)
@@ -1686,6 +1710,7 @@ static const struct test tests[] = {
 	{ "fuzz", t_fuzz },
 	{ "fuzz_restored", t_fuzz_restored },
 	{ "vsnprintf", t_vsnprintf },
+	{ "regions_changed", t_regions_changed },
 	{ "bar_placement", t_bar_placement },
 	{ "region_placement", t_region_placement },
 	{ "guard_no_layout", t_guard_no_layout },
