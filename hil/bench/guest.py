@@ -21,6 +21,8 @@ STARTER = "wpp-start"  # runs its arguments as the (single) tracked process
 SYNTH = "wpp-synth"
 UNTRACKED = "untracked"
 VARIANTS = (UNTRACKED, *MODES)
+MODES_BY_COST = ("lazy", "batched", "eager")  # the order a reader compares them in
+assert sorted(MODES_BY_COST) == sorted(MODES), "a tracking mode is missing from MODES_BY_COST"
 
 
 ALLOW_THREADS = "/sys/module/wpp/parameters/allow_threads"
@@ -187,3 +189,77 @@ def parse_7z(text: str) -> SevenZip:
                     {d: sum(v) / len(v) for d, v in decomp.items()})
 
 
+
+
+def pinned(cpu: int | None, command: str) -> str:
+    """`command` bound to one CPU (busybox ``taskset``; the affinity survives the exec of
+    the starter and of the program), or unchanged when `cpu` is None."""
+    return command if cpu is None else f"taskset -c {int(cpu)} {command}"
+
+
+NPROC = "nproc"
+
+
+def parse_nproc(text: str) -> int:
+    """The guest's CPU count from ``nproc`` (1 when it printed nothing usable)."""
+    words = text.split()
+    return int(words[-1]) if words and words[-1].isdigit() and int(words[-1]) > 0 else 1
+
+
+# -- guest copy bandwidth (persist) ------------------------------------------------------
+
+MEMCPY = "wpp-memcpy"
+MEMCPY_METHODS = ("memcpy", "movsb", "movsq")
+
+
+def memcpy_probe(size_mib: int, reps: int) -> str:
+    """Every copy routine of wpp-memcpy over two pre-touched `size_mib` MiB buffers."""
+    return f"{MEMCPY} --size-mib {int(size_mib)} --reps {int(reps)} --method all"
+
+
+_MEMCPY_LINE = re.compile(r"wpp-memcpy: method=(?P<m>\w+) size_mib=\d+ reps=\d+ "
+                          r"gib_s=(?P<v>[\d.,]+)")
+
+
+def parse_memcpy(text: str) -> dict[str, list[float]]:
+    """GiB/s of every timed copy, per method (``memcpy``, ``movsb``, ``movsq``)."""
+    out: dict[str, list[float]] = {}
+    for m in _MEMCPY_LINE.finditer(text):
+        out.setdefault(m["m"], []).extend(float(v) for v in m["v"].split(",") if v)
+    if "memcpy" not in out:
+        raise HilError(f"no wpp-memcpy result line in its output: {text.strip()[-200:]!r}",
+                       "is wpp-memcpy in the guest image (kernel/tools)?")
+    return out
+
+
+# -- recreate (the kernel's report) ------------------------------------------------------
+
+KERNEL_RECREATE_LOG = "dmesg | grep 'wpp: recreated pid' | tail -n 1"
+
+_RECREATED = re.compile(
+    r"wpp: recreated pid \d+ .*?: \d+ regions, (?P<pages>\d+) pages .*?"
+    r"fill (?P<fill>\d+) (?P<fu>ms|us) \(get_pages (?P<get>\d+) (?P<gu>ms|us)\)")
+
+
+@dataclass(frozen=True)
+class Recreated:
+    """What the kernel's ``recreated pid`` line says about bringing the pages back."""
+
+    pages: int  # pages in the snapshot, every one fetched with GET_PAGES
+    fill_ms: float  # GET_PAGES calls + copying into the new process (zero pages skipped)
+    get_pages_ms: float  # the GET_PAGES calls alone (SMIs: device -> mailbox -> kernel)
+
+
+def parse_recreated(text: str) -> Recreated:
+    """The last ``wpp: recreated pid ...`` line of the kernel log (times in ms or us)."""
+    found = list(_RECREATED.finditer(text))
+    if not found:
+        raise HilError(f"no 'wpp: recreated pid' line with fill times in the kernel log: "
+                       f"{text.strip()[-200:]!r}", "dmesg on the target shows the recreator's "
+                       "report; has the kernel's log line changed?")
+    m = found[-1]
+
+    def ms(v: str, unit: str) -> float:
+        return float(v) / (1000.0 if unit == "us" else 1.0)
+
+    return Recreated(int(m["pages"]), ms(m["fill"], m["fu"]), ms(m["get"], m["gu"]))

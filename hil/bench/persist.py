@@ -6,6 +6,26 @@ read from CBMEM before the cut wipes it), power cut, boot, recreate (``wpp: rest
 A least-squares fit over the firmware's own durations splits the time into a fixed
 overhead and bytes per second, as the seed reported (160 ms + 1.3 GiB/s). The same
 cycles time the orchestrator itself: boot and the full cycle, by the wall clock.
+
+Page bandwidth, against what the machine itself can do (case ``page bandwidth``, GiB/s):
+
+- ``guest memcpy`` (the baseline): wpp-memcpy in the guest, first, in the same run on
+  the same target: the C library's memcpy between two pre-touched buffers of each
+  `memcpy_sizes` MiB, one sample per timed copy. The same probe's ``rep movsb`` and
+  ``rep movsq`` (the routines an SMM copy loop would use) go into a note.
+- ``persist``: the firmware's ``page_bytes / pages_us`` of each cycle: ``pages_us`` is
+  the SMM time from the end of the metadata and region sections to the completion
+  marker: page list, every page copied (runs of contiguous frames) and CRC'd into the
+  persistent device, the header. The invalidated marker, metadata, regions and SMI entry
+  are outside it (the fit's fixed part holds them).
+- ``recreate``: the kernel's ``recreated pid`` line: ``pages * 4 KiB / fill``, where
+  ``fill`` is every GET_PAGES call (SMM copies a batch from the device into the mailbox,
+  the kernel copies it out) plus writing each page into the new process (zero pages are
+  checked, not written). The firmware's RESTORE (verifying the snapshot), mapping the
+  regions and the threads are outside it. The kernel prints milliseconds.
+
+Only cycles with at least `BANDWIDTH_MIN_MIB` of pages give a bandwidth sample: in
+shorter copies the per-call setup and the millisecond resolution weigh in.
 """
 
 from __future__ import annotations
@@ -14,7 +34,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hil.bench import remote
+from hil.bench import guest, remote
 from hil.bench.results import BenchReport, Fit, Measurement
 from hil.bench.stats import linear_fit
 from hil.cycle import CycleRunner
@@ -27,6 +47,10 @@ SEED_GIB_S = 1.3
 # Room kept on the persistent device for the snapshot's header, metadata (up to 32 MiB in
 # the ABI), region and page-list sections and the counter's own stack/binary pages.
 DEVICE_RESERVE_MIB = 64
+BANDWIDTH = "page bandwidth"
+MEMCPY = "guest memcpy"
+BANDWIDTH_MIN_MIB = 4
+PAGE = 4096
 
 
 def max_size_mib(pdev_bytes: int | None) -> int | None:
@@ -53,7 +77,8 @@ class _RecordingRunner(CycleRunner):
         if not done:
             return None
         self.fw_events[event] = {k: done[-1].get(k) for k in
-                                 ("status", "time_us", "page_bytes", "meta_bytes", "pages")}
+                                 ("status", "time_us", "page_bytes", "meta_bytes", "pages",
+                                  "pages_us")}
         return int(done[-1].get("time_us"))
 
 
@@ -86,13 +111,50 @@ def _fit(name: str, points: list[tuple[float, float]]) -> Fit:
     return Fit(BENCH, name, fit, points, *_seed(name), note)
 
 
+def bandwidth_rows(report: BenchReport, wpp_missing: str | None) -> dict[str, Measurement]:
+    """The ``page bandwidth`` rows: guest memcpy (baseline), persist, recreate."""
+    def row(variant: str) -> Measurement:
+        tracked = variant != MEMCPY
+        return report.add(Measurement(
+            BENCH, BANDWIDTH, variant, BANDWIDTH, "GiB/s", higher_is_better=True,
+            baseline=MEMCPY if tracked else None,
+            seed_note=f"{SEED_GIB_S} GiB/s" if variant == "persist" else "",
+            skipped=wpp_missing if tracked else None))
+    return {v: row(v) for v in (MEMCPY, "persist", "recreate")}
+
+
+def measure_memcpy(target: Any, report: BenchReport, row: Measurement, sizes: Sequence[int],
+                   reps: int, step: Callable[[str], None] = lambda _m: None) -> None:
+    """Guest copy bandwidth: memcpy samples into `row`, the rep movs medians into a note."""
+    others: dict[str, list[float]] = {}
+    for size in sizes:
+        step(f"guest copy bandwidth, 2 x {size} MiB ({reps} copies per routine)")
+        try:
+            got = guest.parse_memcpy(remote.run(target, guest.memcpy_probe(size, reps),
+                                                timeout=600))
+        except HilError as exc:
+            row.skipped = row.skipped or str(exc)
+            continue
+        row.samples += got.pop("memcpy")
+        for method, values in got.items():
+            others.setdefault(method, []).extend(values)
+    if others and row.samples:
+        cells = [f"memcpy {statistics.median(row.samples):.2f}"] + [
+            f"rep {m} {statistics.median(v):.2f}" for m, v in sorted(others.items())]
+        report.notes.append(f"guest copy routines ({'/'.join(map(str, sizes))} MiB, median "
+                            f"GiB/s): " + ", ".join(cells))
+
+
 def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
-        reps: int = 1, wpp_missing: str | None = None,
+        reps: int = 1, memcpy_sizes: Sequence[int] = (64,), memcpy_reps: int = 3,
+        wpp_missing: str | None = None,
         step: Callable[[str], None] = lambda _m: None) -> None:
     boot = report.add(Measurement(ORCH, "boot (power on to SSH)", report.board, "boot", "s"))
     cycle = report.add(Measurement(ORCH, "full cycle (hil.cycle)", report.board, "cycle", "s"))
     if target.last_boot is not None:
         boot.samples.append(target.last_boot.total_s)
+    bw = bandwidth_rows(report, wpp_missing)
+    measure_memcpy(target, report, bw[MEMCPY], memcpy_sizes, memcpy_reps, step)
     if wpp_missing:
         cycle.skipped = wpp_missing
         report.fits += [Fit(BENCH, n, None, [], *_seed(n), wpp_missing)
@@ -107,28 +169,37 @@ def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
                                       "KiB"))
         for rep in range(reps):
             step(f"persist/restore cycle with a {size} MiB buffer ({mode}, run {rep + 1}/{reps})")
-            _one_cycle(target, size, mode, rows, meta, boot, cycle, points)
+            _one_cycle(target, size, mode, rows, meta, boot, cycle, points, bw)
     report.fits += [_fit(name, pts) for name, pts in points.items()]
+    for name in ("persist", "recreate"):
+        if not bw[name].samples and not bw[name].skipped:
+            bw[name].skipped = (f"no cycle copied {BANDWIDTH_MIN_MIB} MiB of pages or more "
+                                f"(sizes {', '.join(map(str, sizes))} MiB)")
 
 
 def _one_cycle(target: Any, size: int, mode: str, rows: dict[str, Measurement],
                meta: Measurement, boot: Measurement, cycle: Measurement,
-               points: dict[str, list[tuple[float, float]]]) -> None:
+               points: dict[str, list[tuple[float, float]]],
+               bw: dict[str, Measurement]) -> None:
     """One fresh process of `size` MiB: persist -> cut -> boot -> recreate, its firmware
-    times added to `rows` and its (bytes, time) to the fit's `points`."""
+    times added to `rows`, its (bytes, time) to the fit's `points` and its page
+    bandwidths to `bw`."""
     runner = _RecordingRunner(target, mode=mode, buffer_mib=size, run_s=1.0)
+    recreated: guest.Recreated | str | None = None
     try:
         runner.start()
         result = runner.cycle(1)
+        if not result.error:
+            recreated = _kernel_recreate_report(target)
     except HilError as exc:
-        for m in (*rows.values(), meta):
+        for m in (*rows.values(), meta, bw["persist"], bw["recreate"]):
             m.skipped = m.skipped or str(exc)
         return
     finally:
         _stop_recreated(target)
     boot.samples += [p.wall_s for p in result.phases if p.name == "boot"]
     if result.error:
-        for m in (*rows.values(), meta):
+        for m in (*rows.values(), meta, bw["persist"], bw["recreate"]):
             m.skipped = m.skipped or result.error
         return
     cycle.samples.append(sum(p.wall_s for p in result.phases))
@@ -142,6 +213,50 @@ def _one_cycle(target: Any, size: int, mode: str, rows: dict[str, Measurement],
             points[name].append((float(ev["page_bytes"]), float(ev["time_us"])))
         if name == "persist" and isinstance(ev.get("meta_bytes"), int):
             meta.samples.append(ev["meta_bytes"] / 1024.0)
+    _bandwidth_samples(runner.fw_events.get("persist"), recreated, bw)
+
+
+def _kernel_recreate_report(target: Any) -> guest.Recreated | str:
+    """The kernel's report of the recreation just done, or why it could not be read."""
+    try:
+        return guest.parse_recreated(remote.run(target, guest.KERNEL_RECREATE_LOG, timeout=30))
+    except HilError as exc:
+        return str(exc)
+
+
+def persist_gib_s(event: dict[str, Any] | None) -> float | None:
+    """Page bandwidth of one persist from the firmware's line; None if too small or
+    incomplete (no ``pages_us``: a firmware older than that field)."""
+    if not event or event.get("status") not in (0, None):
+        return None
+    nbytes, us = event.get("page_bytes"), event.get("pages_us")
+    if not isinstance(nbytes, int) or not isinstance(us, int) or us <= 0:
+        return None
+    if nbytes < BANDWIDTH_MIN_MIB << 20:
+        return None
+    return nbytes / (us / 1e6) / 2**30
+
+
+def recreate_gib_s(rec: guest.Recreated) -> float | None:
+    """Page bandwidth of one recreation from the kernel's line; None if too small."""
+    nbytes = rec.pages * PAGE
+    if nbytes < BANDWIDTH_MIN_MIB << 20 or rec.fill_ms <= 0:
+        return None
+    return nbytes / (rec.fill_ms / 1e3) / 2**30
+
+
+def _bandwidth_samples(persist_ev: dict[str, Any] | None,
+                       recreated: guest.Recreated | str | None,
+                       bw: dict[str, Measurement]) -> None:
+    if persist_ev is not None and persist_ev.get("pages_us") is None:
+        bw["persist"].skipped = bw["persist"].skipped or \
+            "the firmware's 'wpp: persist' line has no pages_us"
+    if (v := persist_gib_s(persist_ev)) is not None:
+        bw["persist"].samples.append(v)
+    if isinstance(recreated, str):
+        bw["recreate"].skipped = bw["recreate"].skipped or recreated
+    elif recreated is not None and (v := recreate_gib_s(recreated)) is not None:
+        bw["recreate"].samples.append(v)
 
 
 def _stop_recreated(target: Any) -> None:

@@ -31,11 +31,13 @@ def wpp_unavailable(target: Any) -> str | None:
     return "the target's kernel/image has no WPP tracking (" + guest.wpp_support_check() + ")"
 
 
-def start(target: Any, variant: str, command: str, out: str) -> int:
-    """Start `command` in the background (tracked in `variant` mode); returns its pid."""
+def start(target: Any, variant: str, command: str, out: str, *, cpu: int | None = None) -> int:
+    """Start `command` in the background (tracked in `variant` mode, bound to `cpu` if
+    given: the starter and the program inherit the affinity); returns its pid."""
     if variant != guest.UNTRACKED:
         run(target, guest.set_mode(variant), timeout=30)
-    text = run(target, guest.background(guest.launch(variant, command), out), timeout=30)
+    line = guest.pinned(cpu, guest.launch(variant, command))
+    text = run(target, guest.background(line, out), timeout=30)
     return int(text.strip().splitlines()[-1])
 
 

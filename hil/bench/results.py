@@ -21,7 +21,8 @@ the table and the JSON show it beside ours.
                   "ratio": {"median", "low", "high"} | null,   # value / baseline
                   "seed": 35.0 | null, "seed_note": "clear drop" | null,
                   "skipped": null | "why samples are missing",
-                  "limitation": false}],                        # true: known WPP limit
+                  "limitation": false,                          # true: known WPP limit
+                  "note": null | "how this row was measured"}],
      "fits": [{"bench": "persist", "name": "persist" | "restore",
                "fit": {"intercept", "slope", "r2", "n"} | null,  # time_us over bytes
                "fixed_ms", "gib_per_s",
@@ -56,6 +57,7 @@ class Measurement:
     seed_note: str = ""
     skipped: str | None = None  # why samples are missing (e.g. the kernel has no WPP)
     limitation: bool = False  # `skipped` is a known limitation of WPP, not a broken run
+    note: str = ""  # how the row was measured when that changes its reading (a footnote)
 
     @property
     def summary(self) -> Summary | None:
@@ -141,6 +143,7 @@ class BenchReport:
                 "ratio": r.to_json() if r else None,
                 "seed": m.seed, "seed_note": m.seed_note or None,
                 "skipped": m.skipped, "limitation": m.limitation,
+                "note": m.note or None,
             })
         fits = [{
             "bench": f.bench, "name": f.name,
@@ -185,15 +188,21 @@ def format_table(report: BenchReport) -> str:
     """The console table: median, spread (min-max, IQR), ratio to the baseline, seed."""
     head = ("bench", "case", "variant", "median", "min-max", "IQR", "ratio (range)", "seed")
     rows: list[tuple[str, ...]] = []
+    footnotes: list[str] = []  # one number per distinct note, shared by the rows that say it
     for m in report.measurements:
         s = m.summary
+        variant = m.variant
+        if m.note:
+            if m.note not in footnotes:
+                footnotes.append(m.note)
+            variant = f"{m.variant} [{footnotes.index(m.note) + 1}]"
         if s is None:
             why = m.skipped or "no samples"
             if why == report.unavailable:
                 why = "no WPP on target"
             elif len(why) > 48:
                 why = why[:45] + "..."  # the whole reason is in the JSON
-            rows.append((m.bench, m.case, m.variant,
+            rows.append((m.bench, m.case, variant,
                          f"{'n/a' if m.limitation else 'skipped'}: {why}", "", "", "",
                          _seed_cell(m)))
             continue
@@ -201,7 +210,7 @@ def format_table(report: BenchReport) -> str:
         ratio_cell = f"{r.median:.2f}x ({r.low:.2f}-{r.high:.2f})" if r else "baseline" \
             if any(o.baseline == m.variant and o.case == m.case and o.bench == m.bench
                    for o in report.measurements) else "-"
-        rows.append((m.bench, m.case, m.variant, f"{_num(s.median)} {m.unit}",
+        rows.append((m.bench, m.case, variant, f"{_num(s.median)} {m.unit}",
                      f"{_num(s.min)}-{_num(s.max)}", _num(s.iqr), ratio_cell, _seed_cell(m)))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(head)]
@@ -209,6 +218,7 @@ def format_table(report: BenchReport) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
               for r in rows]
+    lines += [f"[{i}] {n}" for i, n in enumerate(footnotes, 1)]
     for f in report.fits:
         if f.fit is None:
             lines.append(f"{f.bench} {f.name}: no fit ({f.note or 'too few points'})")

@@ -33,9 +33,12 @@ class BenchConfig:
     sevenzip_dict_log2: int = 22
     neighbour_reps: int | None = None  # default: reps (one 7z run takes ~45 s on TCG)
     neighbour_load_mib: int = 100
+    neighbour_modes: tuple[str, ...] = guest.MODES_BY_COST  # every mode, whatever `modes`
     persist_sizes: tuple[int, ...] = (1, 16, 64, 256, 1024)
     persist_mode: str = "eager"
     persist_reps: int = 3  # one persist -> cut -> boot -> recreate cycle per repetition
+    memcpy_sizes: tuple[int, ...] = (64, 256)  # MiB per buffer of the guest copy baseline
+    memcpy_reps: int = 5  # timed copies per size and routine
     benches: tuple[str, ...] = BENCHES
 
     def to_json(self) -> dict[str, Any]:
@@ -47,7 +50,7 @@ QUICK = BenchConfig(
     profile="quick", reps=2, synth_sizes=(1, 10), modes=("eager",), redis_tests=("SET",),
     redis_payloads=(64,), redis_requests=2000, sevenzip_dict_log2=18, neighbour_reps=1,
     neighbour_load_mib=10,
-    persist_sizes=(1, 8), persist_reps=1,
+    persist_sizes=(1, 8), persist_reps=1, memcpy_sizes=(64,), memcpy_reps=3,
 )
 
 
@@ -114,11 +117,12 @@ def run_benchmarks(target: Any, config: BenchConfig, out_dir: Path, *, quick: bo
             wpp_missing=missing, step=step),
         "neighbours": lambda: neighbours.run(
             target, report, dict_log2=config.sevenzip_dict_log2,
-            reps=config.neighbour_reps or config.reps, mode=config.modes[0],
+            reps=config.neighbour_reps or config.reps, modes=config.neighbour_modes,
             load_mib=config.neighbour_load_mib, wpp_missing=missing, step=step),
         "persist": lambda: persist.run(
             target, report, sizes=config.persist_sizes, mode=config.persist_mode,
-            reps=config.persist_reps, wpp_missing=missing, step=step),
+            reps=config.persist_reps, memcpy_sizes=config.memcpy_sizes,
+            memcpy_reps=config.memcpy_reps, wpp_missing=missing, step=step),
     }
     try:
         for name in BENCHES:

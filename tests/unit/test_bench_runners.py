@@ -34,11 +34,16 @@ class FakeShell:
     wpp: bool = True
     redis_up: bool = True
     threads_refused: bool = False  # a tracked redis-server exits (no bio threads)
+    cpus: int = 1  # what nproc prints
     log: list[str] = field(default_factory=list)
     tracked: int = 0
+    loaded: bool = False  # a background load runs
 
     def run(self, cmd: str, timeout: float = 60, check: bool = True) -> Result:
         self.log.append(cmd)
+        cmd = re.sub(r"^taskset -c \d+ ", "", cmd)
+        if cmd == "nproc":
+            return Result(f"{self.cpus}\n")
         if cmd == guest.wpp_support_check():
             return Result("", 0 if self.wpp else 1)
         if cmd.startswith("cat /sys/kernel/wpp/tracked_pid"):
@@ -51,9 +56,11 @@ class FakeShell:
         if "& echo $!" in cmd:
             if "wpp-start" in cmd:
                 self.tracked = 77
+            self.loaded = True
             return Result("4242\n")
         if cmd.startswith("kill "):
             self.tracked = 0
+            self.loaded = False
             return Result("")
         if "wpp-synth" in cmd:
             size = int(re.search(r"--size-mib (\d+)", cmd)[1])
@@ -71,7 +78,8 @@ class FakeShell:
         if cmd.startswith("redis-benchmark"):
             return Result(CSV.format(rps=900.0 if self.tracked else 1000.0))
         if cmd.startswith("7z b"):
-            c, d = (100, 900) if self.tracked else (1000, 9000)
+            # a tracked load slows 7z to 0.1x, an untracked one to 0.5x (one shared CPU)
+            c, d = (100, 900) if self.tracked else (500, 4500) if self.loaded else (1000, 9000)
             return Result(SEVENZIP.format(c=c, d=d))
         raise AssertionError(f"unexpected command {cmd!r}")
 
@@ -98,7 +106,7 @@ def test_ratios_from_a_target_with_wpp(tmp_path: Path) -> None:
     assert rows["synthetic", "10 MiB", "untracked"]["summary"]["median"] == 100.0
     assert rows["redis", "SET -d 64", "eager"]["ratio"]["median"] == pytest.approx(0.9)
     assert rows["neighbours", "7z compress d18", "beside eager"]["ratio"]["median"] == \
-        pytest.approx(0.1)
+        pytest.approx(0.2)
     assert len(rows["neighbours", "7z compress d18", "alone"]["samples"]) == 1
     assert out.report.failures() == [] and data["wpp_unavailable"] is None
     # baseline and tracked runs alternate within each repetition
@@ -169,3 +177,62 @@ def test_persist_fit_uses_one_median_point_per_size() -> None:
     assert fit.fit is not None and fit.fit.n == 5 and len(fit.points) == len(runs)
     assert fit.gib_s is not None and 0.15 < fit.gib_s < 0.18
     assert fit.fixed_ms is not None and 0.0 <= fit.fixed_ms < 15.0
+
+
+def _neighbour_rows(out: runner.BenchOutput) -> dict[tuple[str, str], dict]:
+    data = json.loads(out.json_path.read_text())
+    return {(r["case"], r["variant"]): r for r in data["results"] if r["bench"] == "neighbours"}
+
+
+def test_neighbours_beside_every_mode_against_the_untracked_load(tmp_path: Path) -> None:
+    """Quick runs (config.modes == eager only) still measure the neighbour beside every
+    mode; the baseline is the same load untracked, alone is an extra row without ratio."""
+    shell = FakeShell()
+    cfg = dataclasses.replace(CONFIG, benches=("neighbours",))
+    assert cfg.modes == ("eager",)
+    out = runner.run_benchmarks(_target(shell), cfg, tmp_path, quick=True)
+    rows = _neighbour_rows(out)
+    case = "7z compress d18"
+    assert [v for c, v in rows if c == case] == [
+        "alone", "beside untracked", "beside lazy", "beside batched", "beside eager"]
+    assert rows[case, "alone"]["baseline"] is None and rows[case, "alone"]["ratio"] is None
+    assert rows[case, "beside untracked"]["baseline"] is None
+    assert rows[case, "beside untracked"]["summary"]["median"] == 500.0
+    for mode in ("lazy", "batched", "eager"):
+        r = rows[case, f"beside {mode}"]
+        assert r["baseline"] == "beside untracked"
+        assert r["ratio"]["median"] == pytest.approx(0.2)
+    assert rows[case, "beside eager"]["seed"] == 0.1 and rows[case, "beside lazy"]["seed"] is None
+    # one CPU: nothing pinned, and every row says the two share it
+    assert not any("taskset" in c for c in shell.log)
+    assert all("share it" in r["note"] for r in rows.values())
+    table = out.table_path.read_text()
+    assert "beside untracked [1]" in table and "[1] 1 CPU: 7z and the allocator share" in table
+    # the untracked load is started without the starter, the tracked ones with it
+    loads = [c for c in shell.log if "& echo $!" in c]
+    assert ["wpp-start" in c for c in loads] == [False, True, True, True]
+    assert out.report.failures() == []
+
+
+def test_neighbours_pinned_to_different_cpus_with_two(tmp_path: Path) -> None:
+    shell = FakeShell(cpus=2)
+    cfg = dataclasses.replace(CONFIG, benches=("neighbours",))
+    out = runner.run_benchmarks(_target(shell), cfg, tmp_path, quick=True)
+    sevenzip = [c for c in shell.log if "7z b" in c]
+    loads = [c for c in shell.log if "& echo $!" in c]
+    assert len(sevenzip) == 5 and all(c.startswith("taskset -c 0 7z b") for c in sevenzip)
+    # taskset in front of the starter: the tracked child inherits the CPU
+    assert len(loads) == 4 and all("exec taskset -c 1 " in c for c in loads)
+    assert any("exec taskset -c 1 wpp-start wpp-synth" in c for c in loads)
+    assert all("pinned to CPU 0" in r["note"] for r in _neighbour_rows(out).values())
+
+
+def test_neighbours_without_wpp_keep_alone_and_the_untracked_load(tmp_path: Path) -> None:
+    shell = FakeShell(wpp=False)
+    cfg = dataclasses.replace(CONFIG, benches=("neighbours",))
+    out = runner.run_benchmarks(_target(shell), cfg, tmp_path, quick=True)
+    rows = _neighbour_rows(out)
+    assert rows["7z compress d18", "beside untracked"]["samples"] == [500.0]
+    assert rows["7z compress d18", "beside lazy"]["samples"] == []
+    assert not any("wpp-start" in c for c in _workload(shell))
+    assert out.report.failures() == []
