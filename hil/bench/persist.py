@@ -251,12 +251,24 @@ def _bandwidth_samples(persist_ev: dict[str, Any] | None,
     if persist_ev is not None and persist_ev.get("pages_us") is None:
         bw["persist"].skipped = bw["persist"].skipped or \
             "the firmware's 'wpp: persist' line has no pages_us"
-    if (v := persist_gib_s(persist_ev)) is not None:
+    if persist_ev is not None and (v := persist_gib_s(persist_ev)) is not None:
         bw["persist"].samples.append(v)
+        # the latest cycle is the largest size: where the time goes, for the reader
+        bw["persist"].note = (
+            f"largest: {persist_ev['page_bytes'] / 2**20:.1f} MiB of pages in "
+            f"{persist_ev['pages_us'] / 1000:.1f} ms of {_ms(persist_ev.get('time_us'))} "
+            f"in SMM")
     if isinstance(recreated, str):
         bw["recreate"].skipped = bw["recreate"].skipped or recreated
     elif recreated is not None and (v := recreate_gib_s(recreated)) is not None:
         bw["recreate"].samples.append(v)
+        bw["recreate"].note = (
+            f"largest: {recreated.pages * PAGE / 2**20:.1f} MiB of pages, fill "
+            f"{recreated.fill_ms:.0f} ms, of which GET_PAGES {recreated.get_pages_ms:.0f} ms")
+
+
+def _ms(us: Any) -> str:
+    return f"{us / 1000:.1f} ms" if isinstance(us, int) else "? ms"
 
 
 def _stop_recreated(target: Any) -> None:

@@ -103,6 +103,9 @@ def test_bandwidth_rows_ratios_against_guest_memcpy_in_table_and_json(tmp_path: 
     assert "0.02x" in line and "GiB/s" in line
     assert "guest memcpy" in table and "baseline" in table
     assert "rep movsb 0.30, rep movsq 0.50" in table  # the other routines, as a note
+    # where the time went, as the rows' footnotes
+    assert "[2] largest: 8.0 MiB of pages, fill 320 ms, of which GET_PAGES 250 ms" in table
+    assert "[1] largest: 8.0 MiB of pages in 50.0 ms of ? ms in SMM" in table
     path = report.write_json(tmp_path / "bench.json")
     assert json.loads(path.read_text())["results"][1]["ratio"] is not None
 
