@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from hil.cbmem import parse_log
+
 pytestmark = pytest.mark.twin
 
 LINE = re.compile(r"^wpp-probe (.*)$")
@@ -30,9 +32,20 @@ def probe(target: Any, *cmds: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def smram_of_this_boot(target: Any) -> tuple[int, int]:
+    """SMRAM as the firmware recorded it at the handoff ('wpp: guard ... smram=B:S'):
+    TSEG moves with the RAM size, so no constant stands in for it."""
+    log = parse_log(target.shell.run("cbmem -c", timeout=60).stdout)
+    guard = [e for e in log.events if e.name == "guard" and e.get("status") == 0]
+    assert guard, "no 'wpp: guard status=0' line in cbmem -c: the handoff recorded no layout"
+    base, size = (int(x, 16) for x in str(guard[-1]["smram"]).split(":"))
+    assert size > 0
+    return base, size
+
+
 def test_events_answered_with_statuses(target: Any) -> None:
     r = probe(target, "init", "dump", "selftest", "toggle", "0", "counters", "bad-mailbox",
-              "bad-event", "smram-page", "region-page", "read-ro", "write-meta", "64",
+              "bad-event", "region-page", "read-ro", "write-meta", "64",
               "wpp-hil", "read-meta", "64", "7")
     for cmd, kv in r.items():
         assert kv["seq_ack"] == kv["seq"], f"{cmd} not answered by the SMI handler: {kv}"
@@ -44,11 +57,28 @@ def test_events_answered_with_statuses(target: Any) -> None:
     assert int(r["counters"]["generation"]) == int(r["init"]["r0"])
     assert r["bad-mailbox"]["status_name"] == "bad_mailbox"
     assert r["bad-event"]["status_name"] == "bad_mailbox"
-    assert r["smram-page"]["status_name"] == "bad_addr"
     assert r["region-page"]["status_name"] == "bad_addr"
     assert r["read-ro"]["status_name"] == "read_only"
     assert r["write-meta"]["status"] == "0"
     assert r["read-meta"]["data"] == "wpp-hil"
+
+
+def test_smram_page_refused_by_the_smram_check(target: Any) -> None:
+    """ADD_PAGE of SMRAM's first and last page (as this boot recorded it) is refused by
+    the handler's SMRAM branch (reason=smram in its log line), not by the OS-RAM range
+    check that would refuse it too; a page of the region by the region branch."""
+    base, size = smram_of_this_boot(target)
+    out = target.shell.run(f"wpp-smi-probe init smram-page {base:#x} smram-page "
+                           f"{base + size - 4096:#x} region-page", timeout=60, check=False)
+    assert out.exit_code == 0, out.stdout
+    lines = [dict(p.split("=", 1) for p in m.group(1).split() if "=" in p)
+             for ln in out.stdout.splitlines() if (m := LINE.match(ln.strip()))]
+    assert [ln["status_name"] for ln in lines] == ["ok", "bad_addr", "bad_addr", "bad_addr"]
+    log = parse_log(target.shell.run("cbmem -c", timeout=60).stdout).events
+    # the probe numbers its requests from 1: ours are the last three refusals logged
+    refused = [e for e in log if e.name == "add_page" and e.get("status") == 8][-3:]
+    assert [e["seq"] for e in refused] == [int(ln["seq"]) for ln in lines[1:]], refused
+    assert [e.get("reason") for e in refused] == ["smram", "smram", "region"], refused
 
 
 def test_cbmem_console_shows_wpp_lines(target: Any) -> None:
@@ -57,6 +87,8 @@ def test_cbmem_console_shows_wpp_lines(target: Any) -> None:
     assert res.exit_code == 0, res.stdout
     lines = [ln.strip() for ln in res.stdout.splitlines() if ln.strip().startswith("wpp:")]
     assert any(ln.startswith("wpp: handoff status=0 ") for ln in lines), lines[-20:]
+    assert any(ln.startswith("wpp: guard status=0 ") and " recorded=1" in ln
+               for ln in lines), lines[-20:]
     assert any(ln.startswith("wpp: init status=0 ") for ln in lines), lines[-20:]
     assert any(ln.startswith("wpp: selftest status=0 ") for ln in lines), lines[-20:]
     assert any(ln.startswith("wpp: region_reserved base=0x10000000 ") for ln in lines)

@@ -58,21 +58,27 @@ static int find(pci_devfn_t *out)
 	return 0;
 }
 
+static pci_devfn_t boot_dev;	/* where the device was at the handoff */
+static int boot_dev_known;
+
+/* Before every transfer: only the device found at the handoff is read again
+ * (a scan of 256 buses per transfer would dominate the persist). */
 static int fpga_locate(void *unused, struct wpp_range *win, unsigned int max, int size_them)
 {
-	pci_devfn_t d;
-
-	if (!max || !find(&d))
+	if (size_them)
+		boot_dev_known = find(&boot_dev);
+	if (!max || !boot_dev_known || pci_read_config32(boot_dev, PCI_VENDOR_ID) !=
+	    (FPGA_PCI_DEVICE_ID << 16 | FPGA_PCI_VENDOR_ID))
 		return 0;
-	return wpp_pci_bar(d, PCI_BASE_ADDRESS_0 + 4 * FPGA_REG_BAR, size_them, &win[0]);
+	return wpp_pci_bar(boot_dev, PCI_BASE_ADDRESS_0 + 4 * FPGA_REG_BAR, size_them, &win[0]);
 }
 
 static int fpga_probe(void *unused, wpp_u64 *size)
 {
 	const struct wpp_platform *log = wpp_cb_platform();
-	pci_devfn_t d;
+	pci_devfn_t d = boot_dev;
 
-	if (!find(&d)) {
+	if (!boot_dev_known) {
 		wpp_logf(log, "device status=%d error=not_found dev=fpga", WPP_E_NO_DEVICE);
 		return WPP_E_NO_DEVICE;
 	}

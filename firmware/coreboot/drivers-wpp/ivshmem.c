@@ -38,27 +38,34 @@ static int find(pci_devfn_t *out)
 	return 0;
 }
 
+static pci_devfn_t boot_dev;	/* where the device was at the handoff */
+static int boot_dev_known;
+
+/*
+ * Called before every transfer: after the handoff only the device found then
+ * is read (a bus scan per transfer would cost 128 config reads each).
+ */
 static int ivshmem_locate(void *unused, struct wpp_range *win, unsigned int max, int size_them)
 {
-	pci_devfn_t d;
-
-	if (!max || !find(&d))
+	if (size_them)
+		boot_dev_known = find(&boot_dev);
+	if (!max || !boot_dev_known ||
+	    pci_read_config32(boot_dev, PCI_VENDOR_ID) != (IVSHMEM_DEVICE << 16 | IVSHMEM_VENDOR))
 		return 0;
-	return wpp_pci_bar(d, PCI_BASE_ADDRESS_2, size_them, &win[0]);
+	return wpp_pci_bar(boot_dev, PCI_BASE_ADDRESS_2, size_them, &win[0]);
 }
 
 static int ivshmem_probe(void *unused, wpp_u64 *size)
 {
-	pci_devfn_t d;
 	u16 cmd;
 
 	mmio.base = NULL;
-	if (!find(&d)) {
+	if (!boot_dev_known) {
 		wpp_logf(wpp_cb_platform(), "device status=%d error=not_found dev=ivshmem",
 			 WPP_E_NO_DEVICE);
 		return WPP_E_NO_DEVICE;
 	}
-	cmd = pci_read_config16(d, PCI_COMMAND);
+	cmd = pci_read_config16(boot_dev, PCI_COMMAND);
 	if (!(cmd & PCI_COMMAND_MEMORY) || pdev.nwin != 1) {
 		wpp_logf(wpp_cb_platform(), "device status=%d error=bar_disabled dev=ivshmem "
 			 "cmd=0x%x", WPP_E_NO_DEVICE, cmd);

@@ -5,9 +5,18 @@
  * test the firmware without the WPP kernel.
  *
  * Usage: wpp-smi-probe [--base ADDR] CMD...
- *   init | dump | selftest | toggle FLAGS | counters | restore | bad-mailbox
- *   | bad-event | smram-page | region-page | write-meta OFF TEXT | read-meta OFF LEN
- *   | add-page VA PA | read-ro | roundtrip NPAGES
+ *   init | dump | selftest | toggle FLAGS | counters | restore | restore-force
+ *   | persist | consume | bad-mailbox | bad-event | smram-page PA | region-page
+ *   | write-meta OFF TEXT | read-meta OFF LEN | add-page VA PA | read-ro
+ *   | roundtrip NPAGES | snapshot NPAGES | own-page | get-pages INDEX COUNT
+ *   | get-pages-own INDEX | smram-digest | mem-crc PA PAGES
+ *   | cfg-read CONFIG OFF | cfg-write CONFIG OFF VALUE
+ * snapshot = roundtrip up to a successful RESTORE (the handler stays in the
+ * restored state for GET_PAGES/CONSUME from later invocations); own-page adds
+ * one locked page of ours (valid until the probe exits); smram-digest prints
+ * the handler's CRC-32 per SMRAM page (DEBUG SMRAM_DIGEST); mem-crc prints a
+ * CRC-32 per page of physical memory read through /dev/mem; cfg-read/-write
+ * access a dword of a PCI config file in sysfs (moving a BAR as the OS can).
  * One line per call on stdout:
  *   wpp-probe cmd=<cmd> event=0x<ev> status=<n> status_name=<s> seq=<n> seq_ack=<n>
  *             r0=<n> r1=<n> r2=<n> r3=<n> [extra key=value]
@@ -173,12 +182,89 @@ static uint64_t virt_to_phys(void *p)
 	return (e & ((1ULL << 55) - 1)) * (uint64_t)psz;
 }
 
+static uint32_t crc32(uint32_t crc, const uint8_t *p, size_t len)
+{
+	crc = ~crc;
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320U & -(crc & 1));
+	}
+	return ~crc;
+}
+
+static void smram_digest(const char *cmd)
+{
+	struct wpp_debug_cmd d = { .op = WPP_DEBUG_OP_SMRAM_DIGEST };
+	const uint8_t *crcs = (const uint8_t *)payload() + sizeof(d);
+
+	memcpy(payload(), &d, sizeof(d));
+	if (call(cmd, WPP_EV_DEBUG, sizeof(d)) != WPP_OK)
+		return;
+	printf(" smram=0x%llx:0x%llx crcs=", (unsigned long long)hdr()->result[1],
+	       (unsigned long long)hdr()->result[2]);
+	for (uint64_t i = 0; i < hdr()->result[3]; i++) {
+		uint32_t c;
+
+		memcpy(&c, crcs + i * 4, 4);
+		printf("%s%08x", i ? "," : "", c);
+	}
+}
+
+static int mem_fd = -1;
+
+/* CRC-32 of each page of physical memory [pa, pa + pages * 4096). */
+static void mem_crc(uint64_t pa, uint64_t pages)
+{
+	static uint8_t page[4096];
+
+	printf("wpp-probe cmd=mem-crc pa=0x%llx pages=%llu crcs=", (unsigned long long)pa,
+	       (unsigned long long)pages);
+	for (uint64_t i = 0; i < pages; i++) {
+		ssize_t n = pread(mem_fd, page, sizeof(page), (off_t)(pa + i * 4096));
+
+		if (n == (ssize_t)sizeof(page))
+			printf("%s%08x", i ? "," : "", crc32(0, page, sizeof(page)));
+		else
+			printf("%sunreadable", i ? "," : "");
+	}
+}
+
+static void cfg_access(const char *path, uint64_t off, int write, uint32_t val)
+{
+	int fd = open(path, write ? O_RDWR : O_RDONLY);
+	uint32_t v = val;
+	ssize_t n;
+
+	if (fd < 0) {
+		printf("wpp-probe cmd=cfg error=open errno=%d", errno);
+		return;
+	}
+	n = write ? pwrite(fd, &v, 4, (off_t)off) : pread(fd, &v, 4, (off_t)off);
+	close(fd);
+	printf("wpp-probe cmd=%s off=%llu ok=%d value=0x%08x", write ? "cfg-write" : "cfg-read",
+	       (unsigned long long)off, n == 4, v);
+}
+
+/* One locked page of ours, valid until exit: a legitimate GET_PAGES target. */
+static uint8_t *own_page(uint64_t *pa)
+{
+	uint8_t *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED | MAP_POPULATE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0x5a, 4096);
+	*pa = virt_to_phys(p);
+	return *pa ? p : NULL;
+}
+
 /*
  * Persist and restore our own pages through the firmware: INIT, PAGE_BATCH of n
  * locked pages, metadata, PERSIST, RESTORE, then GET_PAGES of every page into
  * the mailbox and compare with the original. Proves the SMM path end to end.
  */
-static void roundtrip(unsigned int n)
+static void roundtrip(unsigned int n, int stop_after_restore)
 {
 	const uint64_t vbase = 0x7e0000000000ULL;
 	uint8_t *buf = mmap(NULL, (size_t)n * 4096, PROT_READ | PROT_WRITE,
@@ -224,7 +310,7 @@ static void roundtrip(unsigned int n)
 	printf("\n");
 	/* scribble over our pages: the restored copies must come from the device */
 	memset(buf, 0xee, (size_t)n * 4096);
-	if (call("roundtrip-restore", WPP_EV_RESTORE, 0) != WPP_OK)
+	if (call("roundtrip-restore", WPP_EV_RESTORE, 0) != WPP_OK || stop_after_restore)
 		return;
 	printf("\n");
 	for (unsigned int i = 0; i < n; i++) {
@@ -284,6 +370,7 @@ int main(int argc, char **argv)
 		}
 	}
 	fd = open("/dev/mem", O_RDWR | O_SYNC);
+	mem_fd = fd;
 	if (fd < 0) {
 		fprintf(stderr, "wpp-probe error=open_devmem errno=%d (%s)\n", errno,
 			strerror(errno));
@@ -317,9 +404,52 @@ int main(int argc, char **argv)
 		} else if (!strcmp(c, "bad-event")) {
 			/* header says DEBUG, port says INIT: must be refused */
 			call_raw(c, WPP_EV_INIT, WPP_EV_DEBUG, WPP_MAILBOX_MAGIC, 0);
-		} else if (!strcmp(c, "smram-page")) {
-			/* TSEG of the twin with -m 2G: 0x7ff00000 */
-			add_page(c, 0x400000, 0x7ff00000);
+		} else if (!strcmp(c, "smram-page") && i + 1 < argc) {
+			/* SMRAM as the target reports it (no constant: it moves with RAM size) */
+			add_page(c, 0x400000, num(argv[++i]));
+		} else if (!strcmp(c, "restore-force")) {
+			uint32_t f = WPP_RESTORE_F_FORCE;
+
+			memcpy(payload(), &f, sizeof(f));
+			call(c, WPP_EV_RESTORE, sizeof(f));
+		} else if (!strcmp(c, "consume")) {
+			call(c, WPP_EV_CONSUME, 0);
+		} else if (!strcmp(c, "snapshot") && i + 1 < argc) {
+			roundtrip((unsigned int)num(argv[++i]), 1);
+		} else if (!strcmp(c, "own-page")) {
+			uint64_t pa = 0;
+
+			if (own_page(&pa))
+				add_page(c, 0x7d0000000000ULL, pa);
+			else
+				printf("wpp-probe cmd=own-page error=alloc");
+		} else if (!strcmp(c, "get-pages") && i + 2 < argc) {
+			struct wpp_get_pages g = { .index = (uint32_t)num(argv[i + 1]),
+						   .count = (uint32_t)num(argv[i + 2]) };
+
+			i += 2;
+			memcpy(payload(), &g, sizeof(g));
+			call(c, WPP_EV_GET_PAGES, sizeof(g));
+		} else if (!strcmp(c, "get-pages-own") && i + 1 < argc) {
+			struct wpp_get_pages g = { .index = (uint32_t)num(argv[++i]), .count = 1 };
+
+			if (!own_page(&g.dest_phys)) {
+				printf("wpp-probe cmd=get-pages-own error=alloc");
+			} else {
+				memcpy(payload(), &g, sizeof(g));
+				call(c, WPP_EV_GET_PAGES, sizeof(g));
+			}
+		} else if (!strcmp(c, "smram-digest")) {
+			smram_digest(c);
+		} else if (!strcmp(c, "mem-crc") && i + 2 < argc) {
+			mem_crc(num(argv[i + 1]), num(argv[i + 2]));
+			i += 2;
+		} else if (!strcmp(c, "cfg-read") && i + 2 < argc) {
+			cfg_access(argv[i + 1], num(argv[i + 2]), 0, 0);
+			i += 2;
+		} else if (!strcmp(c, "cfg-write") && i + 3 < argc) {
+			cfg_access(argv[i + 1], num(argv[i + 2]), 1, (uint32_t)num(argv[i + 3]));
+			i += 3;
 		} else if (!strcmp(c, "region-page")) {
 			add_page(c, 0x400000, base + WPP_PAGES_OFFSET);
 		} else if (!strcmp(c, "add-page") && i + 2 < argc) {
@@ -349,7 +479,7 @@ int main(int argc, char **argv)
 				printf(" data=%.*s", (int)d.size,
 				       (const char *)payload() + sizeof(d));
 		} else if (!strcmp(c, "roundtrip") && i + 1 < argc) {
-			roundtrip((unsigned int)num(argv[++i]));
+			roundtrip((unsigned int)num(argv[++i]), 0);
 		} else if (!strcmp(c, "read-ro")) {
 			struct wpp_data_cmd d = { .section = WPP_SECTION_REGIONS, .size = 4 };
 
