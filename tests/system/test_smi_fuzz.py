@@ -12,6 +12,15 @@ range a CONSUME may legally change). PERSIST, which rewrites the device, is left
 The board is switched off afterwards: the fuzzer's log lines wrapped the CBMEM console.
 A deterministic sweep offers every page of the e820-reserved ranges (firmware tables,
 CBMEM; the first fuzzer runs found CBMEM pages accepted, fixed in a02ab79).
+
+A refusal proves the address check only when nothing else could refuse: most random
+GET_PAGES fail on state or bounds first. So the fuzzer first makes a known snapshot
+(``--prepare``, before the persistent device is hashed) and one command in eight is a
+strict pair (INIT + ADD_PAGE, or RESTORE FORCE of that snapshot + an in-bounds GET_PAGES)
+with a forbidden address that must answer exactly BAD_ADDR. SMRAM is not a constant: it
+is read from the firmware's ``wpp: guard ... smram=BASE:SIZE`` line of this boot, and on
+the twin the handler's log must show the SMRAM branch itself refusing (``reason=smram``),
+not the RAM-range check behind it.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from hil import snapshot
 from hil.cbmem import parse_log
 
 COUNT = 5000
-TWIN_TSEG = "0x7ff00000:0x100000"  # q35 with -m 2G (/work/shared/reference/twin.md)
+KNOWN_PAGES = 8  # pages of the fuzzer's --prepare snapshot
 EVENTS = ("init", "add_region", "remove_region", "add_page", "remove_page", "page_batch",
           "write_data", "read_data", "persist", "restore", "get_pages", "debug", "consume",
           "handoff")
@@ -41,6 +50,17 @@ def _kv(line: str) -> dict[str, str]:
     return dict(p.split("=", 1) for p in line.split() if "=" in p)
 
 
+def smram_of_this_boot(target: Any) -> str:
+    """SMRAM as the firmware recorded it at the handoff ('wpp: guard ... smram=B:S'):
+    TSEG moves with the RAM size, so no constant stands in for it."""
+    log = parse_log(target.shell.run("cbmem -c", timeout=60).stdout)
+    guard = [e for e in log.events if e.name == "guard" and e.get("status") == 0]
+    assert guard, "no 'wpp: guard status=0' line in cbmem -c: the handoff recorded no layout"
+    smram = str(guard[-1]["smram"])
+    assert re.fullmatch(r"0x[0-9a-f]+:0x[0-9a-f]+", smram) and not smram.endswith(":0x0"), smram
+    return smram
+
+
 @pytest.fixture(scope="module")
 def fuzz(target: Any) -> Iterator[dict[str, Any]]:
     """One fuzzer run (module-scoped: its findings feed several checks)."""
@@ -48,21 +68,27 @@ def fuzz(target: Any) -> Iterator[dict[str, Any]]:
     kill_tracked(target)  # the fuzzer shares the mailbox with the kernel driver
     seed = int(os.environ.get("WPP_FUZZ_SEED") or random.SystemRandom().randrange(1, 2**32))
     print(f"wpp-smi-fuzz seed {seed} (replay: WPP_FUZZ_SEED={seed})")
+    smram = smram_of_this_boot(target)
+    # a known snapshot for the strict probes, made before the device is hashed
+    prep = target.shell.run(f"wpp-smi-fuzz --prepare --smram {smram}", timeout=120,
+                            check=False)
+    assert prep.exit_code == 0, prep.stdout + prep.stderr
     twin = optional_twin(target, "hashing the persistent-device file around the fuzzer")
     marker = (snapshot.MARKER_OFFSET, snapshot.MARKER_SIZE)
     before = sha256_ranges(twin.pdev, [marker]) if twin else None
     verdict = inspect_cli(twin.pdev, no_pages=True)[1]["verdict"] if twin else None
     dmesg_before = len(BAD_KERNEL.findall(target.shell.run("dmesg", timeout=30).stdout))
-    smram = TWIN_TSEG if target.is_emulated else "none"
     sweep = target.shell.run(f"wpp-smi-fuzz --sweep-reserved --smram {smram}", timeout=300,
                              check=False)
     print(sweep.stdout.strip())
-    res = target.shell.run(f"wpp-smi-fuzz --seed {seed} --count {COUNT} --smram {smram}",
-                           timeout=600, check=False)
+    debugcon_before = twin.debugcon.stat().st_size if twin else 0
+    res = target.shell.run(f"wpp-smi-fuzz --seed {seed} --count {COUNT} --smram {smram} "
+                           f"--known-pages {KNOWN_PAGES}", timeout=600, check=False)
     print(res.stdout[-3000:])
     yield {
         "seed": seed, "res": res, "sweep": sweep, "twin": twin, "marker": marker,
         "pdev_before": before, "verdict_before": verdict, "dmesg_before": dmesg_before,
+        "smram": smram, "debugcon_before": debugcon_before,
     }
     # thousands of 'wpp:' error lines wrapped this boot's CBMEM console (its boot-time
     # lines are gone) and the handler's state is random: the next test gets a fresh boot
@@ -88,10 +114,32 @@ def test_every_command_answered_nothing_forbidden_accepted(fuzz: dict[str, Any])
     # forbidden addresses of every class were sent, and all were refused
     assert int(kv["forbidden"]) > COUNT // 20
     assert kv["forbidden_refused"] == kv["forbidden"]
-    classes = ("region", "mmio", "beyond_ram", "e820_reserved")
-    for cls in classes + (("smram",) if fuzz["twin"] else ()):
+    classes = ("region", "mmio", "beyond_ram", "e820_reserved", "smram")
+    for cls in classes:
         accepted, sent = (int(x) for x in kv[cls].split("/"))
         assert sent > 0 and accepted == 0, f"{cls}: {kv[cls]}"
+    # the strict pairs: the address check itself refused, with BAD_ADDR, in every class
+    for cls in classes:
+        bad_addr, sent = (int(x) for x in kv[f"strict_{cls}"].split("/"))
+        assert sent > 0 and bad_addr == sent, f"strict {cls}: {kv[f'strict_{cls}']}"
+    start = [ln for ln in res.stdout.splitlines() if ln.startswith("wpp-fuzz start ")]
+    assert start and _kv(start[-1])["smram"] == fuzz["smram"], "fuzzed another SMRAM range"
+
+
+def test_smram_refused_by_the_smram_check(fuzz: dict[str, Any]) -> None:
+    """Each strict SMRAM probe is refused by the handler's SMRAM branch (its log line says
+    reason=smram), not by the OS-RAM range check that would refuse it too."""
+    twin = fuzz["twin"]
+    if twin is None:
+        pytest.skip("twin_only: the handler's full log (debugcon) exists only on the twin")
+    done = [ln for ln in fuzz["res"].stdout.splitlines() if ln.startswith("wpp-fuzz done ")]
+    _, sent = (int(x) for x in _kv(done[-1])["strict_smram"].split("/"))
+    with twin.debugcon.open("rb") as f:
+        f.seek(fuzz["debugcon_before"])
+        text = f.read().decode(errors="replace")
+    by_smram = re.findall(r"^wpp: (?:add_page|get_pages) status=8 error=bad_addr seq=\d+ "
+                          r"reason=smram$", text, re.M)
+    assert sent > 0 and len(by_smram) >= sent, (len(by_smram), sent)
 
 
 def test_handler_and_machine_still_work(fuzz: dict[str, Any], target: Any) -> None:

@@ -4,8 +4,9 @@
  * handler from a guest's user space and check every answer.
  *
  * Usage: wpp-smi-fuzz [--base ADDR] [--seed S] [--count N]
- *                     [--smram BASE:SIZE|none] [--lenient-reserved]
- *                     [--sweep-reserved] [--persist]
+ *                     [--smram BASE:SIZE|auto|none] [--lenient-reserved]
+ *                     [--sweep-reserved] [--persist] [--prepare]
+ *                     [--known-pages K]
  *
  * Commands are random events 0xa0-0xac (and now and then the one-shot
  * ramstage handoff 0xad, which the handler must ignore after boot) with
@@ -14,8 +15,9 @@
  * mailbox). Physical addresses are drawn from three classes:
  *  - our own locked pages (valid OS RAM),
  *  - other System RAM pages (valid; only ever recorded, never written),
- *  - forbidden ones: the WPP region itself, SMRAM (--smram, default the
- *    twin's TSEG 0x7ff00000:0x100000; "none" when unknown), every non-RAM
+ *  - forbidden ones: the WPP region itself, SMRAM (--smram BASE:SIZE as the
+ *    target reports it, e.g. from its "wpp: guard ... smram=" line; "auto"
+ *    (default) asks the handler's SMRAM_DIGEST debug op; "none"), every non-RAM
  *    range of /proc/iomem above 1 MiB (PCI windows, MMCONFIG, APIC;
  *    e820-reserved firmware tables such as CBMEM) and addresses beyond the
  *    end of RAM.
@@ -30,6 +32,17 @@
  * not violations). Pages of ours that no command named as a destination must
  * be unchanged at the end. Finally INIT, SELFTEST and a READ_DATA of the
  * counters must still succeed, and the debug flags are put back to 0.
+ *
+ * Strict probes (--known-pages K, after --prepare made a known snapshot of K
+ * pages): a "refused" that came from a state or bounds check proves nothing
+ * about the address check, so one command in eight becomes a pair that puts
+ * the handler where only the address can fail (INIT then ADD_PAGE, or
+ * RESTORE FORCE of the known snapshot then an in-bounds GET_PAGES) with a
+ * forbidden address, and requires exactly WPP_E_BAD_ADDR. Reported per class
+ * as strict_<class>=BAD_ADDR/SENT.
+ *
+ * --prepare: INIT, PAGE_BATCH of K=8 of our pages, PERSIST, RESTORE FORCE;
+ * prints "wpp-fuzz prepared pages=K ..." (exit 1 unless all succeeded).
  *
  * --sweep-reserved instead tries ADD_PAGE on every page of the e820-reserved
  * ranges (not SMRAM, not the WPP region) and prints
@@ -94,7 +107,10 @@ static unsigned long answered, unanswered, violations, forbidden, forbidden_refu
 static unsigned long handoffs;
 static uint64_t last_bad_pa;	/* the last forbidden address drawn, for reports */
 static int last_class;
-static uint64_t smram_base = 0x7ff00000, smram_size = 0x100000;	/* q35 -m 2G TSEG */
+static uint64_t smram_base, smram_size;	/* from --smram or the handler */
+#define KNOWN_PAGES	8	/* pages of the --prepare snapshot */
+static unsigned int known_pages;	/* --known-pages: strict probes on */
+static unsigned long strict_sent[C_COUNT], strict_bad_addr[C_COUNT];
 static int lenient_reserved;	/* e820-reserved acceptance only counted */
 static unsigned long class_sent[C_COUNT], class_accepted[C_COUNT];
 
@@ -338,6 +354,64 @@ static uint32_t random_len(uint32_t natural)
 	return (uint32_t)rnd();	/* anything, mostly far beyond the mailbox */
 }
 
+static int simple(uint8_t ev, const void *pl, uint32_t len);
+
+/*
+ * A forbidden address offered where nothing but the address can fail: the
+ * answer must be WPP_E_BAD_ADDR itself, not any refusal.
+ */
+static void strict_probe(unsigned long i)
+{
+	uint64_t pa = forbidden_pa();
+	int cls = last_class, st, pre;
+
+	if (!smram_size && cls == C_SMRAM)
+		return;
+	if (below(2)) {
+		struct wpp_page_mapping m = { .virtual_address = 0x400000 + below(512) * 4096,
+					      .physical_address = pa };
+
+		pre = simple(WPP_EV_INIT, NULL, 0);
+		if (pre != WPP_OK) {
+			violation(i, WPP_EV_INIT, "strict_init_failed", pre);
+			return;
+		}
+		st = simple(WPP_EV_ADD_PAGE, &m, sizeof(m));
+		event_count[WPP_EV_ADD_PAGE - WPP_EV_FIRST]++;
+	} else {
+		uint32_t flags = WPP_RESTORE_F_FORCE;
+		struct wpp_get_pages g;
+
+		pre = simple(WPP_EV_RESTORE, &flags, sizeof(flags));
+		if (pre != WPP_OK) {
+			violation(i, WPP_EV_RESTORE, "known_snapshot_not_restored", pre);
+			return;
+		}
+		g.index = (uint32_t)below(known_pages);
+		g.count = (uint32_t)below(known_pages - g.index) + 1;
+		g.dest_phys = pa;
+		st = simple(WPP_EV_GET_PAGES, &g, sizeof(g));
+		event_count[WPP_EV_GET_PAGES - WPP_EV_FIRST]++;
+	}
+	if (st == -1000 || st == -1001) {
+		unanswered++;
+		violation(i, 0, "unanswered", st);
+		return;
+	}
+	answered++;
+	if (st < 0 || st >= WPP_E_COUNT) {
+		status_count[WPP_E_COUNT]++;
+		violation(i, 0, "unknown_status", st);
+		return;
+	}
+	status_count[st]++;
+	strict_sent[cls]++;
+	if (st == WPP_E_BAD_ADDR)
+		strict_bad_addr[cls]++;
+	else if (cls != C_RESERVED || !lenient_reserved)
+		violation(i, 0, "forbidden_addr_not_bad_addr", st);
+}
+
 static void one(unsigned long i, int allow_persist)
 {
 	uint8_t ev = (uint8_t)(WPP_EV_FIRST + below(WPP_EV_COUNT));
@@ -348,6 +422,10 @@ static void one(unsigned long i, int allow_persist)
 	int must_fail = 0, st;
 	const char *why = "";
 
+	if (known_pages && below(8) == 0) {
+		strict_probe(i);
+		return;
+	}
 	if (ev == WPP_EV_PERSIST && !allow_persist)
 		ev = WPP_EV_READ_DATA;
 	if (below(200) == 0) {
@@ -604,6 +682,44 @@ static void sanity(void)
 	       (unsigned long long)flags, flags_st, canary_bad);
 }
 
+/* A known snapshot for the strict probes: KNOWN_PAGES of our canary pages. */
+static int prepare(void)
+{
+	struct wpp_page_batch *b = (struct wpp_page_batch *)payload();
+	struct wpp_page_op *ops = (struct wpp_page_op *)(b + 1);
+	uint32_t flags = WPP_RESTORE_F_FORCE;
+	int init, batch, persist, restore;
+
+	init = simple(WPP_EV_INIT, NULL, 0);
+	b->count = KNOWN_PAGES;
+	b->flags = 0;
+	for (unsigned int k = 0; k < KNOWN_PAGES; k++) {
+		ops[k].virtual_address = 0x500000 + (uint64_t)k * 4096;
+		ops[k].physical_address = own_pa[DEST_PAGES + k];
+		ops[k].op = WPP_PAGE_OP_ADD;
+		ops[k].reserved = 0;
+	}
+	batch = raise_smi(WPP_EV_PAGE_BATCH, WPP_EV_PAGE_BATCH, WPP_MAILBOX_MAGIC,
+			  WPP_ABI_VERSION, sizeof(*b) + KNOWN_PAGES * sizeof(*ops));
+	persist = simple(WPP_EV_PERSIST, NULL, 0);
+	restore = simple(WPP_EV_RESTORE, &flags, sizeof(flags));
+	printf("wpp-fuzz prepared pages=%u init=%d batch=%d persist=%d restore=%d\n",
+	       KNOWN_PAGES, init, batch, persist, restore);
+	return init || batch || persist || restore ? 1 : 0;
+}
+
+/* SMRAM as the handler reports it (DEBUG SMRAM_DIGEST); 0 when refused. */
+static int smram_from_handler(void)
+{
+	struct wpp_debug_cmd d = { .op = WPP_DEBUG_OP_SMRAM_DIGEST };
+
+	if (simple(WPP_EV_DEBUG, &d, sizeof(d)) != WPP_OK || !hdr()->result[2])
+		return 0;
+	smram_base = hdr()->result[1];
+	smram_size = hdr()->result[2];
+	return 1;
+}
+
 /*
  * Deterministic companion of the random run: ADD_PAGE of every page of every
  * e820-reserved range above 1 MiB except SMRAM and the WPP region (firmware
@@ -648,7 +764,7 @@ int main(int argc, char **argv)
 {
 	unsigned long count = 3000;
 	unsigned long long seed = 1;
-	int allow_persist = 0, sweep = 0, fd;
+	int allow_persist = 0, sweep = 0, fd, smram_auto = 1, do_prepare = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--base") && i + 1 < argc) {
@@ -663,13 +779,28 @@ int main(int argc, char **argv)
 			lenient_reserved = 1;
 		} else if (!strcmp(argv[i], "--sweep-reserved")) {
 			sweep = 1;
+		} else if (!strcmp(argv[i], "--prepare")) {
+			do_prepare = 1;
+		} else if (!strcmp(argv[i], "--known-pages") && i + 1 < argc) {
+			known_pages = (unsigned int)strtoul(argv[++i], NULL, 0);
+			if (!known_pages || known_pages > KNOWN_PAGES) {
+				fprintf(stderr, "wpp-fuzz error=usage --known-pages 1..%d\n",
+					KNOWN_PAGES);
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--smram") && i + 1 < argc &&
+			   !strcmp(argv[i + 1], "auto")) {
+			i++;
+			smram_auto = 1;
 		} else if (!strcmp(argv[i], "--smram") && i + 1 < argc &&
 			   !strcmp(argv[i + 1], "none")) {
 			i++;
+			smram_auto = 0;
 			smram_base = smram_size = 0;	/* unknown here: class not drawn */
 		} else if (!strcmp(argv[i], "--smram") && i + 1 < argc) {
 			char *end;
 
+			smram_auto = 0;
 			smram_base = strtoull(argv[++i], &end, 0);
 			smram_size = *end == ':' ? strtoull(end + 1, NULL, 0) : 0;
 			if (!smram_size) {
@@ -678,8 +809,9 @@ int main(int argc, char **argv)
 			}
 		} else {
 			fprintf(stderr, "usage: %s [--base ADDR] [--seed S] [--count N] "
-				"[--smram BASE:SIZE|none] [--lenient-reserved] "
-				"[--sweep-reserved] [--persist]\n", argv[0]);
+				"[--smram BASE:SIZE|auto|none] [--lenient-reserved] "
+				"[--sweep-reserved] [--persist] [--prepare] "
+				"[--known-pages K]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -708,11 +840,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (smram_auto && !smram_from_handler()) {
+		fprintf(stderr, "wpp-fuzz error=smram_unknown (the handler refused "
+			"SMRAM_DIGEST: pass --smram BASE:SIZE from its 'wpp: guard' line)\n");
+		return 2;
+	}
+	if (do_prepare)
+		return prepare();
 	if (sweep)
 		return sweep_reserved();
 	printf("wpp-fuzz start seed=%llu count=%lu ram_ranges=%d forbidden_ranges=%d "
-	       "ram_end=0x%llx persist=%d\n", seed, count, nram, nbad,
-	       (unsigned long long)ram_end, allow_persist);
+	       "ram_end=0x%llx persist=%d smram=0x%llx:0x%llx known_pages=%u\n", seed, count,
+	       nram, nbad, (unsigned long long)ram_end, allow_persist,
+	       (unsigned long long)smram_base, (unsigned long long)smram_size, known_pages);
 
 	for (unsigned long i = 1; i <= count; i++)
 		one(i, allow_persist);
@@ -729,6 +869,8 @@ int main(int argc, char **argv)
 		printf("%s%lu", e ? "," : "", event_count[e]);
 	for (int c = 0; c < C_COUNT; c++)
 		printf(" %s=%lu/%lu", class_name[c], class_accepted[c], class_sent[c]);
+	for (int c = 0; c < C_COUNT; c++)
+		printf(" strict_%s=%lu/%lu", class_name[c], strict_bad_addr[c], strict_sent[c]);
 	printf("\n");
 	return violations || unanswered ? 1 : 0;
 }
