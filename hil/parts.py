@@ -98,21 +98,27 @@ def make_shell(board: Board) -> Shell:
     )
 
 
+def flash_host_runner(board: Board) -> Runner:
+    """Commands on the host that holds the board's SPI programmer (this one, or over SSH)."""
+    cfg = board.flash
+    if not cfg.remote_host:
+        return LocalRunner()
+    user, _, host = cfg.remote_host.rpartition("@")
+    host, _, port = host.partition(":")
+    shell = Shell(
+        host,
+        int(port or 22),
+        user or "root",
+        key_file=cfg.ssh_key_file,
+        password=cfg.ssh_password.get() if cfg.ssh_key_file is None else None,
+    )
+    return SshRunner(shell)
+
+
 def make_flash(board: Board, backup_dir: Path | None = None) -> Flashrom:
     """flashrom for the board's chip, run locally or on the programmer host over SSH."""
     cfg = board.flash
-    runner: Runner = LocalRunner()
-    if cfg.remote_host:
-        user, _, host = cfg.remote_host.rpartition("@")
-        host, _, port = host.partition(":")
-        shell = Shell(
-            host,
-            int(port or 22),
-            user or "root",
-            key_file=cfg.ssh_key_file,
-            password=cfg.ssh_password.get() if cfg.ssh_key_file is None else None,
-        )
-        runner = SshRunner(shell)
+    runner = flash_host_runner(board)
     return Flashrom(
         cfg.programmer,
         chip_size=cfg.chip_size,

@@ -145,6 +145,13 @@ def target(
     board = _board(pytestconfig)
     boot_timeout = pytestconfig.getoption("--hil-boot-timeout")
     started = None
+    leases = contextlib.ExitStack()
+    if board.emulated is None or pytestconfig.getoption("--hil-attach"):
+        # a board others may drive too: hold its lease for the session (a private twin
+        # is ours alone); a run that already holds it passes it down in HIL_LEASE
+        from hil.lease import held
+
+        leases.enter_context(held(board, "pytest " + " ".join(pytestconfig.args)[:60]))
     if board.emulated is not None and pytestconfig.getoption("--hil-attach"):
         from hil.parts import resolve
 
@@ -175,6 +182,7 @@ def target(
             from hil.emulated import twin
 
             twin.down(started)
+        leases.close()
 
 
 @pytest.fixture(autouse=True)

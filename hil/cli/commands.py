@@ -9,6 +9,7 @@ from hil.cli import (
     emulate_cmd,
     flash_cmd,
     inventory_cmd,
+    lease_cmd,
     logs_cmd,
     power_cmd,
     screenshot_cmd,
@@ -30,4 +31,5 @@ MODULES = [
     emulate_cmd,
     cycle_cmd,
     bench_cmd,
+    lease_cmd,
 ]

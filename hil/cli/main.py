@@ -15,7 +15,9 @@ from collections.abc import Sequence
 
 from hil.cli import commands
 from hil.cli.context import Context
+from hil.cli.lease_cmd import needs_lease
 from hil.errors import HilError
+from hil.lease import held
 
 EPILOG = """\
 boards come from inventory.yaml (see README); --board defaults to its default_board.
@@ -50,7 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = Context(args)
     try:
-        rc = args.func(ctx)
+        if needs_lease(args):
+            # acts on a board: hold its lease while running (or use the one our run holds)
+            with held(ctx.board, purpose="hil " + " ".join(_verb(argv))):
+                rc = args.func(ctx)
+        else:
+            rc = args.func(ctx)
         return int(rc or 0)
     except HilError as exc:
         if os.environ.get("HIL_DEBUG"):
@@ -64,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+
+
+def _verb(argv: Sequence[str] | None) -> list[str]:
+    """The command words (no options) for the lease's purpose line; never secrets."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    return [w for w in words[:3] if not w.startswith("-")][:2]
 
 
 if __name__ == "__main__":
