@@ -32,8 +32,8 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
+from hil.cache import cache_root
 from hil.errors import HilError
 from hil.inventory import Board
 from hil.runner import LocalRunner, Runner
@@ -179,7 +179,7 @@ def store_for(board: Board) -> LeaseStore:
     host = board.flash.remote_host
     if host is None:
         # flashrom runs here: this host drives the board, its clients meet here
-        return LeaseStore(LocalRunner(), str(Path.home() / ".local/state/wpp-hil/leases"))
+        return LeaseStore(LocalRunner(), str(cache_root() / "leases"))
     from hil.parts import flash_host_runner
 
     return LeaseStore(flash_host_runner(board), REMOTE_DIR)

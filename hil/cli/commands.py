@@ -15,6 +15,7 @@ from hil.cli import (
     screenshot_cmd,
     snapshot_cmd,
     ssh_cmd,
+    transfer_cmd,
 )
 
 MODULES = [
@@ -23,6 +24,7 @@ MODULES = [
     flash_cmd,
     console_cmd,
     ssh_cmd,
+    transfer_cmd,
     logs_cmd,
     screenshot_cmd,
     snapshot_cmd,

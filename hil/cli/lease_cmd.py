@@ -23,6 +23,7 @@ LEASED: dict[str, frozenset[str]] = {
     "flash": frozenset(),
     "console": frozenset(),
     "ssh": frozenset(),
+    "put": frozenset(),
     "cycle": frozenset(),
     "bench": frozenset(),
 }
