@@ -7,12 +7,19 @@ before a client reconnects (the coreboot banner comes ~0.1 s after power-on). So
 daemon owns both ends: a unix socket QEMU connects to at startup (before the guest runs,
 so nothing is lost) and the loopback TCP port clients use. Bytes from QEMU go to every
 connected client and to ``serial.log``; bytes from clients go to the guest.
+
+Like a real UART, the board hears only what is typed while it is powered: bytes a client
+sends while no QEMU is connected are dropped, never delivered to the next boot. A client's
+bytes are read and routed under the same lock that installs a new QEMU, and installing one
+first discards what clients sent before it, so there is no window in which bytes typed
+while off are read before the new QEMU arrives and forwarded to it after.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -62,6 +69,8 @@ class SerialRelay:
         with self._lock:
             for c in [*self._clients, *([self._qemu] if self._qemu else [])]:
                 with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)  # wakes a pump waiting on it
+                with contextlib.suppress(OSError):
                     c.close()
             self._clients.clear()
         with contextlib.suppress(FileNotFoundError):
@@ -81,8 +90,14 @@ class SerialRelay:
 
     def _adopt_qemu(self, conn: socket.socket) -> None:
         with self._lock:
+            # What clients typed before this power-on was typed into a board without
+            # power (or into the previous boot): a UART would have lost it.
+            for c in self._clients:
+                self._discard_pending(c)
             old, self._qemu = self._qemu, conn
-        if old is not None:
+        if old is not None:  # hang up on it (shutdown: its pump may still be in recv)
+            with contextlib.suppress(OSError):
+                old.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 old.close()
 
@@ -120,10 +135,42 @@ class SerialRelay:
         with contextlib.suppress(OSError):
             conn.close()
 
+    @staticmethod
+    def _discard_pending(conn: socket.socket) -> None:
+        """Drop what `conn` has sent and nobody read yet (never its end-of-stream)."""
+        while True:
+            try:
+                if not conn.recv(65536, socket.MSG_DONTWAIT | socket.MSG_PEEK):
+                    return  # the client hung up: leave that for its pump to see
+                conn.recv(65536, socket.MSG_DONTWAIT)
+            except OSError:  # BlockingIOError: nothing (more) pending
+                return
+
     def _pump_client(self, conn: socket.socket) -> None:
-        for data in self._chunks(conn):
+        """Forward a client's bytes to the QEMU that is connected when they are read.
+
+        The read and the choice of QEMU happen under the lock `_adopt_qemu` holds, so
+        bytes sent while the board was off cannot reach the next boot (see the module
+        docstring). A pump waits with select() outside the lock, so it never blocks
+        adoption.
+        """
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([conn], [], [], 1.0)
+            except (OSError, ValueError):  # closed under us
+                break
+            if not ready:
+                continue
             with self._lock:
+                try:
+                    data = conn.recv(4096, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue  # discarded by _adopt_qemu meanwhile
+                except OSError:
+                    break
                 qemu = self._qemu
+            if not data:
+                break
             if qemu is not None:  # typing into a powered-off board goes nowhere
                 with contextlib.suppress(OSError):
                     qemu.sendall(data)

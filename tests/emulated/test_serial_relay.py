@@ -79,6 +79,28 @@ def test_client_outlives_qemu_and_sees_the_next_boot(relay: SerialRelay) -> None
     c.close()
 
 
+def test_bytes_typed_while_off_never_reach_any_later_boot(relay: SerialRelay) -> None:
+    """The flaky failure of the test above, made certain by repetition: a client types
+    while the board is off and the next QEMU arrives at once. The relay used to read the
+    bytes before the QEMU arrived and route them after (9% of cycles here); a UART drops
+    them. Each cycle checks that the first byte the new boot hears is the one typed after
+    power-on."""
+    c = client_end(relay)
+    for cycle in range(150):
+        q = qemu_end(relay)
+        wait_for(lambda: relay._qemu is not None, 5, "relay adopts QEMU", interval=0.002)
+        q.close()
+        wait_for(lambda: relay._qemu is None, 5, "relay forgets the dead QEMU", interval=0.002)
+        c.sendall(b"t")  # typed while off
+        nxt = qemu_end(relay)
+        wait_for(lambda: relay._qemu is not None, 5, "relay adopts the next QEMU", interval=0.002)
+        c.sendall(b"x")
+        assert read_exactly(nxt, 1) == b"x", f"cycle {cycle}: a byte typed while off arrived"
+        nxt.close()
+        wait_for(lambda: relay._qemu is None, 5, "relay forgets the QEMU", interval=0.002)
+    c.close()
+
+
 def test_a_new_qemu_replaces_the_old_one(relay: SerialRelay) -> None:
     old = qemu_end(relay)
     wait_for(lambda: relay._qemu is not None, 5, "relay adopts QEMU")
@@ -88,9 +110,8 @@ def test_a_new_qemu_replaces_the_old_one(relay: SerialRelay) -> None:
     c = client_end(relay)
     c.sendall(b"y")
     assert read_exactly(new, 1) == b"y"
-    old.setblocking(False)
-    with pytest.raises(BlockingIOError):
-        old.recv(1)  # the replaced QEMU gets nothing
+    old.settimeout(5)
+    assert old.recv(1) == b""  # the replaced QEMU is hung up on and got nothing
     new.close()
     old.close()
     c.close()

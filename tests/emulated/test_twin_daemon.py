@@ -6,6 +6,7 @@ nothing else. That is all these tests need, so they run without building anythin
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from hil.emulated import twin
-from hil.emulated.state import StateDir, process_matches, tracked_pid
+from hil.emulated.state import StateDir, free_ports, process_matches, tracked_pid
 from hil.errors import HilError
 from hil.inventory import Board, load
 from hil.pikvm import PiKvmAuthRejectedError, PiKvmClient, PiKvmUnavailableError
@@ -112,12 +113,19 @@ def test_killed_daemon_takes_qemu_along(running: tuple[Board, StateDir]) -> None
 
 
 def test_fixed_port_in_use_is_a_clear_error(board: Board, tmp_path) -> None:
+    """Only the port this test holds is busy: the other fixed ports are moved off the
+    inventory's, which a twin started by hand ('hil emulate up') may be holding."""
+    kvmd_port, serial_port = free_ports(2)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        busy = board.replace(ssh=board.ssh.__class__(**{**board.ssh.__dict__, "port": port}))
-        with pytest.raises(HilError, match=f"port {port} .* already in use"):
+        busy = board.replace(
+            pikvm=dataclasses.replace(board.pikvm, url=f"http://127.0.0.1:{kvmd_port}"),
+            serial=dataclasses.replace(board.serial, url=f"socket://127.0.0.1:{serial_port}"),
+            ssh=dataclasses.replace(board.ssh, port=port),
+        )
+        with pytest.raises(HilError, match=rf"port {port} \(ssh\) .* already in use"):
             twin.up(busy, state=tmp_path / "t")
 
 

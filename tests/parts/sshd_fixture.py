@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,10 +126,18 @@ class SshServer:
         self.proc.wait(timeout=10)
         self.proc = None
 
-    def restart(self, new_host_key: bool = False, down_for: float = 0.0) -> None:
+    def restart(self, new_host_key: bool = False, down_for: float = 0.0,
+                stopped: threading.Event | None = None) -> None:
+        """Stop, optionally change the host key, stay down `down_for` s, start again.
+
+        `stopped` is set once the server is down, so a test running this in a thread
+        can check the down state without guessing how long stopping takes.
+        """
         self.stop()
         if new_host_key:
             self._new_host_key()
+        if stopped is not None:
+            stopped.set()
         time.sleep(down_for)
         self.start()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from hil.console import Console
 from hil.errors import ConfigError, TimeoutExpired
-from hil.timeout import Deadline
+from hil.timeout import Deadline, wait_for
 
 
 class VanishingPeer:
@@ -97,8 +98,11 @@ def test_no_byte_lost_and_expect_spans_a_reconnect(peer: VanishingPeer, tmp_path
         before += b"bad utf8 \xff\xfe here\n" + b"last words before power cut, no newline"
         peer.send(before)
         peer.down()  # the port disappears right after the data: nothing may be lost
-        time.sleep(0.8)  # the reader keeps retrying while the port is gone (refused)
-        assert not con.connected
+        wait_for(lambda: not con.connected, 10, "the console to notice the disconnect",
+                 interval=0.02)
+        # the reader keeps retrying while the port is gone: its attempts are refused
+        wait_for(lambda: "refused" in (con.last_error or ""), 10,
+                 "a refused reconnect attempt", interval=0.02)
         peer.up()
         peer.accept()
         after = b"\r\ncoreboot-4.15 bootblock starting\r\nlogin: root\r\n"
@@ -170,8 +174,8 @@ def test_send_line_reaches_peer_and_waits_for_reconnect(
         con.send_line("echo hello")
         assert peer.recv_until(b"\n") == b"echo hello\n"
         peer.down()
-        time.sleep(0.5)
-        assert not con.connected
+        wait_for(lambda: not con.connected, 10, "the console to notice the disconnect",
+                 interval=0.02)
         threading.Timer(0.5, lambda: (peer.up(), peer.accept())).start()
         con.send_line("after reboot", timeout=10)  # blocks until the port is back
         assert peer.recv_until(b"\n") == b"after reboot\n"
@@ -184,16 +188,18 @@ def test_follow_yields_live_output(peer: VanishingPeer, tmp_path: Path) -> None:
         con.expect("old", 5)
         stop = threading.Event()
         chunks: list[str] = []
+        # The mark is taken here, not when the thread first runs the generator: output
+        # sent before a late start would otherwise be missed (a race).
+        since = con.mark()
 
         def collect() -> None:
-            for chunk in con.follow(stop=stop):
+            for chunk in con.follow(since=since, stop=stop):
                 chunks.append(chunk)
                 if "END" in "".join(chunks):
                     stop.set()
 
         t = threading.Thread(target=collect)
         t.start()
-        time.sleep(0.3)
         peer.send(b"new 1\n")
         peer.send(b"new 2 END\n")
         t.join(timeout=5)
@@ -209,8 +215,11 @@ def test_tty_path(tmp_path: Path) -> None:
             os.write(master, b"hello over a tty\n")
             assert con.expect("over a (tty)", 5).group(1) == "tty"
             con.send_line("typed")
-            time.sleep(0.2)
-            assert b"typed" in os.read(master, 100)
+            got, deadline = b"", Deadline(5)
+            while b"typed" not in got and not deadline.expired:
+                if select.select([master], [], [], deadline.remaining)[0]:
+                    got += os.read(master, 100)
+            assert b"typed" in got
     finally:
         os.close(master)
         os.close(slave)
@@ -338,8 +347,8 @@ def test_rfc2217_through_ser2net_survives_server_restart(tmp_path: Path) -> None
             procs[0].kill()  # the serial server goes away (PiKVM reboot)
             procs[0].wait(10)
             mark = con.mark()
-            Deadline(10).sleep(0.5)
-            assert not con.connected
+            wait_for(lambda: not con.connected, 10, "the console to notice ser2net is gone",
+                     interval=0.02)
             procs.append(_start_ser2net(tmp_path, tty, port))
             con.wait_connected(10)
             time.sleep(0.3)
