@@ -19,9 +19,9 @@ APT_PACKAGES := \
 	dpkg-dev rsync git curl pkg-config zlib1g-dev libpci-dev libelf-dev libssl-dev \
 	busybox-static dropbear-bin openssh-client openssh-server openssh-sftp-server gdb \
 	redis-server redis-tools p7zip-full python3-venv python3-dev \
-	docker.io debootstrap
+	docker.io debootstrap dosfstools mtools
 
-.PHONY: setup apt venv test lint demo firmware kernel rootfs artifacts flash prune-cache clean-cache help
+.PHONY: setup apt venv test lint demo firmware kernel rootfs artifacts flash recover prune-cache clean-cache help
 
 help:
 	@echo "make setup    install Debian packages and the Python venv (.venv)"
@@ -30,6 +30,7 @@ help:
 	@echo "make lint     ruff, actionlint (.github/workflows)"
 	@echo "make firmware / kernel / rootfs   build (or reuse cached) twin artifacts"
 	@echo "make flash BOARD=<board> IMAGE=<rom>   hil flash write"
+	@echo "make recover BOARD=<board>   hil recover (restore the last known-good ROM)"
 	@echo "make prune-cache   hil cache prune (old builds)"
 	@echo "make clean-cache   wipe ~/.cache/wpp-hil (cold-run check)"
 
@@ -74,6 +75,9 @@ test: setup lint
 
 demo: setup
 	$(HIL) demo
+
+recover: setup
+	$(HIL) recover --board $(BOARD)
 
 flash: setup
 	@test -n "$(IMAGE)" || { echo "usage: make flash BOARD=<board> IMAGE=<rom>"; exit 2; }

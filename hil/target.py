@@ -225,6 +225,9 @@ class Target:
             self.mark_broken(f"boot failed: {e}")
             raise
         self.last_boot = timings
+        if banner:  # our firmware started and the OS answers: the ROM is known good
+            with contextlib.suppress(OSError):
+                self._known_good().promote()
         return timings
 
     def ensure_booted(self, timeout: float = 180.0, settle: float = 30.0) -> BootTimings | None:
@@ -259,7 +262,15 @@ class Target:
                 f"refusing to flash {self.board.name} while it is powered on",
                 "power it off first (hil power off): the flash is written externally in G3",
             )
-        return self.flash.write(Path(image), **kwargs)
+        result = self.flash.write(Path(image), **kwargs)
+        # known good once the board boots it (hil.recovery: the way back)
+        self._known_good().record_flashed(Path(image))
+        return result
+
+    def _known_good(self) -> Any:
+        from hil.recovery import KnownGood
+
+        return KnownGood(self.board)
 
     # -- artifacts -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from hil.cli import (
     lease_cmd,
     logs_cmd,
     power_cmd,
+    recover_cmd,
     screenshot_cmd,
     snapshot_cmd,
     ssh_cmd,
@@ -34,4 +35,5 @@ MODULES = [
     cycle_cmd,
     bench_cmd,
     lease_cmd,
+    recover_cmd,
 ]

@@ -24,6 +24,7 @@ LEASED: dict[str, frozenset[str]] = {
     "console": frozenset(),
     "ssh": frozenset(),
     "put": frozenset(),
+    "recover": frozenset(),
     "cycle": frozenset(),
     "bench": frozenset(),
 }
