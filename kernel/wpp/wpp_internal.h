@@ -61,6 +61,18 @@ struct task_struct *wpp_tracked_task_get(void);
 int wpp_track_reset_firmware(void);
 int wpp_track_sync(struct task_struct *task);
 void wpp_track_freeze(void);
+int wpp_track_check(struct task_struct *task);
+void wpp_track_check_release(void);
+
+/* the power-loss page-table check, for /sys/kernel/wpp/check */
+struct wpp_check_stats {
+	u64 checks, failed;
+	u64 pages_added, pages_removed, regions_added, regions_removed;
+	u64 last_pages, last_regions, last_corrected, last_us;
+	u64 track_errors;	/* failed run-time reports (eager SMIs, syncs, batches) */
+};
+
+extern struct wpp_check_stats wpp_check_stats;
 unsigned int wpp_batch_pending(void);
 int wpp_track_mode(void);
 

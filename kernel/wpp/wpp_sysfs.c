@@ -10,6 +10,8 @@
  *   stats           one line per event: name calls errors ns
  *                   plus "no_answer N" and "last_status S"
  *   fw_counters     the firmware's struct wpp_counters (READ_DATA), key value
+ *   check           the power-loss page-table check: checks, failed, corrections
+ *                   (pages/regions added/removed), last pages/regions/us
  *
  * debugfs wpp/ (firmware state read back with READ_DATA, for tests):
  *   fw_regions      "start end prot flags offset state path" per used slot, hex
@@ -90,6 +92,19 @@ static ssize_t fw_counters_show(struct kobject *k, struct kobj_attribute *a, cha
 	return n;
 }
 
+static ssize_t check_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	struct wpp_check_stats st = wpp_check_stats;	/* counters: a torn read is harmless */
+
+	return sysfs_emit(buf,
+			  "checks %llu\nfailed %llu\npages_added %llu\npages_removed %llu\n"
+			  "regions_added %llu\nregions_removed %llu\nlast_pages %llu\n"
+			  "last_regions %llu\nlast_corrected %llu\nlast_us %llu\ntrack_errors %llu\n",
+			  st.checks, st.failed, st.pages_added, st.pages_removed,
+			  st.regions_added, st.regions_removed, st.last_pages,
+			  st.last_regions, st.last_corrected, st.last_us, st.track_errors);
+}
+
 static struct kobj_attribute wpp_attrs[] = {
 	__ATTR_RO(tracked_pid),
 	__ATTR_RO(mode),
@@ -97,6 +112,7 @@ static struct kobj_attribute wpp_attrs[] = {
 	__ATTR_RO(region),
 	__ATTR_RO(stats),
 	__ATTR_RO(fw_counters),
+	__ATTR_RO(check),
 };
 
 static struct attribute *wpp_attr_list[ARRAY_SIZE(wpp_attrs) + 1];

@@ -21,11 +21,15 @@
 #include <linux/dcache.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
+#include <linux/huge_mm.h>
+#include <linux/ktime.h>
+#include <linux/mutex.h>
 #include <linux/pagewalk.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/vmalloc.h>
@@ -49,6 +53,20 @@ static pid_t wt_pid;
 static bool wt_claimed;
 static int wt_mode;
 static bool wt_frozen;
+static atomic_t wt_errors;	/* failed run-time reports since tracking began */
+
+/*
+ * A run-time report (eager SMI, region sync, batch flush) failed: the
+ * firmware's lists are wrong until the power-loss check corrects them.
+ * Counted, logged (ratelimited) and reported at power loss.
+ */
+static void wpp_track_error(const char *what, int err)
+{
+	atomic_inc(&wt_errors);
+	wpp_check_stats.track_errors++;
+	pr_warn_ratelimited("%s failed: %d (the power-loss check will correct the lists)\n",
+			    what, err);
+}
 
 /* Firmware region shadow: protected by wt_shadow_lock (nests in wt_batch_lock). */
 static DEFINE_SPINLOCK(wt_shadow_lock);
@@ -298,8 +316,12 @@ static void wpp_batch_add_locked(u32 op, unsigned long va, unsigned long pfn)
 
 	if (!wt_ops)
 		return;
-	if (wt_nr_ops == WPP_BATCH_OPS)
-		wpp_batch_flush_locked();
+	if (wt_nr_ops == WPP_BATCH_OPS) {
+		int err = wpp_batch_flush_locked();
+
+		if (err)
+			wpp_track_error("page batch", err);
+	}
 	o = &wt_ops[wt_nr_ops++];
 	o->virtual_address = va;
 	o->physical_address = PFN_PHYS(pfn);
@@ -312,6 +334,7 @@ static void wpp_page_event(struct vm_area_struct *vma, u32 op, unsigned long va,
 			   unsigned long pfn)
 {
 	struct wpp_page_mapping m;
+	int err;
 
 	if (vma->vm_mm != READ_ONCE(wt_mm) || READ_ONCE(wt_frozen) ||
 	    (vma->vm_flags & WPP_SKIP_VMA))
@@ -320,17 +343,25 @@ static void wpp_page_event(struct vm_area_struct *vma, u32 op, unsigned long va,
 	switch (wt_mode) {
 	case WPP_MODE_EAGER:
 		/* stack growth changes a VMA under the read lock only */
-		if (op == WPP_PAGE_OP_ADD && !wpp_shadow_covers(va))
-			wpp_regions_sync(vma->vm_mm);
+		if (op == WPP_PAGE_OP_ADD && !wpp_shadow_covers(va)) {
+			err = wpp_regions_sync(vma->vm_mm);
+			if (err)
+				wpp_track_error("region sync", err);
+		}
 		m.virtual_address = va;
 		m.physical_address = PFN_PHYS(pfn);
-		wpp_smi_simple(op == WPP_PAGE_OP_ADD ? WPP_EV_ADD_PAGE : WPP_EV_REMOVE_PAGE,
-			       &m, sizeof(m));
+		err = wpp_smi_simple(op == WPP_PAGE_OP_ADD ? WPP_EV_ADD_PAGE : WPP_EV_REMOVE_PAGE,
+				     &m, sizeof(m));
+		if (err)
+			wpp_track_error(op == WPP_PAGE_OP_ADD ? "add_page" : "remove_page", err);
 		break;
 	case WPP_MODE_BATCHED:
 		spin_lock(&wt_batch_lock);
-		if (wt_nr_ops == WPP_BATCH_OPS)
-			wpp_regions_sync(vma->vm_mm);
+		if (wt_nr_ops == WPP_BATCH_OPS) {
+			err = wpp_regions_sync(vma->vm_mm);
+			if (err)
+				wpp_track_error("region sync", err);
+		}
 		wpp_batch_add_locked(op, va, pfn);
 		spin_unlock(&wt_batch_lock);
 		break;
@@ -367,8 +398,12 @@ void __wpp_mm_changed(struct mm_struct *mm)
 {
 	if (mm != READ_ONCE(wt_mm) || READ_ONCE(wt_frozen))
 		return;
-	if (wt_mode == WPP_MODE_EAGER)
-		wpp_regions_sync(mm);
+	if (wt_mode == WPP_MODE_EAGER) {
+		int err = wpp_regions_sync(mm);
+
+		if (err)
+			wpp_track_error("region sync", err);
+	}
 }
 
 static int wpp_walk_test(unsigned long start, unsigned long end, struct mm_walk *walk)
@@ -376,20 +411,117 @@ static int wpp_walk_test(unsigned long start, unsigned long end, struct mm_walk 
 	return (walk->vma->vm_flags & WPP_SKIP_VMA) ? 1 : 0;
 }
 
-static int wpp_walk_pte(pte_t *pte, unsigned long addr, unsigned long next,
-			struct mm_walk *walk)
+/*
+ * The present pages of an mm as (va, pa) pairs, collected by a page-table
+ * walk into a private array: no driver lock is held during the walk, which
+ * takes the page-table locks itself (the fault and zap hooks are called with
+ * those held and then take wt_batch_lock: holding wt_batch_lock across the
+ * walk was an ABBA deadlock). With pin, each normal page also gets a
+ * reference, so that what the list names cannot be freed, migrated, merged
+ * or collapsed away before the firmware has copied it.
+ */
+struct wpp_ptlist {
+	struct wpp_page_mapping *e;
+	struct page **pin;
+	unsigned int n, cap, npin;
+	bool pin_pages;
+};
+
+static void wpp_ptlist_add(struct wpp_ptlist *l, unsigned long va, unsigned long pfn,
+			   struct page *page)
 {
+	if (l->n < l->cap) {
+		l->e[l->n].virtual_address = va;
+		l->e[l->n].physical_address = PFN_PHYS(pfn);
+		if (page) {
+			get_page(page);
+			l->pin[l->npin++] = page;
+		}
+	}
+	l->n++;		/* counts on when full: the caller grows the array */
+}
+
+static int wpp_ptl_pte(pte_t *pte, unsigned long addr, unsigned long next,
+		       struct mm_walk *walk)
+{
+	struct wpp_ptlist *l = walk->private;
 	pte_t p = ptep_get(pte);
 
 	if (pte_present(p))
-		wpp_batch_add_locked(WPP_PAGE_OP_ADD, addr, pte_pfn(p));
+		wpp_ptlist_add(l, addr, pte_pfn(p),
+			       l->pin_pages ? vm_normal_page(walk->vma, addr, p) : NULL);
 	return 0;
 }
 
-static const struct mm_walk_ops wpp_walk_ops = {
-	.pte_entry = wpp_walk_pte,
+/* A huge pmd (THP) is listed as its 4 KiB pages, without splitting it. */
+static int wpp_ptl_pmd(pmd_t *pmd, unsigned long addr, unsigned long next,
+		       struct mm_walk *walk)
+{
+	struct wpp_ptlist *l = walk->private;
+	spinlock_t *ptl = pmd_trans_huge_lock(pmd, walk->vma);
+	unsigned long pfn, va;
+	bool pin;
+	pmd_t v;
+
+	if (!ptl)
+		return 0;
+	v = *pmd;
+	if (pmd_present(v)) {
+		pin = l->pin_pages && !is_huge_zero_pmd(v);
+		pfn = pmd_pfn(v) + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
+		for (va = addr; va < next; va += PAGE_SIZE, pfn++)
+			wpp_ptlist_add(l, va, pfn, pin ? pfn_to_page(pfn) : NULL);
+	}
+	spin_unlock(ptl);
+	walk->action = ACTION_CONTINUE;
+	return 0;
+}
+
+static const struct mm_walk_ops wpp_ptl_ops = {
+	.pmd_entry = wpp_ptl_pmd,
+	.pte_entry = wpp_ptl_pte,
 	.test_walk = wpp_walk_test,
 };
+
+static void wpp_ptlist_free(struct wpp_ptlist *l)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->npin; i++)
+		put_page(l->pin[i]);
+	kvfree(l->pin);
+	kvfree(l->e);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Caller holds the mmap lock of mm (read). */
+static int wpp_ptlist_collect(struct mm_struct *mm, struct wpp_ptlist *l, bool pin)
+{
+	unsigned int cap = get_mm_rss(mm) + 1024;
+	int ret;
+
+	for (;;) {
+		memset(l, 0, sizeof(*l));
+		l->pin_pages = pin;
+		l->cap = cap;
+		l->e = kvmalloc_array(cap, sizeof(*l->e), GFP_KERNEL);
+		if (pin)
+			l->pin = kvmalloc_array(cap, sizeof(*l->pin), GFP_KERNEL);
+		if (!l->e || (pin && !l->pin)) {
+			wpp_ptlist_free(l);
+			return -ENOMEM;
+		}
+		ret = walk_page_range(mm, 0, TASK_SIZE_MAX, &wpp_ptl_ops, l);
+		if (ret) {
+			wpp_ptlist_free(l);
+			return ret;
+		}
+		if (l->n <= l->cap)
+			return 0;
+		cap = l->n + 1024;	/* pages were added since the estimate */
+		wpp_ptlist_free(l);
+	}
+}
 
 /*
  * Report all regions and every present page of mm. Caller holds the mmap
@@ -398,17 +530,23 @@ static const struct mm_walk_ops wpp_walk_ops = {
  */
 static int wpp_sync_all(struct mm_struct *mm, bool walk_pages)
 {
+	struct wpp_ptlist l = { };
+	unsigned int i;
 	int ret, err;
 
 	ret = wpp_regions_sync(mm);
-	spin_lock(&wt_batch_lock);
 	if (walk_pages) {
-		err = walk_page_range(mm, 0, TASK_SIZE_MAX, &wpp_walk_ops, NULL);
+		err = wpp_ptlist_collect(mm, &l, false);
 		if (err && !ret)
 			ret = err;
 	}
+	spin_lock(&wt_batch_lock);
+	for (i = 0; i < l.n; i++)
+		wpp_batch_add_locked(WPP_PAGE_OP_ADD, l.e[i].virtual_address,
+				     PHYS_PFN(l.e[i].physical_address));
 	err = wpp_batch_flush_locked();
 	spin_unlock(&wt_batch_lock);
+	wpp_ptlist_free(&l);
 	return ret ? ret : err;
 }
 
@@ -443,6 +581,353 @@ int wpp_track_sync(struct task_struct *task)
 	mmap_read_unlock(mm);
 	mmput(mm);
 	return ret;
+}
+
+/* ---- power-loss check: the firmware's lists against the page tables ---- */
+
+struct wpp_check_stats wpp_check_stats;
+static DEFINE_MUTEX(wt_check_mutex);	/* wpp_check_stats, wt_pins */
+static struct wpp_ptlist wt_pins;	/* pages held from the check to PERSIST */
+
+static int wpp_cmp_mapping(const void *a, const void *b)
+{
+	const struct wpp_page_mapping *x = a, *y = b;
+
+	if (x->virtual_address != y->virtual_address)
+		return x->virtual_address < y->virtual_address ? -1 : 1;
+	if (x->physical_address != y->physical_address)
+		return x->physical_address < y->physical_address ? -1 : 1;
+	return 0;
+}
+
+#define WPP_CHECK_CHUNK_MIN	1024U		/* entries: 16 KiB of pages */
+#define WPP_CHECK_CHUNK_MAX	(1U << 16)	/* entries: 1 MiB of pages */
+
+/*
+ * The firmware's page list, read back with READ_DATA. Each bucket keeps its
+ * used slots below a high-water mark and everything above it zero, and at
+ * most one free slot below it is all zero (the end of its free list), so a
+ * bucket is read in growing chunks until an all-zero chunk: the cost follows
+ * the number of pages, not the 128 MiB section.
+ */
+static int wpp_fw_page_list(u64 used, struct wpp_page_mapping **out, unsigned int *nout)
+{
+	const u32 slots = WPP_PAGE_BUCKET_SLOTS;
+	struct wpp_page_mapping *chunk, *list;
+	unsigned int n = 0, cap = used + 1024;
+	u32 b, slot, cn, i;
+	bool zero;
+	int ret = 0;
+
+	chunk = kvmalloc_array(WPP_CHECK_CHUNK_MAX, sizeof(*chunk), GFP_KERNEL);
+	list = kvmalloc_array(cap, sizeof(*list), GFP_KERNEL);
+	if (!chunk || !list) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (b = 0; b < WPP_PAGE_BUCKETS && !ret; b++) {
+		cn = WPP_CHECK_CHUNK_MIN;
+		for (slot = 0; slot < slots; slot += cn, cn = min(cn * 2, WPP_CHECK_CHUNK_MAX)) {
+			cn = min(cn, slots - slot);
+			ret = wpp_read_data(WPP_SECTION_PAGES,
+					    (b * slots + slot) * sizeof(*chunk), chunk,
+					    cn * sizeof(*chunk));
+			if (ret)
+				break;
+			zero = true;
+			for (i = 0; i < cn; i++) {
+				if (chunk[i].virtual_address || chunk[i].physical_address)
+					zero = false;
+				if (!(chunk[i].virtual_address & WPP_PAGE_USED))
+					continue;
+				if (n == cap) {
+					pr_err("check: firmware lists more pages than its count %llu\n",
+					       used);
+					ret = -EUCLEAN;
+					break;
+				}
+				list[n].virtual_address = chunk[i].virtual_address & ~WPP_PAGE_USED;
+				list[n].physical_address = chunk[i].physical_address;
+				n++;
+			}
+			if (zero || ret)
+				break;
+		}
+	}
+out:
+	kvfree(chunk);
+	if (ret) {
+		kvfree(list);
+		return ret;
+	}
+	*out = list;
+	*nout = n;
+	return 0;
+}
+
+/* Send removes and adds with PAGE_BATCH; the firmware must apply every one. */
+static int wpp_send_ops(struct wpp_page_op *ops, unsigned int n)
+{
+	unsigned int done = 0, k;
+	int ret = 0;
+
+	while (done < n && !ret) {
+		struct wpp_page_batch hdr;
+		struct wpp_call c = { .event = WPP_EV_PAGE_BATCH };
+
+		k = min(n - done, WPP_BATCH_OPS);
+		hdr.count = k;
+		hdr.flags = 0;
+		c.p1 = &hdr;
+		c.len1 = sizeof(hdr);
+		c.p2 = ops + done;
+		c.len2 = k * sizeof(*ops);
+		ret = wpp_smi(&c);
+		if (!ret && c.result[0] != k) {
+			pr_err("check: firmware applied %llu of %u corrections\n", c.result[0], k);
+			ret = -EIO;
+		}
+		done += k;
+	}
+	return ret;
+}
+
+/* Page list: firmware vs page tables; corrections counted in added and removed. */
+static int wpp_check_pages(struct wpp_ptlist *pt, u64 used, unsigned int *added,
+			   unsigned int *removed)
+{
+	struct wpp_page_mapping *fw = NULL;
+	struct wpp_page_op *ops;
+	unsigned int nfw = 0, i = 0, j = 0, nops = 0;
+	int ret;
+
+	ret = wpp_fw_page_list(used, &fw, &nfw);
+	if (ret)
+		return ret;
+	sort(fw, nfw, sizeof(*fw), wpp_cmp_mapping, NULL);
+	sort(pt->e, pt->n, sizeof(*pt->e), wpp_cmp_mapping, NULL);
+	ops = kvmalloc_array(nfw + pt->n + 1, sizeof(*ops), GFP_KERNEL);
+	if (!ops) {
+		kvfree(fw);
+		return -ENOMEM;
+	}
+	/* removes first: a firmware list never holds more than the two lists */
+	while (i < nfw) {
+		int c = j < pt->n ? wpp_cmp_mapping(&fw[i], &pt->e[j]) : -1;
+
+		if (c == 0) {
+			i++;
+			j++;
+			continue;
+		}
+		if (c < 0 || fw[i].virtual_address == pt->e[j].virtual_address) {
+			ops[nops].virtual_address = fw[i].virtual_address;
+			ops[nops].physical_address = fw[i].physical_address;
+			ops[nops].op = WPP_PAGE_OP_REMOVE;
+			ops[nops++].reserved = 0;
+			if (nops <= 8)
+				pr_warn("check: firmware lists va %#llx -> pa %#llx, the page tables do not\n",
+					fw[i].virtual_address, fw[i].physical_address);
+			i++;
+			continue;
+		}
+		j++;
+	}
+	*removed = nops;
+	for (i = 0, j = 0; j < pt->n; j++) {
+		while (i < nfw && wpp_cmp_mapping(&fw[i], &pt->e[j]) < 0)
+			i++;
+		if (i < nfw && !wpp_cmp_mapping(&fw[i], &pt->e[j]))
+			continue;
+		ops[nops].virtual_address = pt->e[j].virtual_address;
+		ops[nops].physical_address = pt->e[j].physical_address;
+		ops[nops].op = WPP_PAGE_OP_ADD;
+		ops[nops].reserved = 0;
+		if (nops - *removed < 8)
+			pr_warn("check: page tables map va %#llx -> pa %#llx, the firmware does not list it\n",
+				pt->e[j].virtual_address, pt->e[j].physical_address);
+		nops++;
+	}
+	*added = nops - *removed;
+	ret = wpp_send_ops(ops, nops);
+	kvfree(ops);
+	kvfree(fw);
+	return ret;
+}
+
+static bool wpp_region_equal(const struct wpp_region *a, const struct wpp_region *b)
+{
+	return a->virtual_address == b->virtual_address && a->length == b->length &&
+	       a->protection == b->protection && a->flags == b->flags &&
+	       a->file_offset == b->file_offset &&
+	       (a->state & ~WPP_REGION_F_USED) == (b->state & ~WPP_REGION_F_USED) &&
+	       !strncmp(a->file_path, b->file_path, sizeof(a->file_path));
+}
+
+/* Region list: firmware vs VMAs. Caller holds the mmap lock of mm. */
+static int wpp_check_regions(struct mm_struct *mm, u64 used, unsigned int *added,
+			     unsigned int *removed)
+{
+	const u32 per = WPP_CHECK_CHUNK_MAX * sizeof(struct wpp_page_mapping) /
+			sizeof(struct wpp_region);
+	struct wpp_region *fw, *cur, *chunk;
+	unsigned int nfw = 0, ncur = 0, cap, i, j;
+	struct vm_area_struct *vma;
+	u32 slot, cn;
+	int ret = 0, err;
+
+	VMA_ITERATOR(vmi, mm, 0);
+	cap = mm->map_count + 1;
+	fw = kvmalloc_array(used + 1, sizeof(*fw), GFP_KERNEL);
+	cur = kvmalloc_array(cap, sizeof(*cur), GFP_KERNEL);
+	chunk = kvmalloc_array(per, sizeof(*chunk), GFP_KERNEL);
+	if (!fw || !cur || !chunk) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (slot = 0, cn = 64; slot < WPP_REGION_SLOTS && nfw < used;
+	     slot += cn, cn = min(cn * 2, per)) {
+		cn = min_t(u32, cn, WPP_REGION_SLOTS - slot);
+		ret = wpp_read_data(WPP_SECTION_REGIONS, slot * sizeof(*chunk), chunk,
+				    cn * sizeof(*chunk));
+		if (ret)
+			goto out;
+		for (i = 0; i < cn && nfw < used; i++)
+			if (chunk[i].state & WPP_REGION_F_USED)
+				fw[nfw++] = chunk[i];
+	}
+	spin_lock(&wt_shadow_lock);	/* wt_path_buf */
+	for_each_vma(vmi, vma) {
+		if (ncur == cap)
+			break;
+		wpp_fill_region(&cur[ncur++], vma);
+	}
+	spin_unlock(&wt_shadow_lock);
+
+	*added = 0;
+	*removed = 0;
+	for (i = 0; i < nfw; i++) {
+		struct wpp_region_key key = {
+			.virtual_address = fw[i].virtual_address,
+			.length = fw[i].length,
+		};
+
+		for (j = 0; j < ncur; j++)
+			if (wpp_region_equal(&fw[i], &cur[j]))
+				break;
+		if (j < ncur) {
+			cur[j].state |= WPP_REGION_F_USED;	/* matched */
+			continue;
+		}
+		fw[i].file_path[WPP_PATH_MAX - 1] = 0;
+		pr_warn("check: firmware region %#llx-%#llx %s differs from the VMAs\n",
+			fw[i].virtual_address, fw[i].virtual_address + fw[i].length,
+			fw[i].file_path);
+		err = wpp_smi_simple(WPP_EV_REMOVE_REGION, &key, sizeof(key));
+		if (err && !ret)
+			ret = err;
+		(*removed)++;
+	}
+	for (j = 0; j < ncur; j++) {
+		if (cur[j].state & WPP_REGION_F_USED)
+			continue;
+		pr_warn("check: VMA %#llx-%#llx %s missing in the firmware\n",
+			cur[j].virtual_address, cur[j].virtual_address + cur[j].length,
+			cur[j].file_path);
+		err = wpp_smi_simple(WPP_EV_ADD_REGION, &cur[j], sizeof(cur[j]));
+		if (err && !ret)
+			ret = err;
+		(*added)++;
+	}
+	/* the shadow is what the firmware holds now */
+	if (*added || *removed)
+		wpp_shadow_clear();
+out:
+	kvfree(chunk);
+	kvfree(cur);
+	kvfree(fw);
+	return ret;
+}
+
+static int wpp_read_counters(struct wpp_counters *c)
+{
+	return wpp_read_data(WPP_SECTION_INTERNAL, WPP_INTERNAL_COUNTERS_OFFSET, c, sizeof(*c));
+}
+
+/*
+ * At power loss, with the task stopped and tracking frozen: make the
+ * firmware's page list equal the present pages of the task's page tables
+ * and its region list equal the VMAs, whatever changed them (paths without a
+ * hook: PMD/PUD moves, reclaim of MADV_FREE pages, THP, KSM, migration,
+ * userfaultfd, swap), in every mode. Every listed page is pinned until
+ * wpp_track_check_release(), so nothing can free or move it before PERSIST
+ * has copied it. Differences are corrected, logged and counted
+ * (/sys/kernel/wpp/check); afterwards the firmware's counts must match.
+ */
+int wpp_track_check(struct task_struct *task)
+{
+	unsigned int padd = 0, prem = 0, radd = 0, rrem = 0, nvma;
+	struct mm_struct *mm = get_task_mm(task);
+	struct wpp_counters c;
+	u64 t0 = ktime_get_ns(), us;
+	int ret;
+
+	if (!mm)
+		return -ESRCH;
+	mutex_lock(&wt_check_mutex);
+	wpp_ptlist_free(&wt_pins);
+	mmap_read_lock(mm);
+	nvma = mm->map_count;
+	ret = wpp_read_counters(&c);
+	if (!ret)
+		ret = wpp_check_regions(mm, c.regions_used, &radd, &rrem);
+	if (!ret)
+		ret = wpp_ptlist_collect(mm, &wt_pins, true);
+	if (!ret)
+		ret = wpp_check_pages(&wt_pins, c.pages_used, &padd, &prem);
+	if (!ret)
+		ret = wpp_read_counters(&c);
+	if (!ret && (c.pages_used != wt_pins.n || c.regions_used != nvma)) {
+		pr_err("check: after correction the firmware holds %llu pages and %llu regions, the task %u and %u\n",
+		       c.pages_used, c.regions_used, wt_pins.n, nvma);
+		ret = -EUCLEAN;
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	us = (ktime_get_ns() - t0) / NSEC_PER_USEC;
+
+	if (atomic_read(&wt_errors))
+		pr_warn("power loss: %d run-time reports to the firmware had failed since tracking began\n",
+			atomic_read(&wt_errors));
+	wpp_check_stats.checks++;
+	wpp_check_stats.pages_added += padd;
+	wpp_check_stats.pages_removed += prem;
+	wpp_check_stats.regions_added += radd;
+	wpp_check_stats.regions_removed += rrem;
+	wpp_check_stats.last_pages = wt_pins.n;
+	wpp_check_stats.last_regions = nvma;
+	wpp_check_stats.last_corrected = padd + prem + radd + rrem;
+	wpp_check_stats.last_us = us;
+	if (ret) {
+		wpp_check_stats.failed++;
+		pr_err("power loss: page-table check failed: %d\n", ret);
+	} else if (padd + prem + radd + rrem) {
+		pr_warn("power loss: page-table check corrected the firmware: %u pages added, %u removed, %u regions added, %u removed (%s mode; %u pages, %u regions) in %llu us\n",
+			padd, prem, radd, rrem, wpp_mode_names[wt_mode], wt_pins.n, nvma, us);
+	} else {
+		pr_info("power loss: page-table check: firmware lists match (%u pages, %u regions) in %llu us\n",
+			wt_pins.n, nvma, us);
+	}
+	mutex_unlock(&wt_check_mutex);
+	return ret;
+}
+
+/* After PERSIST (or its failure): drop the pins of wpp_track_check(). */
+void wpp_track_check_release(void)
+{
+	mutex_lock(&wt_check_mutex);
+	wpp_ptlist_free(&wt_pins);
+	mutex_unlock(&wt_check_mutex);
 }
 
 /* Magic number 20: reset the firmware; re-send the tracked process' state. */
@@ -523,6 +1008,7 @@ int __wpp_clone_begin(u64 clone_flags)
 	wt_claimed = true;
 	wt_mode = READ_ONCE(wpp_mode);
 	wt_frozen = false;
+	atomic_set(&wt_errors, 0);
 	spin_unlock(&wt_lock);
 
 	spin_lock(&wt_batch_lock);

@@ -167,7 +167,6 @@ int wpp_power_loss(void)
 	struct task_struct *task;
 	struct wpp_call c = { .event = WPP_EV_PERSIST };
 	u64 t0 = ktime_get_ns();
-	bool lazy;
 	int ret;
 
 	task = wpp_tracked_task_get();
@@ -184,35 +183,35 @@ int wpp_power_loss(void)
 	wpp_sync_files(task);
 	wbinvd_on_all_cpus();
 
-	/* lazy resets the firmware before its walk: before the PCB goes in */
-	lazy = wpp_track_mode() == WPP_MODE_LAZY;
-	if (lazy) {
-		ret = wpp_track_sync(task);
-		if (ret)
-			goto sync_failed;
-	}
+	/*
+	 * Bring the firmware up to date the mode's way (lazy: reset + walk,
+	 * before the PCB goes in; batched: flush; eager: regions), stop
+	 * reporting, then check the result against the stopped task's page
+	 * tables in every mode: the hooks do not see every path that changes
+	 * them. The check pins every page it lists until PERSIST is done.
+	 */
+	ret = wpp_track_sync(task);
+	wpp_track_freeze();
+	if (ret)
+		pr_warn("power loss: %s sync failed: %d; the check corrects the lists\n",
+			wpp_mode_names[wpp_track_mode()], ret);
+	ret = wpp_track_check(task);
+	if (ret)
+		goto kill;
 	ret = wpp_pcb_send(task, ++wpp_power_loss_seq);
 	if (ret) {
 		pr_err("power loss: sending the PCB failed: %d\n", ret);
 		goto kill;
 	}
-	if (!lazy) {
-		ret = wpp_track_sync(task);
-		if (ret)
-			goto sync_failed;
-	}
-	wpp_track_freeze();
 	ret = wpp_smi(&c);
 	if (ret)
 		pr_err("power loss: PERSIST failed: %d (firmware status %d)\n", ret, c.status);
 	else
 		pr_info("power loss: pid %d persisted in %llu ms\n", task_pid_nr(task),
 			(ktime_get_ns() - t0) / NSEC_PER_MSEC);
-	goto kill;
-sync_failed:
-	pr_err("power loss: region/page sync failed: %d\n", ret);
 kill:
 	wpp_track_freeze();
+	wpp_track_check_release();
 	send_sig(SIGKILL, task, 1);
 out:
 	put_task_struct(task);
