@@ -35,7 +35,7 @@ static const char *why(int err)
 	case ENODEV:
 		return "WPP is not available: the driver did not start (no firmware-reserved region?)";
 	case EPERM:
-		return "refused by the kernel (a tracked process cannot start threads or trackers)";
+		return "refused by the kernel (tracking needs CAP_SYS_ADMIN; a tracked process cannot start threads or trackers)";
 	case EINVAL:
 		return "invalid clone flags for tracking";
 	default:

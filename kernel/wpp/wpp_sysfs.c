@@ -9,7 +9,8 @@
  *   region          "<base> <size>" of the firmware region (hex)
  *   stats           one line per event: name calls errors ns
  *                   plus "no_answer N" and "last_status S"
- *   fw_counters     the firmware's struct wpp_counters (READ_DATA), key value
+ *   fw_counters     the firmware's struct wpp_counters (READ_DATA), key value;
+ *                   mode 0400: every read is an SMI
  *   check           the power-loss page-table check: checks, failed, corrections
  *                   (pages/regions added/removed), last pages/regions/us
  *
@@ -111,7 +112,8 @@ static struct kobj_attribute wpp_attrs[] = {
 	__ATTR_RO(batch_pending),
 	__ATTR_RO(region),
 	__ATTR_RO(stats),
-	__ATTR_RO(fw_counters),
+	/* root only: each read is an SMI (READ_DATA) */
+	__ATTR(fw_counters, 0400, fw_counters_show, NULL),
 	__ATTR_RO(check),
 };
 

@@ -18,6 +18,8 @@
  */
 #define pr_fmt(fmt) "wpp: " fmt
 
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/dcache.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
@@ -980,6 +982,17 @@ int __wpp_clone_begin(u64 clone_flags)
 	struct wpp_page_op *ops = NULL;
 	pid_t other;
 
+	/*
+	 * Tracking takes the single slot, makes every page event of the process
+	 * an SMI (eager) and puts its memory on the persistent device: only an
+	 * administrator may ask for that.
+	 */
+	if (!capable(CAP_SYS_ADMIN)) {
+		pr_warn_ratelimited("pid %d (%s) uid %u: CLONE_DETACHED refused: tracking needs CAP_SYS_ADMIN\n",
+				    task_pid_nr(current), current->comm,
+				    from_kuid(&init_user_ns, current_uid()));
+		return -EPERM;
+	}
 	if (clone_flags & (CLONE_THREAD | CLONE_VM)) {
 		pr_warn("pid %d (%s): CLONE_DETACHED with CLONE_THREAD/CLONE_VM refused\n",
 			task_pid_nr(current), current->comm);

@@ -15,6 +15,7 @@
  */
 #define pr_fmt(fmt) "wpp: " fmt
 
+#include <linux/capability.h>
 #include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -293,6 +294,12 @@ static ssize_t wpp_trigger_write(struct file *file, const char __user *ubuf,
 {
 	int magic, ret;
 
+	/* the 0600 mode is not enough: every magic number acts on the machine */
+	if (!capable(CAP_SYS_ADMIN)) {
+		pr_warn_ratelimited("wpp-trigger: pid %d (%s): refused, needs CAP_SYS_ADMIN\n",
+				    task_pid_nr(current), current->comm);
+		return -EPERM;
+	}
 	ret = kstrtoint_from_user(ubuf, len, 10, &magic);
 	if (ret) {
 		pr_info("wpp-trigger: not a number\n");
