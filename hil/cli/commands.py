@@ -6,6 +6,7 @@ from hil.cli import (
     cache_cmd,
     console_cmd,
     cycle_cmd,
+    deploy_cmd,
     emulate_cmd,
     flash_cmd,
     inventory_cmd,
@@ -36,4 +37,5 @@ MODULES = [
     bench_cmd,
     lease_cmd,
     recover_cmd,
+    deploy_cmd,
 ]

@@ -25,6 +25,7 @@ LEASED: dict[str, frozenset[str]] = {
     "ssh": frozenset(),
     "put": frozenset(),
     "recover": frozenset(),
+    "deploy": frozenset(),
     "cycle": frozenset(),
     "bench": frozenset(),
 }
