@@ -348,6 +348,39 @@ static void wpp_pcb_thread(struct task_struct *t, const struct wpp_pcb_regsets *
 	th->fpu_size = wpp_pcb_fpu(t, rs, fpu_dst, &th->fpu_format);
 }
 
+static u64 wpp_cap64(kernel_cap_t c)
+{
+	return c.cap[0] | (u64)c.cap[1] << 32;
+}
+
+/*
+ * Everything the recreated process needs to be this user again (the
+ * recreator gives it these credentials and opens its files under them).
+ * Returns true when the groups do not fit: then it cannot come back.
+ */
+static bool wpp_pcb_cred(const struct cred *cred, struct wpp_pcb *pcb)
+{
+	const struct group_info *gi = cred->group_info;
+	unsigned int i;
+
+	BUILD_BUG_ON(_KERNEL_CAPABILITY_U32S != 2);
+	pcb->cred_valid = 1;
+	pcb->suid = from_kuid(&init_user_ns, cred->suid);
+	pcb->sgid = from_kgid(&init_user_ns, cred->sgid);
+	pcb->fsuid = from_kuid(&init_user_ns, cred->fsuid);
+	pcb->fsgid = from_kgid(&init_user_ns, cred->fsgid);
+	pcb->securebits = cred->securebits;
+	pcb->cap_inheritable = wpp_cap64(cred->cap_inheritable);
+	pcb->cap_permitted = wpp_cap64(cred->cap_permitted);
+	pcb->cap_effective = wpp_cap64(cred->cap_effective);
+	pcb->cap_bset = wpp_cap64(cred->cap_bset);
+	pcb->cap_ambient = wpp_cap64(cred->cap_ambient);
+	pcb->ngroups = min_t(unsigned int, gi->ngroups, WPP_PCB_GROUPS_MAX);
+	for (i = 0; i < pcb->ngroups; i++)
+		pcb->groups[i] = from_kgid(&init_user_ns, gi->gid[i]);
+	return gi->ngroups > WPP_PCB_GROUPS_MAX;
+}
+
 /* Build the PCB of the stopped task into a new buffer; *size gets its length. */
 static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 {
@@ -404,6 +437,8 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	pcb->gid = from_kgid(&init_user_ns, cred->gid);
 	pcb->euid = from_kuid(&init_user_ns, cred->euid);
 	pcb->egid = from_kgid(&init_user_ns, cred->egid);
+	if (wpp_pcb_cred(cred, pcb))
+		pcb->flags |= WPP_PCB_F_INCOMPLETE;
 	put_cred(cred);
 	pcb->personality = task->personality;
 	pcb->exit_signal = task->exit_signal;

@@ -57,6 +57,7 @@
 #define WPP_PCB_FILES_MAX	1024		/* lowest fds kept if more are open */
 #define WPP_PCB_THREADS_MAX	256		/* more threads: refused at power loss */
 #define WPP_PCB_EPITEMS_MAX	4096		/* epoll registrations, all instances */
+#define WPP_PCB_GROUPS_MAX	64		/* more supplementary groups: not recreatable */
 
 #define WPP_PCB_FPU_NONE	0
 #define WPP_PCB_FPU_FXSAVE	1		/* 512-byte FXSAVE image */
@@ -68,7 +69,10 @@
 #define WPP_PCB_F_IN_SYSCALL	(1U << 2)	/* orig_ax >= 0: stopped in a syscall */
 /* other threads existed (wpp.allow_threads): threads_count of them, threads part */
 #define WPP_PCB_F_MULTI_THREAD	(1U << 3)
-/* more than WPP_PCB_THREADS_MAX threads or EPITEMS_MAX epoll items: not recreatable */
+/*
+ * more than WPP_PCB_THREADS_MAX threads, EPITEMS_MAX epoll items or
+ * GROUPS_MAX supplementary groups: not recreatable
+ */
 #define WPP_PCB_F_INCOMPLETE	(1U << 4)
 
 /* x86-64 struct user_regs_struct, field for field. */
@@ -227,10 +231,25 @@ struct wpp_pcb {
 	wpp_u64 rseq;			/* the main thread's rseq() area (0: none) */
 	wpp_u32 rseq_sig;
 	wpp_u32 reserved4;
+
+	/*
+	 * appended: the credentials (cred_valid 1); uid, gid, euid and egid
+	 * are the identity fields above. A reader of an older PCB (header up
+	 * to here) has only those four.
+	 */
+	wpp_u32 cred_valid;
+	wpp_u32 suid, sgid, fsuid, fsgid;
+	wpp_u32 ngroups;		/* supplementary groups in groups[] */
+	wpp_u32 securebits;
+	wpp_u32 reserved5;
+	wpp_u64 cap_inheritable, cap_permitted, cap_effective, cap_bset, cap_ambient;
+	wpp_u32 groups[WPP_PCB_GROUPS_MAX];
 };
 
 /* the header as first written (no threads, fdx or epoll parts) */
 #define WPP_PCB_HEADER_V1_SIZE	offsetof(struct wpp_pcb, robust_list)
+/* the header before the credentials were appended */
+#define WPP_PCB_HEADER_CRED_OFF	offsetof(struct wpp_pcb, cred_valid)
 
 #if !defined(__cplusplus)
 _Static_assert(sizeof(struct wpp_pcb_regs) == 216, "pcb regs");

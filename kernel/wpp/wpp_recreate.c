@@ -31,6 +31,7 @@
 
 #include <linux/compat.h>
 #include <linux/crc32.h>
+#include <linux/cred.h>
 #include <linux/elf.h>
 #include <linux/fdtable.h>
 #include <linux/file.h>
@@ -46,6 +47,7 @@
 #include <linux/refcount.h>
 #include <linux/regset.h>
 #include <linux/sched.h>
+#include <linux/sched/coredump.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
@@ -98,6 +100,7 @@ struct rc_thread {
 	const struct user_regset *fpu_rs;
 	void *fpu;
 	struct rc_ax_work *axw;
+	const struct cred *cred;	/* the process' credentials, a reference */
 };
 
 struct wpp_rc {
@@ -129,6 +132,7 @@ struct wpp_rc {
 	bool slot_claimed;
 	struct rc_thread_ctl *tctl;	/* threads created and waiting */
 	u32 threads_made;
+	struct cred *cred;		/* the saved credentials, until committed */
 
 	/* stats */
 	u64 pages_written, pages_zero, pages_skipped;
@@ -174,7 +178,11 @@ static bool rc_ends_with(const char *s, const char *suffix)
 
 static const char *rc_open_err(long err)
 {
-	return err == -ENOENT ? "is missing" : "cannot be opened";
+	if (err == -ENOENT)
+		return "is missing";
+	if (err == -EACCES || err == -EPERM)
+		return "is not accessible to the process' user";
+	return "cannot be opened";
 }
 
 /* ---- snapshot --------------------------------------------------------- */
@@ -342,6 +350,8 @@ static void rc_free(struct wpp_rc *rc)
 		fput(rc->exe);
 	if (rc->have_cwd)
 		path_put(&rc->cwd);
+	if (rc->cred)
+		put_cred(rc->cred);
 	kfree(rc->axw);
 	kvfree(rc->rfile);
 	kvfree(rc->ffile);
@@ -956,6 +966,8 @@ static void rc_ctl_put(struct rc_thread_ctl *ctl)
 
 static void rc_thread_free(struct rc_thread *rt)
 {
+	if (rt->cred)
+		put_cred(rt->cred);
 	kfree(rt->axw);
 	kfree(rt->fpu);
 	kfree(rt);
@@ -1000,6 +1012,9 @@ static int rc_thread_fn(void *arg)
 		rc_thread_free(rt);
 		do_exit(0);
 	}
+	commit_creds((struct cred *)rt->cred);	/* consumes the reference */
+	rt->cred = NULL;
+	set_dumpable(t->mm, SUID_DUMP_USER);
 	rc_load_regs(&th->regs, th->flags, &rt->axw);
 	rc_load_fpu(rt->fpu_rs, rt->fpu, th->fpu_size);
 	siginitset(&blocked, th->sig_blocked & ~never);
@@ -1010,6 +1025,83 @@ static int rc_thread_fn(void *arg)
 	__set_task_comm(t, th->comm, false);
 	rc_set_rseq(th->rseq, th->rseq_sig);
 	rc_thread_free(rt);
+	return 0;
+}
+
+static kernel_cap_t rc_cap(u64 v)
+{
+	kernel_cap_t c = { };
+
+	c.cap[0] = (u32)v;
+	c.cap[1] = (u32)(v >> 32);
+	return c;
+}
+
+/*
+ * The credentials the process had: its uids, gids, supplementary groups and
+ * capabilities (an older PCB has only uid, gid, euid and egid: then the
+ * saved ids follow the effective ones, no groups, and no capabilities
+ * unless it ran as root). Its files are opened under them and it gets them
+ * at the point of no return: never root's unless it was root.
+ */
+static int rc_make_cred(struct wpp_rc *rc)
+{
+	const struct wpp_pcb *p = rc->pcb;
+	struct group_info *gi;
+	struct cred *new;
+	u32 i, ngroups = p->cred_valid ? p->ngroups : 0;
+	bool root = !p->uid && !p->euid;
+
+	if (ngroups > WPP_PCB_GROUPS_MAX)
+		return rc_fail(rc, -EBADMSG, "process control block corrupt: %u groups", ngroups);
+	new = prepare_creds();
+	gi = groups_alloc(ngroups);
+	if (!new || !gi) {
+		if (new)
+			abort_creds(new);
+		if (gi)
+			put_group_info(gi);
+		return rc_fail(rc, -ENOMEM, "out of memory for the credentials");
+	}
+	new->uid = make_kuid(&init_user_ns, p->uid);
+	new->gid = make_kgid(&init_user_ns, p->gid);
+	new->euid = make_kuid(&init_user_ns, p->euid);
+	new->egid = make_kgid(&init_user_ns, p->egid);
+	new->suid = make_kuid(&init_user_ns, p->cred_valid ? p->suid : p->euid);
+	new->sgid = make_kgid(&init_user_ns, p->cred_valid ? p->sgid : p->egid);
+	new->fsuid = make_kuid(&init_user_ns, p->cred_valid ? p->fsuid : p->euid);
+	new->fsgid = make_kgid(&init_user_ns, p->cred_valid ? p->fsgid : p->egid);
+	for (i = 0; i < ngroups; i++)
+		gi->gid[i] = make_kgid(&init_user_ns, p->groups[i]);
+	groups_sort(gi);
+	set_groups(new, gi);
+	put_group_info(gi);
+	if (p->cred_valid) {
+		new->securebits = p->securebits;
+		new->cap_inheritable = rc_cap(p->cap_inheritable);
+		new->cap_permitted = rc_cap(p->cap_permitted);
+		new->cap_effective = rc_cap(p->cap_effective);
+		new->cap_bset = rc_cap(p->cap_bset);
+		new->cap_ambient = rc_cap(p->cap_ambient);
+	} else if (!root) {
+		cap_clear(new->cap_inheritable);
+		cap_clear(new->cap_permitted);
+		cap_clear(new->cap_effective);
+		cap_clear(new->cap_ambient);
+	}
+	if (!uid_valid(new->uid) || !uid_valid(new->euid) || !uid_valid(new->suid) ||
+	    !uid_valid(new->fsuid) || !gid_valid(new->gid) || !gid_valid(new->egid) ||
+	    !gid_valid(new->sgid) || !gid_valid(new->fsgid)) {
+		abort_creds(new);
+		return rc_fail(rc, -EBADMSG, "process control block corrupt: invalid uid/gid");
+	}
+	for (i = 0; i < ngroups; i++) {
+		if (!gid_valid(gi->gid[i])) {
+			abort_creds(new);
+			return rc_fail(rc, -EBADMSG, "process control block corrupt: invalid group");
+		}
+	}
+	rc->cred = new;
 	return 0;
 }
 
@@ -1056,6 +1148,7 @@ static struct rc_thread *rc_thread_alloc(struct wpp_rc *rc, struct wpp_pcb_threa
 	if (!rt)
 		return NULL;
 	rt->th = *th;
+	rt->cred = get_cred(rc->cred);
 	rt->axw = kzalloc(sizeof(*rt->axw), GFP_KERNEL);
 	if (th->fpu_size && th->fpu_format == rc->pcb->fpu_format) {
 		rt->fpu_rs = rc->fpu_rs;
@@ -1248,6 +1341,7 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 {
 	struct mm_struct *mm = NULL, *old_mm = NULL, *back;
 	struct task_struct *t = current;
+	const struct cred *saved;
 	u64 t0 = ktime_get_ns(), t1;
 	int ret;
 
@@ -1266,7 +1360,12 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 	if (!ret)
 		ret = rc_check_pcb(rc);
 	if (!ret)
+		ret = rc_make_cred(rc);
+	if (!ret) {
+		saved = override_creds(rc->cred);
 		ret = rc_check_binary(rc, ubin);
+		revert_creds(saved);
+	}
 	if (ret)
 		return ret;
 	ret = rc_check_threads(rc);
@@ -1276,13 +1375,23 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 		pr_warn("recreate: pid %d had more than %d open files: only the lowest are restored\n",
 			rc->pcb->pid, WPP_PCB_FILES_MAX);
 	rc_sort_regions(rc);
+	/*
+	 * Every path is looked up and opened as the process' user, never as
+	 * root: a file swapped for a symlink while the machine was off must
+	 * not give the process access its user did not have.
+	 */
+	saved = override_creds(rc->cred);
 	ret = kern_path(rc->pcb->cwd, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &rc->cwd);
-	if (ret)
-		return rc_fail(rc, ret, "working directory %s is missing (%d)", rc->pcb->cwd, ret);
+	if (ret) {
+		revert_creds(saved);
+		return rc_fail(rc, ret, "working directory %s: %s as uid %u (%d)", rc->pcb->cwd,
+			       rc_open_err(ret), rc->pcb->euid, ret);
+	}
 	rc->have_cwd = true;
 	ret = rc_prepare_regions(rc);
 	if (!ret)
 		ret = rc_prepare_files(rc);
+	revert_creds(saved);
 	if (!ret)
 		ret = rc_prepare_fpu(rc);
 	if (ret)
@@ -1339,6 +1448,10 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 	rc_set_signals(rc);
 	rc_set_files(rc);
 	rc_set_misc(rc);
+	/* the saved user: commit_creds() consumes the reference */
+	commit_creds(rc->cred);
+	rc->cred = NULL;
+	set_dumpable(t->mm, SUID_DUMP_USER);
 
 	{
 		struct wpp_call c = { .event = WPP_EV_CONSUME };
