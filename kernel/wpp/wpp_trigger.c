@@ -31,6 +31,7 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/uaccess.h>
+#include <linux/wpp.h>
 #include <asm/smp.h>
 #include "wpp_internal.h"
 #include "wpp_pcb.h"
@@ -48,6 +49,41 @@
 
 static DEFINE_MUTEX(wpp_trigger_mutex);
 static u64 wpp_power_loss_seq;
+
+/*
+ * The halt: from the trigger until the process is killed, SIGCONT is dropped
+ * for it (prepare_signal() asks wpp_hook_hold_stop()), so nothing resumes it
+ * between the capture and PERSIST. Set and cleared under its siglock.
+ */
+struct signal_struct *wpp_halt_signal;
+static atomic_t wpp_halt_dropped = ATOMIC_INIT(0);
+
+bool __wpp_hold_stop(struct task_struct *p)
+{
+	atomic_inc(&wpp_halt_dropped);
+	return true;
+}
+
+static void wpp_halt_set(struct task_struct *t, bool on)
+{
+	spin_lock_irq(&t->sighand->siglock);
+	WRITE_ONCE(wpp_halt_signal, on ? t->signal : NULL);
+	spin_unlock_irq(&t->sighand->siglock);
+}
+
+/* Every thread still stopped and off its CPU? Caller holds the siglock. */
+static bool wpp_still_stopped_locked(struct task_struct *task)
+{
+	struct task_struct *t;
+
+	if (!(task->signal->flags & SIGNAL_STOP_STOPPED))
+		return false;
+	for_each_thread(task, t) {
+		if (!(READ_ONCE(t->__state) & __TASK_STOPPED) || task_curr(t))
+			return false;
+	}
+	return true;
+}
 
 /* Other threads (wpp.allow_threads) stopped and off every CPU? */
 static bool wpp_threads_stopped(struct task_struct *task)
@@ -69,6 +105,7 @@ static int wpp_stop_task(struct task_struct *t)
 {
 	unsigned long deadline = jiffies + WPP_STOP_TIMEOUT;
 
+	wpp_halt_set(t, true);
 	send_sig(SIGSTOP, t, 1);
 	for (;;) {
 		if ((READ_ONCE(t->__state) & __TASK_STOPPED) &&
@@ -168,7 +205,7 @@ int wpp_power_loss(void)
 	struct task_struct *task;
 	struct wpp_call c = { .event = WPP_EV_PERSIST };
 	u64 t0 = ktime_get_ns();
-	int ret;
+	int ret, n;
 
 	task = wpp_tracked_task_get();
 	if (!task) {
@@ -204,8 +241,21 @@ int wpp_power_loss(void)
 		pr_err("power loss: sending the PCB failed: %d\n", ret);
 		goto kill;
 	}
-	ret = wpp_smi(&c);
-	if (ret)
+	/*
+	 * The halt drops SIGCONT; check under the siglock that it held, and
+	 * keep the siglock across PERSIST so that nothing can resume the
+	 * process while the firmware copies it.
+	 */
+	spin_lock_irq(&task->sighand->siglock);
+	if (wpp_still_stopped_locked(task))
+		ret = wpp_smi(&c);
+	else
+		ret = -EAGAIN;
+	spin_unlock_irq(&task->sighand->siglock);
+	if (ret == -EAGAIN)
+		pr_err("power loss: pid %d is no longer stopped, not persisting\n",
+		       task_pid_nr(task));
+	else if (ret)
 		pr_err("power loss: PERSIST failed: %d (firmware status %d)\n", ret, c.status);
 	else
 		pr_info("power loss: pid %d persisted in %llu ms\n", task_pid_nr(task),
@@ -215,6 +265,11 @@ kill:
 	wpp_track_check_release();
 	send_sig(SIGKILL, task, 1);
 out:
+	wpp_halt_set(task, false);
+	n = atomic_xchg(&wpp_halt_dropped, 0);
+	if (n)
+		pr_info("power loss: pid %d held stopped: %d SIGCONT dropped\n",
+			task_pid_nr(task), n);
 	put_task_struct(task);
 	return ret;
 }
