@@ -517,13 +517,73 @@ static int prepare_fds(const void *raw, int *devfd, char *err, size_t errlen)
 	return ret;
 }
 
+static long long clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME restart at every boot, so every
+ * deadline the process computed from them (timers, absolute sleeps, redis'
+ * cron) would lie in this boot's future. The process' children of this
+ * recreator get a new time namespace whose offsets make both clocks continue
+ * from their values at the power loss (as CRIU does): the process does not
+ * see the time it was down. Called right before the child is forked, so the
+ * clocks go on from about where they stopped.
+ */
+static void continue_clocks(const struct wpp_pcb *pcb, char *note, size_t len)
+{
+	static const struct { const char *name; clockid_t id; } clk[2] = {
+		{ "monotonic", CLOCK_MONOTONIC }, { "boottime", CLOCK_BOOTTIME },
+	};
+	long long saved[2], off;
+	char buf[160];
+	size_t n = 0;
+	int fd, i;
+
+	if (pcb->header_size < offsetof(struct wpp_pcb, clock_valid) + 24 || !pcb->clock_valid) {
+		snprintf(note, len, ", clocks restart (no saved clocks)");
+		return;
+	}
+	saved[0] = (long long)pcb->monotonic_ns;
+	saved[1] = (long long)pcb->boottime_ns;
+	if (unshare(CLONE_NEWTIME) < 0) {
+		snprintf(note, len, ", clocks restart (no time namespace: %s)", strerror(errno));
+		return;
+	}
+	for (i = 0; i < 2; i++) {
+		long long sec, nsec;
+
+		off = saved[i] - clock_ns(clk[i].id);
+		sec = off / 1000000000LL;
+		nsec = off % 1000000000LL;
+		if (nsec < 0) {
+			nsec += 1000000000LL;
+			sec--;
+		}
+		n += snprintf(buf + n, sizeof(buf) - n, "%s %lld %lld\n", clk[i].name, sec, nsec);
+	}
+	fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, n) != (ssize_t)n) {
+		snprintf(note, len, ", clocks restart (timens_offsets: %s)", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	snprintf(note, len, ", clocks continue at %.3f s", (double)saved[0] / 1e9);
+}
+
 static int do_recreate(struct opts *o, const char *binary)
 {
 	struct wpp_rc_info info;
 	char real[PATH_MAX];
 	int fd, p[2], ret;
 	struct wpp_rc_req req;
-	char buf[WPP_RC_MSG_MAX + 32], note[128], when[64];
+	char buf[WPP_RC_MSG_MAX + 32], note[128], when[64], clocks[96];
 	time_t sec;
 	double t0;
 	ssize_t n;
@@ -551,6 +611,7 @@ static int do_recreate(struct opts *o, const char *binary)
 	fflush(stdout);
 	fflush(stderr);
 	t0 = now_ms();
+	continue_clocks(pcb, clocks, sizeof(clocks));
 	pid = fork_child(info.pid, !o->new_pid, max_thread_id(pcb), note, sizeof(note));
 	if (pid < 0)
 		return fail("clone3: %s", strerror(errno));
@@ -597,10 +658,10 @@ static int do_recreate(struct opts *o, const char *binary)
 	sec = info.timestamp_ns / 1000000000ULL;
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&sec));
 	printf("wpp-recreate: recreated %s pid %d as pid %d in %.1f ms (snapshot %llu of %s%s: "
-	       "%u regions, %llu pages, %u files, %u threads%s)\n", info.exe_path, info.pid, pid,
+	       "%u regions, %llu pages, %u files, %u threads%s%s)\n", info.exe_path, info.pid, pid,
 	       now_ms() - t0, (unsigned long long)info.snap_sequence, when,
 	       info.consumed ? ", forced over consumed" : "", info.regions,
-	       (unsigned long long)info.pages, info.files, info.threads + 1, note);
+	       (unsigned long long)info.pages, info.files, info.threads + 1, note, clocks);
 	if (!o->wait)
 		return 0;
 	fflush(stdout);

@@ -15,6 +15,8 @@
 #include <linux/futex.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
+#include <linux/nsproxy.h>
+#include <linux/time_namespace.h>
 #include <linux/path.h>
 #include <linux/net.h>
 #include <linux/regset.h>
@@ -381,6 +383,26 @@ static bool wpp_pcb_cred(const struct cred *cred, struct wpp_pcb *pcb)
 	return gi->ngroups > WPP_PCB_GROUPS_MAX;
 }
 
+/* CLOCK_MONOTONIC and CLOCK_BOOTTIME as the task sees them (its time namespace). */
+static void wpp_pcb_clocks(struct task_struct *task, struct wpp_pcb *pcb)
+{
+	s64 mono = ktime_get_ns(), boot = ktime_get_boottime_ns();
+
+#ifdef CONFIG_TIME_NS
+	task_lock(task);
+	if (task->nsproxy && task->nsproxy->time_ns) {
+		const struct timens_offsets *o = &task->nsproxy->time_ns->offsets;
+
+		mono += timespec64_to_ns(&o->monotonic);
+		boot += timespec64_to_ns(&o->boottime);
+	}
+	task_unlock(task);
+#endif
+	pcb->clock_valid = 1;
+	pcb->monotonic_ns = mono;
+	pcb->boottime_ns = boot;
+}
+
 /* Build the PCB of the stopped task into a new buffer; *size gets its length. */
 static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 {
@@ -440,6 +462,7 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	if (wpp_pcb_cred(cred, pcb))
 		pcb->flags |= WPP_PCB_F_INCOMPLETE;
 	put_cred(cred);
+	wpp_pcb_clocks(task, pcb);
 	pcb->personality = task->personality;
 	pcb->exit_signal = task->exit_signal;
 	get_task_comm(pcb->comm, task);

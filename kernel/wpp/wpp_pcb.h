@@ -244,12 +244,25 @@ struct wpp_pcb {
 	wpp_u32 reserved5;
 	wpp_u64 cap_inheritable, cap_permitted, cap_effective, cap_bset, cap_ambient;
 	wpp_u32 groups[WPP_PCB_GROUPS_MAX];
+
+	/*
+	 * appended: the clocks as the process saw them at the capture, in its
+	 * time namespace (clock_valid 1), so that a recreated process can see
+	 * CLOCK_MONOTONIC and CLOCK_BOOTTIME continue from there (a time
+	 * namespace with offsets: its timers and sleeps do not count the time
+	 * it was down).
+	 */
+	wpp_u32 clock_valid;
+	wpp_u32 reserved6;
+	wpp_u64 monotonic_ns;
+	wpp_u64 boottime_ns;
 };
 
 /* the header as first written (no threads, fdx or epoll parts) */
 #define WPP_PCB_HEADER_V1_SIZE	offsetof(struct wpp_pcb, robust_list)
-/* the header before the credentials were appended */
+/* the header before the credentials and clocks were appended */
 #define WPP_PCB_HEADER_CRED_OFF	offsetof(struct wpp_pcb, cred_valid)
+#define WPP_PCB_HEADER_CLOCK_OFF	offsetof(struct wpp_pcb, clock_valid)
 
 #if !defined(__cplusplus)
 _Static_assert(sizeof(struct wpp_pcb_regs) == 216, "pcb regs");
