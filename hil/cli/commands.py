@@ -12,6 +12,7 @@ from hil.cli import (
     inventory_cmd,
     lease_cmd,
     logs_cmd,
+    nightly_cmd,
     power_cmd,
     recover_cmd,
     screenshot_cmd,
@@ -38,4 +39,5 @@ MODULES = [
     lease_cmd,
     recover_cmd,
     deploy_cmd,
+    nightly_cmd,
 ]
