@@ -61,6 +61,8 @@ struct task_struct *wpp_tracked_task_get(void);
 int wpp_track_reset_firmware(void);
 int wpp_track_sync(struct task_struct *task);
 void wpp_track_freeze(void);
+bool wpp_track_threads_allowed(void);
+void wpp_track_allow_threads(bool allow);
 int wpp_track_check(struct task_struct *task);
 void wpp_track_check_release(void);
 

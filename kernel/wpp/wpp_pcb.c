@@ -176,8 +176,11 @@ static unsigned int wpp_pcb_files(struct task_struct *task, struct wpp_pcb_file 
 	unsigned int fd = 0, n = 0;
 	struct file *f;
 
+	/* a reference: the table must outlive the walk even if the task exits */
 	task_lock(task);
 	files = task->files;
+	if (files)
+		atomic_inc(&files->count);
 	task_unlock(task);
 	if (!files)
 		return 0;
@@ -210,6 +213,7 @@ static unsigned int wpp_pcb_files(struct task_struct *task, struct wpp_pcb_file 
 		fput(f);
 		n++;
 	}
+	put_files_struct(files);
 	return n;
 }
 
@@ -547,6 +551,8 @@ static void *wpp_pcb_build(struct task_struct *task, u64 sequence, u32 *size)
 	}
 	if (nthreads)
 		pcb->flags |= WPP_PCB_F_MULTI_THREAD;
+	if (wpp_track_threads_allowed())
+		pcb->flags |= WPP_PCB_F_THREADS_ALLOWED;
 	th = buf + off;
 	pcb->threads_offset = off;
 	pcb->threads_count = nthreads;

@@ -69,6 +69,8 @@
 #define WPP_PCB_F_IN_SYSCALL	(1U << 2)	/* orig_ax >= 0: stopped in a syscall */
 /* other threads existed (wpp.allow_threads): threads_count of them, threads part */
 #define WPP_PCB_F_MULTI_THREAD	(1U << 3)
+/* threads were allowed when tracking began (wpp.allow_threads then): the policy */
+#define WPP_PCB_F_THREADS_ALLOWED	(1U << 5)
 /*
  * more than WPP_PCB_THREADS_MAX threads, EPITEMS_MAX epoll items or
  * GROUPS_MAX supplementary groups: not recreatable

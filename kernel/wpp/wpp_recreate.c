@@ -1115,12 +1115,13 @@ static int rc_check_threads(struct wpp_rc *rc)
 		return rc_fail(rc, -EOPNOTSUPP,
 			       "pid %d had more threads (max %d) or epoll registrations (max %d) than the snapshot holds",
 			       p->pid, WPP_PCB_THREADS_MAX, WPP_PCB_EPITEMS_MAX);
+	/*
+	 * No wpp.allow_threads check here: the policy belongs to the time the
+	 * process was tracked (threads could exist only if it allowed them) and
+	 * comes back with it.
+	 */
 	if (!p->threads_count)
 		return 0;
-	if (!READ_ONCE(wpp_allow_threads))
-		return rc_fail(rc, -EOPNOTSUPP,
-			       "pid %d had %u threads: set wpp.allow_threads=1 to recreate a multi-threaded process",
-			       p->pid, p->threads_count + 1);
 	for (i = 0; i < p->threads_count; i++) {
 		struct wpp_pcb_thread *th = &rc_threads(rc)[i];
 		struct task_struct *o;
@@ -1466,6 +1467,8 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 	 */
 	__wpp_clone_end(t, 0);
 	rc->slot_claimed = false;
+	wpp_track_allow_threads((rc->pcb->flags & WPP_PCB_F_THREADS_ALLOWED) ||
+				rc->pcb->threads_count);
 	__wpp_exec_done();
 	rc_threads_go(rc, false);
 

@@ -55,6 +55,7 @@ static pid_t wt_pid;
 static bool wt_claimed;
 static int wt_mode;
 static bool wt_frozen;
+static bool wt_allow_threads;	/* wpp.allow_threads when tracking began */
 static atomic_t wt_errors;	/* failed run-time reports since tracking began */
 
 /*
@@ -111,6 +112,22 @@ struct task_struct *wpp_tracked_task_get(void)
 void wpp_track_freeze(void)
 {
 	WRITE_ONCE(wt_frozen, true);
+}
+
+/*
+ * The thread policy belongs to the tracked process: taken from
+ * wpp.allow_threads when tracking begins, recorded in its PCB, and given
+ * back with the snapshot when it is recreated (a later change of the
+ * parameter does not change what this process may do).
+ */
+bool wpp_track_threads_allowed(void)
+{
+	return READ_ONCE(wt_allow_threads);
+}
+
+void wpp_track_allow_threads(bool allow)
+{
+	WRITE_ONCE(wt_allow_threads, allow);
 }
 
 /* ---- regions ---------------------------------------------------------- */
@@ -965,7 +982,7 @@ int wpp_track_reset_firmware(void)
 
 int __wpp_copy_process(u64 clone_flags)
 {
-	if ((clone_flags & CLONE_THREAD) && READ_ONCE(wpp_allow_threads)) {
+	if ((clone_flags & CLONE_THREAD) && READ_ONCE(wt_allow_threads)) {
 		pr_info_once("threads allowed in the tracked process: every thread is persisted\n");
 		return 0;
 	}
@@ -1020,6 +1037,7 @@ int __wpp_clone_begin(u64 clone_flags)
 	}
 	wt_claimed = true;
 	wt_mode = READ_ONCE(wpp_mode);
+	wt_allow_threads = READ_ONCE(wpp_allow_threads);
 	wt_frozen = false;
 	atomic_set(&wt_errors, 0);
 	spin_unlock(&wt_lock);
