@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,67 @@ def test_cached_coreboot_source_stays_pristine(base_rom: Path) -> None:
             checked += 1
     assert checked >= 5
     assert not (tree / "src" / "drivers" / "wpp").exists()
+
+
+@pytest.fixture(scope="module")
+def payload_rom(base_rom: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The twin ROM with a cached kernel as payload: the ramstage -> SMM handoff (and with
+    it the handler's placement checks) runs right before the payload starts."""
+    candidates = sorted((Path.home() / ".cache" / "wpp-hil" / "kernel" / "out").glob(
+        "*/bzImage"))
+    if not candidates:
+        pytest.skip("no kernel built yet (make kernel): the handoff needs a payload")
+    d = tmp_path_factory.mktemp("payload")
+    initrd = d / "initrd"
+    initrd.write_bytes(b"07070100" * 64)
+    proc = run_build("emulated", "--kernel", str(candidates[-1]), "--initrd", str(initrd),
+                     "--cmdline", "console=ttyS0,115200 quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(("mem_mib", "expect"), [
+    (2048, "wpp: guard status=0 smram=0x7ff00000:0x100000 "),
+    # TSEG sits at the top of RAM: with 512 MiB it lies in the region's Pages section
+    (512, "wpp: guard status=8 error=region_over_smram region=0x10000000 "),
+    # with 256 MiB there is no RAM behind the region at all: even the handoff written
+    # there is lost, so nothing is recorded (and no event will be answered)
+    (256, "wpp: handoff status=3 error=bad_handoff"),
+])
+def test_region_placement_checked_at_handoff(payload_rom: Path, tmp_path: Path, mem_mib: int,
+                                             expect: str) -> None:
+    """The real SMM handler in QEMU checks the region against SMRAM and the end of RAM
+    when ramstage hands over (and refuses every later event when it fails)."""
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.fail("qemu-system-x86_64 is required (apt-get install qemu-system-x86)")
+    pdev = tmp_path / "pdev.img"
+    with open(pdev, "wb") as f:
+        f.truncate(512 << 20)
+    debugcon = tmp_path / "debugcon.log"
+    qemu = subprocess.Popen([
+        "qemu-system-x86_64", "-M", "q35,smm=on", "-accel", "tcg", "-m", f"{mem_mib}M",
+        "-bios", str(payload_rom), "-display", "none", "-serial", "null", "-monitor", "none",
+        "-net", "none", "-chardev", f"file,id=dbg,path={debugcon}",
+        "-device", "isa-debugcon,iobase=0xe9,chardev=dbg",
+        "-object", f"memory-backend-file,id=pdev,share=on,mem-path={pdev},size=512M",
+        "-device", "ivshmem-plain,memdev=pdev",
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        lines: list[str] = []
+        while time.monotonic() < deadline and qemu.poll() is None:
+            text = debugcon.read_text(errors="replace") if debugcon.exists() else ""
+            lines = [ln for ln in text.splitlines() if ln.startswith("wpp: guard ") or
+                     (ln.startswith("wpp: handoff status=") and " error=" in ln)]
+            if lines:
+                break
+            time.sleep(0.5)
+        assert lines, f"no 'wpp: guard' line within 120 s (qemu rc={qemu.poll()})"
+        if mem_mib == 256:
+            assert "wpp: guard " not in debugcon.read_text(errors="replace")
+        assert lines[0].startswith(expect), lines[0]
+        if mem_mib == 2048:
+            assert " recorded=1" in lines[0] and " dev=ivshmem " in lines[0], lines[0]
+    finally:
+        qemu.kill()
+        qemu.wait(timeout=30)
