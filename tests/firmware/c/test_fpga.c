@@ -92,10 +92,13 @@ static void m_process(struct model *m, wpp_u32 q)
 	}
 }
 
+static wpp_u64 reg_accesses;	/* every register read or write the core caused */
+
 static wpp_u32 m_read32(void *c, wpp_u32 reg)
 {
 	struct model *m = c;
 
+	reg_accesses++;
 	for (wpp_u32 q = 0; q < 2; q++) {
 		if (reg == FPGA_REG_Q_DONE(q)) {
 			m_process(m, q);
@@ -120,6 +123,7 @@ static void m_write32(void *c, wpp_u32 reg, wpp_u32 val)
 {
 	struct model *m = c;
 
+	reg_accesses++;
 	if (reg == FPGA_REG_CTRL) {
 		m->ctrl = val;
 		if (val & FPGA_CTRL_RESET) {
@@ -187,14 +191,16 @@ static int fpga_probe(void *c, wpp_u64 *size)
 	return fpga.ready ? WPP_OK : WPP_E_NO_DEVICE;
 }
 
-/* The FPGA's register BAR, as PCI config space would report it. */
+/* The FPGA's register BAR, as PCI config space would report it (tests move it). */
+static wpp_u64 fpga_bar = 0xd0000000ULL;
+
 static int fpga_locate(void *c, struct wpp_range *win, unsigned int max, int size_them)
 {
 	(void)c;
 	(void)size_them;
 	if (!max)
 		return 0;
-	win[0] = (struct wpp_range){ 0xd0000000ULL, 0x10000 };
+	win[0] = (struct wpp_range){ fpga_bar, 0x10000 };
 	return 1;
 }
 
@@ -342,6 +348,32 @@ static void t_bounce(void)
 	teardown();
 }
 
+/* The OS moves the FPGA's register BAR over TSEG: no register is touched (no
+ * doorbell, no DONE counter read through the moved BAR), every command refused. */
+static void t_bar_moved(void)
+{
+	struct wpp_page_mapping m = { 0x400000, ram(100) };
+	wpp_u32 flags = WPP_RESTORE_F_FORCE;
+	struct wpp_debug_cmd d = { WPP_DEBUG_OP_SELFTEST, 0 };
+	wpp_u64 before;
+
+	setup(64ULL << 20);
+	CHECK_EQ(host_call(&hp, WPP_EV_INIT, NULL, 0), WPP_OK);
+	CHECK_EQ(host_call(&hp, WPP_EV_ADD_PAGE, &m, sizeof(m)), WPP_OK);
+	fpga_bar = HOST_SMRAM_BASE;
+	before = reg_accesses;
+	CHECK_EQ(host_call(&hp, WPP_EV_PERSIST, NULL, 0), WPP_E_DEVICE_MOVED);
+	CHECK_EQ(host_call(&hp, WPP_EV_RESTORE, &flags, sizeof(flags)), WPP_E_DEVICE_MOVED);
+	CHECK_EQ(host_call(&hp, WPP_EV_DEBUG, &d, sizeof(d)), WPP_E_DEVICE_MOVED);
+	CHECK_EQ(reg_accesses, before);
+	CHECK(host_log_contains(&hp, "wpp: device status=19 error=bar_moved dev=fpga window=0 "
+				"bar=0x7ff00000 recorded=0xd0000000"));
+	fpga_bar = 0xd0000000ULL;
+	CHECK_EQ(host_call(&hp, WPP_EV_PERSIST, NULL, 0), WPP_OK);
+	CHECK(reg_accesses > before);
+	teardown();
+}
+
 static void t_core_roundtrip(void)
 {
 	struct wpp_page_mapping m;
@@ -388,6 +420,7 @@ static const struct test tests[] = {
 	{ "request_errors", t_request_errors },
 	{ "bounce", t_bounce },
 	{ "core_roundtrip", t_core_roundtrip },
+	{ "bar_moved", t_bar_moved },
 };
 
 int main(int argc, char **argv)
