@@ -9,12 +9,13 @@
  *                               /sys/module/wpp/parameters/mode while no
  *                               process is tracked
  *   wpp.pin_bars=1af4:1110,...   PCI devices whose BARs stay below 4 GiB
- *   wpp.allow_threads=0|1        let a tracked process create threads (default 0:
- *                               refused). Memory is tracked per mm; at power loss
- *                               every thread is stopped and persisted (the PCB's
- *                               threads part) and recreation brings every thread
- *                               back with its tid. Recreating a multi-threaded
- *                               snapshot needs it set too.
+ *   wpp.allow_threads=0|1        let a process tracked from now on create threads
+ *                               (default 0: refused). Memory is tracked per mm; at
+ *                               power loss every thread is stopped and persisted
+ *                               (the PCB's threads part) and recreation brings
+ *                               every thread back with its tid. The policy is the
+ *                               process': taken when tracking begins, recorded in
+ *                               its snapshot and given back with it.
  *
  * The driver refuses to start unless the whole region is reserved in the
  * e820 map: only a firmware that implements WPP reserves it, and mapping RAM
