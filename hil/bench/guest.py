@@ -157,9 +157,15 @@ def parse_redis_csv(text: str) -> dict[str, float]:
 
 # -- 7z (neighbours) ---------------------------------------------------------------------
 
-def sevenzip_bench(dict_log2: int, passes: int = 1) -> str:
-    """7-Zip's single-threaded LZMA benchmark up to a 2**dict_log2 dictionary."""
-    return f"7z b {int(passes)} -mmt1 -md{int(dict_log2)}"
+def sevenzip_bench(dict_log2: int, passes: int = 1, time_ms: int | None = None) -> str:
+    """7-Zip's single-threaded LZMA benchmark up to a 2**dict_log2 dictionary.
+
+    `time_ms` shortens each compress and decompress test (7-Zip's ``timems`` property;
+    its default is a few seconds of work at the CPU speed it measures first): the quick
+    profile runs 7z five times, and a default run takes minutes under TCG.
+    """
+    timed = f" -mtimems={int(time_ms)}" if time_ms else ""
+    return f"7z b {int(passes)} -mmt1 -md{int(dict_log2)}{timed}"
 
 
 _7Z_ROW = re.compile(r"^\s*(?P<d>\d+):\s+(?P<cs>\d+)\s+\d+\s+\d+\s+(?P<cr>\d+)\s+\|"

@@ -56,7 +56,8 @@ def _mode(variant: str) -> str | None:
 
 
 def run(target: Any, report: BenchReport, *, dict_log2: int, reps: int,
-        modes: Sequence[str], load_mib: int, wpp_missing: str | None = None,
+        modes: Sequence[str], load_mib: int, time_ms: int | None = None,
+        wpp_missing: str | None = None,
         step: Callable[[str], None] = lambda _m: None) -> None:
     cpus = guest.parse_nproc(remote.run(target, guest.NPROC, timeout=30))
     cpu_7z, cpu_load, note = placement(cpus)
@@ -70,7 +71,7 @@ def run(target: Any, report: BenchReport, *, dict_log2: int, reps: int,
                 baseline=BASELINE if mode else None, higher_is_better=True,
                 seed=SEED_RATIO if mode == "eager" else None,
                 skipped=wpp_missing if mode else None, note=note))
-    cmd = guest.pinned(cpu_7z, guest.sevenzip_bench(dict_log2))
+    cmd = guest.pinned(cpu_7z, guest.sevenzip_bench(dict_log2, time_ms=time_ms))
     load = guest.synth(load_mib, LOAD_CYCLES)
     for rep in range(1, reps + 1):
         for v in order:

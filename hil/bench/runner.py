@@ -31,6 +31,7 @@ class BenchConfig:
     redis_payloads: tuple[int, ...] = (64, 1024, 4096, 16384)
     redis_requests: int = 100_000
     sevenzip_dict_log2: int = 22
+    sevenzip_time_ms: int | None = None  # per 7z test; None: 7-Zip's own (a few seconds)
     neighbour_reps: int | None = None  # default: reps (one 7z run takes ~45 s on TCG)
     neighbour_load_mib: int = 100
     neighbour_modes: tuple[str, ...] = guest.MODES_BY_COST  # every mode, whatever `modes`
@@ -49,6 +50,7 @@ FULL = BenchConfig()
 QUICK = BenchConfig(
     profile="quick", reps=2, synth_sizes=(1, 10), modes=("eager",), redis_tests=("SET",),
     redis_payloads=(64,), redis_requests=2000, sevenzip_dict_log2=18, neighbour_reps=1,
+    sevenzip_time_ms=2000,
     neighbour_load_mib=10,
     persist_sizes=(1, 8), persist_reps=1, memcpy_sizes=(64,), memcpy_reps=3,
 )
@@ -117,6 +119,7 @@ def run_benchmarks(target: Any, config: BenchConfig, out_dir: Path, *, quick: bo
             wpp_missing=missing, step=step),
         "neighbours": lambda: neighbours.run(
             target, report, dict_log2=config.sevenzip_dict_log2,
+            time_ms=config.sevenzip_time_ms,
             reps=config.neighbour_reps or config.reps, modes=config.neighbour_modes,
             load_mib=config.neighbour_load_mib, wpp_missing=missing, step=step),
         "persist": lambda: persist.run(

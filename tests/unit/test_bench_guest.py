@@ -74,6 +74,7 @@ def test_parse_7z_rows_per_dictionary() -> None:
     assert res.compress_kib_s == {18: 5287.0, 22: 3000.0}
     assert res.decompress_kib_s == {18: 33370.0, 22: 36741.0}
     assert guest.sevenzip_bench(22) == "7z b 1 -mmt1 -md22"
+    assert guest.sevenzip_bench(18, time_ms=2000) == "7z b 1 -mmt1 -md18 -mtimems=2000"
     with pytest.raises(HilError, match="no result rows"):
         guest.parse_7z("sh: 7z: not found")
 
