@@ -87,6 +87,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(timeout))
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which board, and for the twin which accelerator, the run is about."""
+    try:
+        board = _board(config)
+    except Exception as e:  # a broken inventory shows up in the tests that need it
+        return [f"hil target: unknown ({e})"]
+    lines = [f"hil target: {board.name}"]
+    if board.emulated is not None:
+        from hil.emulated.accel import choose
+
+        accel = choose()
+        lines.append(f"twin accelerator: {accel.name} ({accel.reason})")
+    return lines
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build the twin's ROM before any test runs (not charged to the first test's timeout)."""
     config = session.config

@@ -104,6 +104,10 @@ def run_benchmarks(target: Any, config: BenchConfig, out_dir: Path, *, quick: bo
     config = for_board(config, emulated=emu is not None,
                        pdev_bytes=emu.pdev_size if emu else None, notes=report.notes)
     report.config = config.to_json()
+    if emu is not None:
+        from hil.emulated.accel import choose
+
+        report.notes.append(f"twin accelerator: {choose().name} ({choose().reason})")
     missing = remote.wpp_unavailable(target)
     report.unavailable = missing
     if missing:

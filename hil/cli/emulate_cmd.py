@@ -38,6 +38,9 @@ def cmd_up(ctx: Context) -> int:
         parts.make_power(running).on()
     info = twin.status(board)
     print(f"twin '{board.name}' up in {info['state_dir']}")
+    machine = info.get("machine") or {}
+    if machine.get("accel"):
+        print(f"  accel   {machine['accel']} ({machine.get('accel_reason')})")
     for name, url in info.get("endpoints", {}).items():
         print(f"  {name:7s} {url}")
     print("drive it with: hil power status | hil console | hil ssh -- uname -a | "

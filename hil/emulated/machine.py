@@ -27,6 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from hil.emulated import accel as accels
+from hil.emulated.accel import Accel
 from hil.emulated.keys import text_to_chords, web_key_to_qcode
 from hil.emulated.qmp import QmpClient
 from hil.emulated.state import StateDir, TwinConfig, kill_tracked
@@ -43,14 +45,15 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def qemu_argv(state: StateDir, config: TwinConfig) -> list[str]:
+def qemu_argv(state: StateDir, config: TwinConfig, accel: Accel | None = None) -> list[str]:
     """The QEMU command line for one power-on of the twin described by `config`."""
     ports = config.ports
+    accel = accel or Accel("tcg", "default")
     return [
         QEMU,
         "-name", "wpp-twin",
         "-machine", "q35,smm=on",
-        "-accel", "tcg",
+        *accel.qemu_args(config.smp),
         "-m", str(config.memory_mib),
         "-smp", str(config.smp),
         "-nodefaults",
@@ -86,6 +89,9 @@ class Machine:
             raise MissingToolError(QEMU, "qemu-system-x86")
         self.state = state
         self.config = config
+        self.accel = accels.choose()
+        # `hil emulate status` and the reports say which accelerator ran, and why
+        (state.path / "accel").write_text(f"{self.accel.name} {self.accel.reason}\n")
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
         # QEMU serves one monitor client at a time: serialize instead of queueing in QEMU
@@ -130,7 +136,7 @@ class Machine:
         return True
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        argv = qemu_argv(self.state, self.config)
+        argv = qemu_argv(self.state, self.config, self.accel)
         with contextlib.suppress(FileNotFoundError):
             self.state.qmp_socket.unlink()
         logf = open(self.state.qemu_log, "ab")  # noqa: SIM115 - handed to the child

@@ -285,11 +285,15 @@ def status(board: Board, *, state: Path | str | None = None) -> dict[str, Any]:
         "serial": f"socket://127.0.0.1:{p.serial}",
         "ssh": f"127.0.0.1:{p.ssh}",
     }
+    accel_file = sd.path / "accel"
+    accel = accel_file.read_text().strip().split(" ", 1) if accel_file.is_file() else []
     info["machine"] = {
         "memory_mib": config.memory_mib,
         "smp": config.smp,
         "pdev_size": config.pdev_size,
         "chip_size": config.chip_size,
+        "accel": accel[0] if accel else None,
+        "accel_reason": accel[1] if len(accel) > 1 else None,
     }
     info["files"] = {
         "chip": str(sd.chip),
