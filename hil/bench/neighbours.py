@@ -43,9 +43,9 @@ def placement(cpus: int) -> tuple[int | None, int | None, str]:
     if cpus >= 2:
         return NEIGHBOUR_CPU, LOAD_CPU, (
             f"{cpus} CPUs: 7z pinned to CPU {NEIGHBOUR_CPU}, the allocator to CPU {LOAD_CPU}")
-    return None, None, ("1 CPU: 7z and the allocator share it, so beside untracked is about "
-                        "half of alone by itself; the ratios to beside untracked are "
-                        "WPP's share")
+    return None, None, ("1 CPU: 7z and the allocator share it (nothing pinned), so beside "
+                        "untracked is far below alone with no tracking at all; the ratios "
+                        "to beside untracked are what WPP adds")
 
 
 def _mode(variant: str) -> str | None:
