@@ -245,6 +245,7 @@ populate() { # populate <staging dir>
 	cp "$HERE/init" "$st/init"
 	chmod 755 "$st/init"
 	cp -r "$HERE/files/etc/." "$st/etc/"
+	chmod 755 "$st/etc/acpi/PWRF/00000080"
 	chmod 600 "$st/etc/shadow"
 	cp "$KEYS/twin_host_ed25519" "$st/etc/dropbear/dropbear_ed25519_host_key"
 	chmod 600 "$st/etc/dropbear/dropbear_ed25519_host_key"
