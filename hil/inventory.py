@@ -42,6 +42,7 @@ class Secret:
     what: str
     env: str | None = None
     file: Path | None = None
+    optional: bool = False  # e.g. the TOTP secret: a board without 2FA has none
 
     @property
     def configured(self) -> bool:
@@ -104,7 +105,10 @@ class PowerCutConfig:
     channel: str | None = None
     url: str | None = None
     user: str | None = None
-    password: Secret = field(default_factory=lambda: Secret("plug password"))
+    password: Secret = field(default_factory=lambda: Secret("plug password", optional=True))
+    # The GPIO state that means mains are cut (relay wiring): True when switching the
+    # channel on opens the mains, False when the channel must be on for mains.
+    cut_state: bool = True
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,8 @@ class Board:
                 "kind": self.power_cut.kind,
                 "target": self.power_cut.channel or self.power_cut.url,
                 "hold_s": self.power_cut.hold_s,
+                **({"cut_state": self.power_cut.cut_state}
+                   if self.power_cut.kind != "http-plug" else {}),
             },
             "serial": self.serial.url,
             "ssh": f"{self.ssh.user}@{self.ssh.host}:{self.ssh.port}"
@@ -221,7 +227,8 @@ def _secret_source(secret: Secret) -> str:
         return "-"
     parts = [f"${secret.env}"] if secret.env else []
     parts += [str(secret.file)] if secret.file else []
-    state = "set" if secret._available() else "MISSING"
+    missing = "not set, optional" if secret.optional else "MISSING"
+    state = "set" if secret._available() else missing
     return f"{' or '.join(parts)} ({state})"
 
 
@@ -328,8 +335,9 @@ class _Section:
             v = str(cache_root()) + v[len(CACHE_PLACEHOLDER):]
         return Path(os.path.expanduser(v))
 
-    def secret(self, what: str, prefix: str) -> Secret:
-        return Secret(what, self.str(f"{prefix}_env", False), self.path(f"{prefix}_file"))
+    def secret(self, what: str, prefix: str, optional: bool = False) -> Secret:
+        return Secret(what, self.str(f"{prefix}_env", False), self.path(f"{prefix}_file"),
+                      optional)
 
     def sub(self, key: str, allowed: set[str], required: bool = True) -> _Section | None:
         v = self._get(key, required, None)
@@ -360,7 +368,7 @@ def _parse_board(path: Path, name: str, data: Any) -> Board:
         url=pk.url("url", ("http", "https")),
         user=pk.str("user"),
         password=pk.secret("PiKVM password", "password"),
-        totp_secret=pk.secret("PiKVM TOTP secret", "totp_secret"),
+        totp_secret=pk.secret("PiKVM TOTP secret", "totp_secret", optional=True),
         verify=pk.bool("verify", False, True),
         ca_file=pk.path("ca_file"),
     )
@@ -372,7 +380,7 @@ def _parse_board(path: Path, name: str, data: Any) -> Board:
     power = PowerConfig(pw.choice("kind", POWER_KINDS), pw.number("off_timeout_s", False, 60.0))
 
     pc = top.sub("power_cut", {"kind", "channel", "url", "user", "password_env", "password_file",
-                               "hold_s"})
+                               "hold_s", "cut_state"})
     assert pc is not None
     kind = pc.choice("kind", POWER_CUT_KINDS)
     power_cut = PowerCutConfig(
@@ -381,8 +389,12 @@ def _parse_board(path: Path, name: str, data: Any) -> Board:
         channel=pc.str("channel", kind == "pikvm-gpio"),
         url=pc.url("url", ("http", "https"), kind == "http-plug"),
         user=pc.str("user", False),
-        password=pc.secret("smart plug password", "password"),
+        password=pc.secret("smart plug password", "password", optional=True),
+        cut_state=pc.bool("cut_state", False, True),
     )
+    if kind == "http-plug" and "cut_state" in pc.data:
+        pc.fail("only a GPIO relay has a cut_state (a smart plug is cut when off)",
+                key="cut_state")
 
     se = top.sub("serial", {"url", "baudrate"})
     assert se is not None

@@ -57,13 +57,15 @@ def make_mains(board: Board, pikvm: PiKvmClient | None = None) -> MainsSwitch:
     cut = board.power_cut
     if cut.kind == "pikvm-gpio":
         assert cut.channel is not None  # the loader requires it for this kind
-        return PikvmGpioRelay(pikvm or make_pikvm(board), cut.channel)
+        return PikvmGpioRelay(pikvm or make_pikvm(board), cut.channel,
+                              cut_state=cut.cut_state)
     if cut.kind == "http-plug":
         assert cut.url is not None
         return PlugMains(TasmotaPlug(cut.url, user=cut.user, password=cut.password.get_optional()))
     if cut.kind == "qemu":
         # The twin's relay is a kvmd GPIO channel on its loopback API, like the board's.
-        return PikvmGpioRelay(pikvm or make_pikvm(board), cut.channel or "relay")
+        return PikvmGpioRelay(pikvm or make_pikvm(board), cut.channel or "relay",
+                              cut_state=cut.cut_state)
     raise ConfigError(f"board '{board.name}': unknown power_cut kind {cut.kind!r}")
 
 

@@ -7,8 +7,20 @@ of failure (401 no credentials, 403 bad credentials, 409 busy, 400 bad parameter
 failed operation, 503 streamer unavailable) and each maps to its own exception class so
 callers can react (retry on busy, re-ask the secret on 403...).
 
-Transient trouble (connection refused/reset, 409 busy) is retried with a bounded,
-doubling backoff; every request has a timeout. TLS is verified by default: PiKVM ships a
+What is retried follows from what kvmd did, not from the error alone:
+
+* 409 busy is kvmd refusing the request, so it is resent until ``busy_timeout`` has
+  passed (longer than kvmd's long press: 5.5 s held plus 1 s settle).
+* A connection that could not be opened (refused, DNS, connect timeout) provably never
+  carried the request, so any request is resent up to ``retries`` times.
+* A connection that broke, or an answer that never came, after the request was sent
+  leaves it unknown whether kvmd acted (kvmd finishes an operation even when its client
+  goes away). GETs are resent. A POST is never resent: a replayed ``button=power``
+  toggles the board back. The state is read back instead (``GET /api/atx``,
+  ``/api/gpio``, ``/api/msd``) and decides: the operation is running or its effect is
+  there (success), or `PiKvmDeliveryUnknownError` says plainly that nothing was resent.
+
+Every request has a timeout. TLS is verified by default: PiKVM ships a
 self-signed certificate, so pass its CA/certificate file as ``ca_file``; ``verify=False``
 is honoured but warns once per client.
 
@@ -35,7 +47,7 @@ from typing import Any, BinaryIO
 import requests
 import urllib3
 
-from hil.errors import HilError, TimeoutExpired
+from hil.errors import ConfigError, HilError, TimeoutExpired
 from hil.timeout import Deadline
 
 ATX_POWER_ACTIONS = ("on", "off", "off_hard", "reset_hard")
@@ -98,7 +110,7 @@ class PiKvmUnavailableError(PiKvmError):
 
     default_hint = (
         "the PiKVM streamer has no video; is the board powered and the HDMI cable in? "
-        "(allow_offline=True returns a placeholder image)"
+        "('hil screenshot --allow-offline' saves kvmd's placeholder image instead)"
     )
 
 
@@ -106,6 +118,16 @@ class PiKvmConnectionError(PiKvmError):
     """The PiKVM could not be reached (refused, reset, DNS, connect timeout)."""
 
     default_hint = "is the PiKVM powered and reachable from this machine? check the URL"
+
+
+class PiKvmDeliveryUnknownError(PiKvmConnectionError):
+    """A POST may or may not have been carried out (the connection broke after it was
+    sent, or no answer came), and the state read back does not tell; it was not resent."""
+
+    default_hint = (
+        "not resent, because a repeated button press or keystroke acts twice; check the "
+        "board ('hil power status', the PiKVM web UI) before trying again"
+    )
 
 
 class PiKvmTlsError(PiKvmConnectionError):
@@ -146,15 +168,21 @@ class InsecureTlsWarning(UserWarning):
 
 
 def _b32_secret(secret: str) -> bytes:
-    cleaned = secret.replace(" ", "").replace("-", "").upper()
+    """The key of a base32 TOTP secret. Whitespace anywhere (a trailing newline from a
+    secret file or ``export``, groups of four) and dashes are ignored; anything else
+    that is not base32 is a configuration error (exit 2), never a runtime failure."""
+    cleaned = "".join(secret.split()).replace("-", "").upper().rstrip("=")
     cleaned += "=" * (-len(cleaned) % 8)
     try:
-        return base64.b32decode(cleaned)
+        key = base64.b32decode(cleaned)
     except ValueError:
-        raise HilError(
+        key = b""
+    if not key:
+        raise ConfigError(
             "the PiKVM TOTP secret is not valid base32",
             "use the secret shown by 'kvmd-totp show' (letters A-Z and digits 2-7)",
-        ) from None
+        )
+    return key
 
 
 def totp(secret: str, at: float | None = None, *, digits: int = 6, step: int = 30) -> str:
@@ -390,8 +418,11 @@ class PiKvmClient:
         timeout: seconds for connecting and for an answer to an ordinary request.
         op_timeout: seconds to wait for an answer when kvmd is told ``wait=1`` (a long ATX
             press takes ~6 s) or while uploading an image.
-        retries: how many times connection errors and 409 busy are retried.
+        retries: how many times a connection that could not be opened is retried (and a
+            GET whose connection broke).
         backoff: first retry delay in seconds; doubles per retry, capped at 5 s.
+        busy_timeout: how long 409 busy is retried and `wait_atx_idle` waits, in seconds;
+            longer than kvmd's long press (5.5 s held, then 1 s settle).
     """
 
     def __init__(
@@ -407,6 +438,7 @@ class PiKvmClient:
         op_timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 0.5,
+        busy_timeout: float = 15.0,
     ) -> None:
         base = url.rstrip("/")
         if base.endswith("/api"):
@@ -433,6 +465,7 @@ class PiKvmClient:
         self.op_timeout = op_timeout
         self.retries = max(0, retries)
         self.backoff = backoff
+        self.busy_timeout = busy_timeout
         self._warned_insecure = False
         self._session = requests.Session()
 
@@ -485,15 +518,21 @@ class PiKvmClient:
         headers: Mapping[str, str] | None = None,
         read_timeout: float | None = None,
     ) -> requests.Response:
-        """Send one request with retries; return a 2xx response or raise a `PiKvmError`.
+        """Send one request; return a 2xx response or raise a `PiKvmError`.
 
-        `body` may be a factory so a retried upload re-reads the file from the start.
+        Resent only when that cannot act twice (see the module docstring): on 409 until
+        `busy_timeout`, on a connection that never opened up to `retries` times, and a GET
+        also when its connection broke. A POST whose fate is unknown raises
+        `PiKvmDeliveryUnknownError` (or `PiKvmTimeoutError`), which the operations below
+        resolve by reading the state back. `body` may be a factory so a resent upload
+        re-reads the file from the start.
         """
         url = self._api_url(path)
         self._warn_insecure_once()
         timeout = (self.timeout, read_timeout or self.timeout)
-        delay = self.backoff
+        delay = busy_delay = self.backoff
         attempt = 0
+        busy_deadline: Deadline | None = None
         while True:
             data = body() if callable(body) else body
             all_headers = self._headers()
@@ -516,11 +555,18 @@ class PiKvmClient:
                     f"TLS handshake with the PiKVM at {url} failed: {_short(exc)}", url=url
                 ) from None
             except requests.exceptions.ConnectionError as exc:  # includes ConnectTimeout
-                if attempt < self.retries:
+                never_sent = _never_sent(exc)
+                if (never_sent or method == "GET") and attempt < self.retries:
                     attempt += 1
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
+                if not never_sent and method != "GET":
+                    raise PiKvmDeliveryUnknownError(
+                        f"the connection to the PiKVM broke after {method} {url} was sent "
+                        f"({_short(exc)}): kvmd may have carried it out",
+                        url=url,
+                    ) from None
                 raise PiKvmConnectionError(
                     f"cannot reach the PiKVM at {url} after {attempt + 1} attempt(s): "
                     f"{_short(exc)}",
@@ -528,20 +574,24 @@ class PiKvmClient:
                 ) from None
             except requests.exceptions.Timeout:
                 raise self._read_timeout(method, url, timeout[1]) from None
-            if resp.status_code == 409 and attempt < self.retries:
-                attempt += 1
-                resp.close()
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+            if resp.status_code == 409:
+                # kvmd refused it (busy): it did nothing, so resending is safe.
+                busy_deadline = busy_deadline or Deadline(self.busy_timeout)
+                if not busy_deadline.expired:
+                    resp.close()
+                    attempt += 1
+                    busy_deadline.sleep(busy_delay)
+                    busy_delay = min(busy_delay * 2, 1.0)
+                    continue
             if 200 <= resp.status_code < 300:
                 return resp
             raise self._error_for(method, url, resp, attempt + 1)
 
     @staticmethod
     def _read_timeout(method: str, url: str, seconds: float) -> PiKvmTimeoutError:
+        acted = "" if method == "GET" else " (it may have carried it out: not resent)"
         return PiKvmTimeoutError(
-            f"the PiKVM did not answer {method} {url} within {seconds:.0f} s", url=url
+            f"the PiKVM did not answer {method} {url} within {seconds:.0f} s{acted}", url=url
         )
 
     @staticmethod
@@ -621,28 +671,80 @@ class PiKvmClient:
     def atx_power(self, action: str, *, wait: bool = True) -> None:
         """kvmd's intent-level power: ``on`` (only if the LED is off), ``off`` (short press,
         only if on), ``off_hard`` (long press), ``reset_hard`` (reset button).
-        `wait` blocks until the press has finished."""
+        `wait` blocks until the press has finished.
+
+        If the connection breaks after the request left, it is not resent: a press in
+        progress, or the LED already showing the intent (``on``: lit; ``off``,
+        ``off_hard``: dark) means it was carried out; otherwise
+        `PiKvmDeliveryUnknownError`."""
         if action not in ATX_POWER_ACTIONS:
             raise HilError(
                 f"unknown ATX power action {action!r}", f"use one of {', '.join(ATX_POWER_ACTIONS)}"
             )
-        self._call(
-            "POST",
-            "/atx/power",
-            params={"action": action, "wait": _flag(wait)},
-            read_timeout=self._wait_timeout(wait),
-        )
+        try:
+            self._call(
+                "POST",
+                "/atx/power",
+                params={"action": action, "wait": _flag(wait)},
+                read_timeout=self._wait_timeout(wait),
+            )
+        except (PiKvmDeliveryUnknownError, PiKvmTimeoutError) as exc:
+            want_led = {"on": True, "off": False, "off_hard": False}.get(action)
+            self._atx_read_back(exc, wait, want_led)
 
     def atx_click(self, button: str, *, wait: bool = True) -> None:
-        """Press a front-panel button unconditionally: ``power``, ``power_long`` or ``reset``."""
+        """Press a front-panel button unconditionally: ``power``, ``power_long`` or ``reset``.
+
+        Never resent once it may have reached kvmd (a second ``power`` press toggles the
+        board back): a press in progress proves it arrived, else
+        `PiKvmDeliveryUnknownError`."""
         if button not in ATX_BUTTONS:
             raise HilError(f"unknown ATX button {button!r}", f"use one of {', '.join(ATX_BUTTONS)}")
-        self._call(
-            "POST",
-            "/atx/click",
-            params={"button": button, "wait": _flag(wait)},
-            read_timeout=self._wait_timeout(wait),
-        )
+        try:
+            self._call(
+                "POST",
+                "/atx/click",
+                params={"button": button, "wait": _flag(wait)},
+                read_timeout=self._wait_timeout(wait),
+            )
+        except (PiKvmDeliveryUnknownError, PiKvmTimeoutError) as exc:
+            self._atx_read_back(exc, wait, None)
+
+    def _atx_read_back(self, exc: PiKvmError, wait: bool, want_led: bool | None) -> None:
+        """Decide from ``GET /api/atx`` whether an ATX POST of unknown fate took effect."""
+        st = self.atx_state()
+        if st.busy:  # a press is running: ours arrived (kvmd finishes it regardless)
+            if wait:
+                self.wait_atx_idle()
+            return
+        if want_led is not None and st.power_led == want_led:
+            return
+        led = "on" if st.power_led else "off"
+        raise PiKvmDeliveryUnknownError(
+            f"{exc}; read back: no press in progress, power LED {led}", url=exc.url
+        ) from None
+
+    def wait_atx_idle(self, timeout: float | None = None, interval: float = 0.1) -> AtxState:
+        """Poll ``GET /api/atx`` until no press is in progress and return that state.
+
+        An LED read during a press is not the outcome: a long press lasts ~5.5 s and
+        kvmd stays busy 1 s after releasing any button. Raises `PiKvmBusyError` after
+        `timeout` (default `busy_timeout`)."""
+        deadline = Deadline(self.busy_timeout if timeout is None else timeout)
+        while True:
+            st = self.atx_state()
+            if not st.busy:
+                return st
+            if deadline.expired:
+                url = self._api_url("/atx")
+                raise PiKvmBusyError(
+                    f"the PiKVM at {self.url} still reports an ATX press in progress after "
+                    f"{deadline.seconds:g} s",
+                    url=url,
+                    hint="someone else is pressing buttons (web UI, another run?), "
+                    "or kvmd is stuck: check the PiKVM",
+                )
+            deadline.sleep(interval)
 
     # -- streamer -----------------------------------------------------------------------
 
@@ -688,7 +790,10 @@ class PiKvmClient:
     # -- HID ----------------------------------------------------------------------------
 
     def hid_print(self, text: str, *, limit: int = 0) -> None:
-        """Type `text` on the board's keyboard (``limit=0``: no length limit)."""
+        """Type `text` on the board's keyboard (``limit=0``: no length limit).
+
+        Like every HID request, never resent once it may have arrived (it would type
+        twice); then `PiKvmDeliveryUnknownError`."""
         self._call(
             "POST",
             "/hid/print",
@@ -726,7 +831,8 @@ class PiKvmClient:
 
         kvmd refuses to overwrite an image; with `replace` an existing one is removed
         first (which kvmd refuses while that image is connected). `progress(sent, total)`
-        is called as bytes go out; a retried upload restarts at 0.
+        is called as bytes go out; an upload resent because the connection could not be
+        opened restarts at 0.
         """
         src = Path(path)
         if not src.is_file():
@@ -754,6 +860,16 @@ class PiKvmClient:
                 headers={"Content-Type": "application/octet-stream"},
                 read_timeout=max(self.op_timeout, self.timeout),
             )
+        except (PiKvmDeliveryUnknownError, PiKvmTimeoutError) as exc:
+            # Not resent (kvmd refuses an existing name): stored whole means it arrived.
+            stored = self.msd_state().images.get(image)
+            if stored is None or stored.size != total or not stored.complete:
+                raise PiKvmDeliveryUnknownError(
+                    f"{exc}; read back: image {image!r} is "
+                    + ("not stored" if stored is None else f"stored with {stored.size} bytes"),
+                    url=exc.url,
+                ) from None
+            return stored
         finally:
             for fh in handles:
                 fh.close()
@@ -798,26 +914,65 @@ class PiKvmClient:
     def gpio_state(self) -> GpioState:
         return GpioState.from_json(self._call("GET", "/gpio"))
 
+    def gpio_channel(self, channel: str, timeout: float | None = None,
+                     interval: float = 0.05) -> GpioChannel | None:
+        """The channel `channel` once no operation runs on it (None if there is no such
+        channel). kvmd reports ``state: false`` while a channel is busy, whatever the pin
+        says, so a busy state is never taken as the relay's position."""
+        deadline = Deadline(self.busy_timeout if timeout is None else timeout)
+        while True:
+            ch = self.gpio_state().channels.get(channel)
+            if ch is None or not ch.busy:
+                return ch
+            if deadline.expired:
+                raise PiKvmBusyError(
+                    f"GPIO channel {channel!r} of the PiKVM at {self.url} is still busy after "
+                    f"{deadline.seconds:g} s",
+                    url=self._api_url("/gpio"),
+                )
+            deadline.sleep(interval)
+
     def gpio_switch(self, channel: str, state: bool, *, wait: bool = True) -> None:
-        """Set an output channel (a relay: mains on/off) to `state`."""
-        self._call(
-            "POST",
-            "/gpio/switch",
-            params={"channel": channel, "state": _flag(state), "wait": _flag(wait)},
-            read_timeout=self._wait_timeout(wait),
-        )
+        """Set an output channel (a relay: mains on/off) to `state`.
+
+        If the connection breaks after the request left, the channel is read back: at
+        `state` it was done; otherwise setting it again is safe (switching to a value,
+        unlike pressing, cannot act twice) and done once."""
+        params = {"channel": channel, "state": _flag(state), "wait": _flag(wait)}
+        try:
+            self._call("POST", "/gpio/switch", params=params,
+                       read_timeout=self._wait_timeout(wait))
+        except (PiKvmDeliveryUnknownError, PiKvmTimeoutError):
+            ch = self.gpio_channel(channel)
+            if ch is not None and ch.state == state:
+                return
+            self._call("POST", "/gpio/switch", params=params,
+                       read_timeout=self._wait_timeout(wait))
 
     def gpio_pulse(self, channel: str, *, delay: float | None = None, wait: bool = True) -> None:
-        """Pulse an output channel for `delay` seconds (kvmd's default when None)."""
+        """Pulse an output channel for `delay` seconds (kvmd's default when None).
+
+        Never resent once it may have arrived: the channel busy proves it did, else
+        `PiKvmDeliveryUnknownError`."""
         params = {"channel": channel, "wait": _flag(wait)}
         if delay is not None:
             params["delay"] = f"{delay:g}"
-        self._call(
-            "POST",
-            "/gpio/pulse",
-            params=params,
-            read_timeout=self._wait_timeout(wait),
-        )
+        try:
+            self._call(
+                "POST",
+                "/gpio/pulse",
+                params=params,
+                read_timeout=self._wait_timeout(wait),
+            )
+        except (PiKvmDeliveryUnknownError, PiKvmTimeoutError) as exc:
+            ch = self.gpio_state().channels.get(channel)
+            if ch is not None and ch.busy:
+                if wait:
+                    self.gpio_channel(channel)
+                return
+            raise PiKvmDeliveryUnknownError(
+                f"{exc}; read back: channel {channel!r} is not pulsing", url=exc.url
+            ) from None
 
     # -- helpers for callers ------------------------------------------------------------
 
@@ -829,6 +984,30 @@ class PiKvmClient:
             if led == on or deadline.expired:
                 return led
             deadline.sleep(interval)
+
+
+_NOT_CONNECTED = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when `exc` proves the request never left: the connection was not opened
+    (refused, unresolvable, connect timeout). A reset or a missing answer proves nothing."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, _NOT_CONNECTED):
+            return True
+        reason = getattr(cur, "reason", None)
+        todo += [reason if isinstance(reason, BaseException) else None, cur.__cause__,
+                 cur.__context__]
+        todo += [a for a in cur.args if isinstance(a, BaseException)]
+    return False
 
 
 def _short(exc: BaseException) -> str:
@@ -869,6 +1048,7 @@ __all__ = [
     "PiKvmBusyError",
     "PiKvmClient",
     "PiKvmConnectionError",
+    "PiKvmDeliveryUnknownError",
     "PiKvmError",
     "PiKvmProtocolError",
     "PiKvmTimeoutError",

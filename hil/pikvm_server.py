@@ -374,6 +374,7 @@ class KvmdServer:
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
         self.requests: list[RequestRecord] = []
+        self._drops: dict[tuple[str, str], list[bool]] = {}
         self.tls = certfile is not None
         self._routes = self._build_routes()
         handler = self._handler_class()
@@ -413,6 +414,25 @@ class KvmdServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def connections(self) -> int:
+        """How many connections were accepted (TLS rejects included): tests see whether a
+        client tried again even when no request got through."""
+        return self._httpd.accepted
+
+    def drop_connection(self, method: str, path: str, *, after_op: bool, times: int = 1) -> None:
+        """Make the next `times` requests for `method` `path` lose their connection with no
+        answer: before the backend sees them (``after_op=False``), or after it carried them
+        out (``after_op=True``). kvmd finishes an operation whose client went away, so the
+        second case is the one a client cannot tell from the first: it must not resend."""
+        with self._lock:
+            self._drops.setdefault((method, path), []).extend([after_op] * times)
+
+    def _take_drop(self, method: str, path: str) -> bool | None:
+        with self._lock:
+            pending = self._drops.get((method, path))
+            return pending.pop(0) if pending else None
 
     def count(self, method: str, path: str) -> int:
         """How many requests for `method` `path` were served (tests use it to see retries)."""
@@ -645,6 +665,12 @@ class KvmdServer:
                         self._envelope(status, False, {"error": err, "error_msg": req.path})
                         return status
                     server._check_auth(self.headers)
+                    drop = server._take_drop(req.method, req.path)
+                    if drop is not None:
+                        if drop:
+                            route(req)
+                        self.close_connection = True  # hang up without an answer
+                        return 499
                     result = route(req)
                     if isinstance(result, _Raw):
                         self._send(200, result.content_type, result.data)
@@ -686,6 +712,11 @@ class _QuietThreadingServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    accepted = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.accepted += 1  # only the serve_forever thread calls this
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("kvmd connection from %s failed", client_address, exc_info=True)
@@ -707,9 +738,19 @@ class SimulatedBoardBackend:
 
     State machine: the power LED follows ATX presses (a short power press boots an off
     board or shuts a running one down, unless `soft_off_works` is False, simulating a hung
-    OS; a long press forces it off; reset counts reboots). Each press keeps ATX busy for
-    `press_s` (`long_press_s` for power_long), so concurrent presses get 409. GPIO output
-    channels are plain booleans; the channel `mains_channel` is a mains relay: in state
+    OS; a long press forces it off; reset counts reboots).
+
+    Busy as kvmd's ATX: a press holds the button `press_s` (`long_press_s` for
+    power_long; kvmd: 0.1 and 5.5 s), its effect shows when it is released, and the
+    button stays busy `settle_s` longer (kvmd: 1 s). The power and reset buttons are
+    busy separately (kvmd's two regions) and ``busy`` is either. A press of a busy button
+    gets 409; ``atx/power`` first looks at the LED, so an action with nothing to do
+    answers 200 even while busy (kvmd does: ``on`` during a long press is "done").
+
+    GPIO output channels are booleans. An operation keeps its channel busy (409 to
+    others) `gpio_busy_s` after the write (kvmd's ``busy_delay``, 0.2 s), and kvmd
+    reports ``state: false`` for a busy channel whatever the pin is. The channel
+    `mains_channel` is a mains relay: in state
     `mains_cut_state` the board loses power (LED off, presses do nothing) and when power
     returns it stays off unless `power_on_after_restore`. MSD images are files in
     `msd_dir`. The snapshot is a generated JPEG showing the board's state; with the board
@@ -722,6 +763,8 @@ class SimulatedBoardBackend:
         *,
         press_s: float = 0.1,
         long_press_s: float = 0.3,
+        settle_s: float = 0.0,
+        gpio_busy_s: float = 0.0,
         gpio_channels: Iterable[str] = ("relay",),
         mains_channel: str | None = "relay",
         mains_cut_state: bool = True,
@@ -734,6 +777,8 @@ class SimulatedBoardBackend:
         self.msd_dir.mkdir(parents=True, exist_ok=True)
         self.press_s = press_s
         self.long_press_s = long_press_s
+        self.settle_s = settle_s
+        self.gpio_busy_s = gpio_busy_s
         self.mains_channel = mains_channel
         self.mains_cut_state = mains_cut_state
         self.power_on_after_restore = power_on_after_restore
@@ -746,7 +791,7 @@ class SimulatedBoardBackend:
         self.resets = 0
         self.hid_log: list[tuple[str, str]] = []
         self._lock = threading.RLock()
-        self._atx_busy = False
+        self._atx_busy: set[str] = set()  # "power", "reset": kvmd's two button regions
         channels = list(gpio_channels)
         if mains_channel and mains_channel not in channels:
             channels.append(mains_channel)
@@ -783,27 +828,32 @@ class SimulatedBoardBackend:
 
     def atx_state(self) -> AtxState:
         with self._lock:
-            return AtxState(self.atx_enabled, self._atx_busy, self.power_led, self.hdd_led)
+            return AtxState(self.atx_enabled, bool(self._atx_busy), self.power_led, self.hdd_led)
 
     def atx_power(self, action: str, wait: bool) -> None:
-        with self._lock:  # decide and claim the buttons atomically
-            self._check_atx()
+        with self._lock:  # decide and claim the button atomically
+            if not self.atx_enabled:
+                raise KvmdError("ATX is disabled", "AtxDisabledError")
             button = atx_action_button(action, self.power_led)
             if button is None:
-                return
-            self._atx_busy = True
+                return  # kvmd: nothing to do, even while a press is running
+            self._claim(button)
         self._run_press(button, wait)
 
-    def _check_atx(self) -> None:
+    @staticmethod
+    def _region(button: str) -> str:
+        return "reset" if button == "reset" else "power"
+
+    def _claim(self, button: str) -> None:
         if not self.atx_enabled:
             raise KvmdError("ATX is disabled", "AtxDisabledError")
-        if self._atx_busy:
+        if self._region(button) in self._atx_busy:
             raise KvmdBusyError("performing another ATX operation", "AtxIsBusyError")
+        self._atx_busy.add(self._region(button))
 
     def atx_click(self, button: str, wait: bool) -> None:
         with self._lock:
-            self._check_atx()
-            self._atx_busy = True
+            self._claim(button)
         self._run_press(button, wait)
 
     def _run_press(self, button: str, wait: bool) -> None:
@@ -814,22 +864,22 @@ class SimulatedBoardBackend:
         try:
             time.sleep(duration)
             with self._lock:
-                if not self.mains:
-                    return  # a dead PSU ignores the buttons
-                if button == "power":
-                    if not self.power_led:
-                        self.power_led = True
-                        self.boots += 1
-                    elif self.soft_off_works:
+                if self.mains:  # a dead PSU ignores the buttons
+                    if button == "power":
+                        if not self.power_led:
+                            self.power_led = True
+                            self.boots += 1
+                        elif self.soft_off_works:
+                            self.power_led = False
+                    elif button == "power_long":
                         self.power_led = False
-                elif button == "power_long":
-                    self.power_led = False
-                elif button == "reset" and self.power_led:
-                    self.resets += 1
-                    self.boots += 1
+                    elif button == "reset" and self.power_led:
+                        self.resets += 1
+                        self.boots += 1
+            time.sleep(self.settle_s)
         finally:
             with self._lock:
-                self._atx_busy = False
+                self._atx_busy.discard(self._region(button))
 
     # -- streamer -------------------------------------------------------------------------
 
@@ -867,10 +917,17 @@ class SimulatedBoardBackend:
         with self._lock:
             return GpioState(
                 {
-                    name: GpioChannel(name, state, busy=name in self._gpio_busy)
+                    # kvmd does not read a busy channel: it reports state false
+                    name: GpioChannel(name, state and name not in self._gpio_busy,
+                                      busy=name in self._gpio_busy)
                     for name, state in self._gpio.items()
                 }
             )
+
+    def gpio_pin(self, channel: str) -> bool:
+        """The channel's real output, which kvmd hides while the channel is busy."""
+        with self._lock:
+            return self._gpio[channel]
 
     def _gpio_set(self, channel: str, state: bool) -> None:
         with self._lock:
@@ -889,7 +946,15 @@ class SimulatedBoardBackend:
     def gpio_switch(self, channel: str, state: bool, wait: bool) -> None:
         with self._lock:
             self._check_gpio(channel)
+            self._gpio_busy.add(channel)
             self._gpio_set(channel, state)
+
+        def settle() -> None:
+            time.sleep(self.gpio_busy_s)
+            with self._lock:
+                self._gpio_busy.discard(channel)
+
+        perform_op(settle, wait, f"gpio-switch-{channel}")
 
     def gpio_pulse(self, channel: str, delay: float | None, wait: bool) -> None:
         delay = 0.1 if delay is None else min(max(delay, 0.1), 10.0)
@@ -902,6 +967,8 @@ class SimulatedBoardBackend:
             time.sleep(delay)
             with self._lock:
                 self._gpio_set(channel, False)
+            time.sleep(self.gpio_busy_s)
+            with self._lock:
                 self._gpio_busy.discard(channel)
 
         perform_op(finish, wait, f"gpio-pulse-{channel}")
@@ -1042,7 +1109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--key", type=Path, default=None)
     args = ap.parse_args(argv)
     msd_dir = args.msd_dir or Path(tempfile.mkdtemp(prefix="kvmd-msd-"))
-    backend = SimulatedBoardBackend(msd_dir, press_s=0.3, long_press_s=1.0)
+    backend = SimulatedBoardBackend(msd_dir, press_s=0.1, long_press_s=5.5, settle_s=1.0,
+                                    gpio_busy_s=0.2)  # kvmd's defaults
     password = os.environ.get(args.password_env, "admin")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -41,11 +41,19 @@ def run(ctx: Context) -> int:
         state = power.state()
         ctx.emit({"board": board.name, "power": state.value}, f"{board.name}: {state.value}")
         return 0
+    # Each action raises unless it happened, so what is printed below is the outcome,
+    # stated after the fact with the state read back afterwards.
     if action == "cut":
         power.cut(ctx.args.hold, stay_cut=ctx.args.stay)
+        done = ("mains cut; they stay cut until "
+                f"'hil power restore --board {board.name}'" if ctx.args.stay
+                else "mains were cut, held off and restored")
     elif action == "cycle":
         power.cycle(ctx.args.hold)
+        done = "mains were cut and restored, power pressed"
     else:
         getattr(power, action)()
-    print(f"{board.name}: {action} done, now {power.state().value}")
+        done = {"on": "powered on", "off": "powered off", "reset": "reset pressed",
+                "restore": "mains restored"}[action]
+    print(f"{board.name}: {done}; now {power.state().value}")
     return 0

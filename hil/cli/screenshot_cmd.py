@@ -16,12 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_board(p)
     p.add_argument("file", nargs="?", type=Path,
                    help="output file (default: runs/<timestamp>/<board>/screenshot.jpg)")
+    p.add_argument("--allow-offline", action="store_true",
+                   help="without video (board off), save kvmd's placeholder image "
+                   "instead of failing")
     p.set_defaults(func=run)
 
 
 def run(ctx: Context) -> int:
     board = parts.resolve(ctx.board)
     path = ctx.args.file or artifact_dir(board.name) / "screenshot.jpg"
-    out = parts.make_pikvm(board).snapshot(path)
+    out = parts.make_pikvm(board).snapshot(path, allow_offline=ctx.args.allow_offline)
     print(out)
     return 0

@@ -77,9 +77,7 @@ class QemuKvmdBackend:
     def atx_power(self, action: str, wait: bool) -> None:
         button = atx_action_button(action, self.machine.running)
         if button is None:
-            with self._lock:
-                self._check_atx()
-            return
+            return  # kvmd: nothing to do answers 200, even while a press is running
         self.atx_click(button, wait)
 
     def _check_atx(self) -> None:

@@ -61,8 +61,52 @@ def test_power_verbs(lab, capsys) -> None:
     err = capsys.readouterr().err
     assert "mains power is cut" in err and "hint:" in err
     assert hil(inv, "power", "restore") == 0
+    assert "mains restored; now off" in capsys.readouterr().out
     assert hil(inv, "power", "cycle", "--hold", "0.2") == 0
     assert "now on" in capsys.readouterr().out
+
+
+@pytest.fixture
+def reverse_wired_lab(lab, tmp_path):
+    """The lab with its relay wired the other way, declared in the inventory."""
+    inv, _, _ = lab
+    raw = yaml.safe_load(inv.read_text())
+    raw["boards"]["msi-z690"]["power_cut"]["cut_state"] = False
+    backend = SimulatedBoardBackend(tmp_path / "msd2", mains_cut_state=False)
+    with KvmdServer(backend, user="admin", password="pw-for-test") as server:
+        raw["boards"]["msi-z690"]["pikvm"]["url"] = server.url
+        inv.write_text(yaml.safe_dump(raw))
+        yield inv, backend
+
+
+def test_power_verbs_honour_cut_state(reverse_wired_lab, capsys) -> None:
+    inv, backend = reverse_wired_lab
+    assert hil(inv, "power", "on") == 0
+    assert hil(inv, "power", "status") == 0
+    assert capsys.readouterr().out.strip().endswith(": on")  # not "cut" while it runs
+    assert hil(inv, "power", "cut", "--hold", "0.1") == 0
+    assert backend.mains  # cut and restore leave mains on
+    assert "mains were cut, held off and restored; now off" in capsys.readouterr().out
+    assert hil(inv, "power", "cut", "--stay") == 0
+    out = capsys.readouterr().out
+    assert not backend.mains and "stay cut until 'hil power restore --board msi-z690'" in out
+
+
+def test_power_restore_failure_says_mains_stay_cut(lab, capsys) -> None:
+    inv, backend, _ = lab
+    assert hil(inv, "power", "cut", "--stay") == 0
+    capsys.readouterr()
+    backend.gpio_switch = _refuse  # type: ignore[method-assign]  # the relay driver fails
+    assert hil(inv, "power", "restore") == 1
+    err = capsys.readouterr().err
+    assert "mains are left CUT" in err and "hil power restore --board msi-z690" in err
+    assert not backend.mains
+
+
+def _refuse(channel: str, state: bool, wait: bool) -> None:
+    from hil.pikvm_server import KvmdError
+
+    raise KvmdError("relay driver offline", "GpioDriverOfflineError")
 
 
 def test_missing_secret_is_a_config_error(lab, capsys, monkeypatch) -> None:
@@ -107,6 +151,15 @@ def test_screenshot_is_jpeg(lab, tmp_path, capsys) -> None:
     assert hil(inv, "power", "on") == 0
     out = tmp_path / "shot.jpg"
     assert hil(inv, "screenshot", str(out)) == 0
+    assert out.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_screenshot_of_a_board_without_video(lab, tmp_path, capsys) -> None:
+    inv, _, _ = lab  # the board is off: no video
+    out = tmp_path / "off.jpg"
+    assert hil(inv, "screenshot", str(out)) == 1
+    assert "hil screenshot --allow-offline" in capsys.readouterr().err  # the hint's option
+    assert hil(inv, "screenshot", "--allow-offline", str(out)) == 0
     assert out.read_bytes()[:3] == b"\xff\xd8\xff"
 
 

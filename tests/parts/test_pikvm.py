@@ -21,7 +21,7 @@ import requests
 from pikvm_fixtures import PASSWORD, USER, free_port
 from PIL import Image
 
-from hil.errors import HilError
+from hil.errors import ConfigError, HilError
 from hil.pikvm import (
     InsecureTlsWarning,
     PiKvmAuthMissingError,
@@ -30,6 +30,7 @@ from hil.pikvm import (
     PiKvmBusyError,
     PiKvmClient,
     PiKvmConnectionError,
+    PiKvmDeliveryUnknownError,
     PiKvmError,
     PiKvmProtocolError,
     PiKvmTimeoutError,
@@ -66,10 +67,22 @@ def test_totp_matches_rfc6238_sha1_vectors() -> None:
 
 
 def test_totp_rejects_invalid_secret() -> None:
-    with pytest.raises(HilError, match="base32"):
+    with pytest.raises(ConfigError, match="base32") as exc:
         totp("not base32 at all!1")
-    with pytest.raises(HilError, match="base32"):
+    assert exc.value.exit_code == 2  # a configuration error, not a runtime failure
+    with pytest.raises(ConfigError, match="base32"):
         PiKvmClient("https://pikvm", USER, PASSWORD, totp_secret="0189!")
+    with pytest.raises(ConfigError, match="base32"):
+        totp(" \n")  # nothing left: no key
+
+
+def test_totp_tolerates_whitespace_and_a_trailing_newline() -> None:
+    secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    want = totp(secret, 59)
+    assert totp(secret + "\n", 59) == want  # as read from a file or $(cat file)
+    assert totp("GEZD GNBV GY3T QOJQ\tGEZD-GNBV-GY3T-QOJQ\r\n", 59) == want
+    assert totp(secret + "====", 59) == want  # explicit padding
+    PiKvmClient("https://pikvm", USER, PASSWORD, totp_secret=secret + "\n")
 
 
 # ----------------------------------------------------------------------------- auth
@@ -222,27 +235,44 @@ def test_envelope_is_parsed_and_checked(fixed_server: tuple[str, type[_Fixed]]) 
 
 def test_busy_is_retried_until_free(sim_board: SimulatedBoardBackend, kvmd: KvmdServer) -> None:
     sim_board.press_s = 0.6
-    c = PiKvmClient(kvmd.url, USER, PASSWORD, retries=6, backoff=0.1)
-    c.atx_click("power", wait=False)  # keeps ATX busy for 0.6 s, then the board is on
+    c = PiKvmClient(kvmd.url, USER, PASSWORD, retries=0, backoff=0.1)
+    c.atx_click("power", wait=False)  # keeps the power button busy 0.6 s; the board boots
     assert c.atx_state().busy
     t0 = time.monotonic()
-    c.atx_power("off", wait=True)  # 409 until the press ends, then a 0.6 s press
+    c.atx_click("power_long", wait=True)  # 409 until the press ends, then a long press
     assert time.monotonic() - t0 >= 0.6
-    statuses = [r.status for r in kvmd.requests if r.path == "/api/atx/power"]
-    assert statuses[0] == 409 and statuses[-1] == 200 and len(statuses) >= 2
+    statuses = [r.status for r in kvmd.requests if r.path == "/api/atx/click"]
+    assert statuses[0] == 200 and statuses[1] == 409 and statuses[-1] == 200
     st = c.atx_state()
     assert not st.power_led and not st.busy and sim_board.boots == 1
 
 
+def test_busy_window_outlasts_kvmds_long_press(tmp_path: Path) -> None:
+    """kvmd holds a long press 5.5 s and keeps the button busy 1 s after release; the
+    client's default 409 window (once 3.5 s) must outlast that, at kvmd's real timing."""
+    sim = SimulatedBoardBackend(tmp_path, press_s=0.1, long_press_s=5.5, settle_s=1.0,
+                                power_led=True)
+    with KvmdServer(sim, user=USER, password=PASSWORD) as srv:
+        c = PiKvmClient(srv.url, USER, PASSWORD)  # defaults
+        c.atx_click("power_long", wait=False)
+        t0 = time.monotonic()
+        c.atx_click("power", wait=True)  # refused (409) until the long press is over
+        assert time.monotonic() - t0 >= 6.0
+        assert sim.power_led and sim.boots == 2  # forced off, then booted by our press
+        assert srv.count("POST", "/api/atx/click") >= 3
+
+
 def test_busy_retries_are_bounded(sim_board: SimulatedBoardBackend, kvmd: KvmdServer) -> None:
     sim_board.press_s = 3.0
-    c = PiKvmClient(kvmd.url, USER, PASSWORD, retries=2, backoff=0.05)
-    c.atx_click("reset", wait=False)
+    c = PiKvmClient(kvmd.url, USER, PASSWORD, retries=0, backoff=0.05, busy_timeout=0.5)
+    c.atx_click("power", wait=False)
+    t0 = time.monotonic()
     with pytest.raises(PiKvmBusyError) as exc:
         c.atx_click("power", wait=True)
+    assert time.monotonic() - t0 >= 0.5
     assert exc.value.status == 409 and exc.value.kvmd_error == "AtxIsBusyError"
-    assert "after 3 attempts" in str(exc.value)
-    assert kvmd.count("POST", "/api/atx/click") == 4  # the reset + 3 tries
+    tries = kvmd.count("POST", "/api/atx/click") - 1
+    assert tries >= 2 and f"after {tries} attempts" in str(exc.value)
     assert exc.value.hint and "retry" in exc.value.hint
 
 
@@ -292,13 +322,32 @@ def test_connection_refused_names_url(tmp_path: Path) -> None:
     _no_secret(str(exc.value))
 
 
-def test_read_timeout_is_reported(sim_board: SimulatedBoardBackend, kvmd: KvmdServer) -> None:
-    sim_board.press_s = 2.0
-    c = PiKvmClient(kvmd.url, USER, PASSWORD, timeout=0.4, op_timeout=0.4, retries=0)
-    t0 = time.monotonic()
-    with pytest.raises(PiKvmTimeoutError, match="did not answer"):
-        c.atx_click("power", wait=True)
-    assert time.monotonic() - t0 < 1.9
+class _SlowScreen(SimulatedBoardBackend):
+    def snapshot(self) -> bytes:
+        time.sleep(2.0)
+        return super().snapshot()
+
+
+def test_read_timeout_is_reported(tmp_path: Path) -> None:
+    sim = _SlowScreen(tmp_path, power_led=True)
+    with KvmdServer(sim, user=USER, password=PASSWORD) as srv:
+        c = PiKvmClient(srv.url, USER, PASSWORD, timeout=0.4, op_timeout=0.4, retries=3)
+        with pytest.raises(PiKvmTimeoutError, match=r"did not answer GET .* within") as exc:
+            c.snapshot_bytes()
+        assert "not resent" not in str(exc.value)
+        assert srv.connections == 1  # reported, not retried
+
+
+def test_press_whose_answer_times_out_is_not_repeated(sim_board: SimulatedBoardBackend,
+                                                      kvmd: KvmdServer) -> None:
+    """No answer within the timeout: kvmd may be pressing. The client reads the state
+    back (a press in progress), waits for it, and never presses a second time."""
+    sim_board.press_s = 1.5
+    c = PiKvmClient(kvmd.url, USER, PASSWORD, timeout=0.4, op_timeout=0.4, retries=3)
+    c.atx_click("power", wait=True)
+    st = c.atx_state()
+    assert st.power_led and not st.busy and sim_board.boots == 1
+    assert kvmd.count("POST", "/api/atx/click") == 1
 
 
 # ----------------------------------------------------------------------------- TLS
@@ -309,10 +358,9 @@ def test_tls_verification(sim_board: SimulatedBoardBackend,
     cert, key = self_signed_cert
     with KvmdServer(sim_board, user=USER, password=PASSWORD, certfile=cert, keyfile=key) as srv:
         assert srv.url.startswith("https://")
-        t0 = time.monotonic()
         with pytest.raises(PiKvmTlsError) as exc:
             PiKvmClient(srv.url, USER, PASSWORD, retries=3, backoff=1.0).atx_state()
-        assert time.monotonic() - t0 < 1.0  # a certificate problem is not retried
+        assert srv.connections == 1  # a certificate problem is not retried
         assert str(exc.value) == (
             f"TLS handshake with the PiKVM at {srv.url}/api/atx failed: "
             "certificate verify failed: self-signed certificate"
@@ -457,7 +505,7 @@ def test_msd_chunked_upload_and_bad_name(kvmd: KvmdServer, sim_board: SimulatedB
     assert client.msd_state().images.keys() == {"chunked.img"}
 
 
-def test_gpio_switch_and_pulse(client: PiKvmClient) -> None:
+def test_gpio_switch_and_pulse(client: PiKvmClient, sim_board: SimulatedBoardBackend) -> None:
     state = client.gpio_state()
     assert set(state.channels) == {"relay", "led"}
     assert not state.channels["led"].state and state.channels["led"].switch
@@ -472,8 +520,9 @@ def test_gpio_switch_and_pulse(client: PiKvmClient) -> None:
 
     client.gpio_pulse("led", delay=2.0, wait=False)
     ch = client.gpio_state().channels["led"]
-    assert ch.state and ch.busy
-    impatient = PiKvmClient(client.url, USER, PASSWORD, retries=0)
+    assert ch.busy and not ch.state  # kvmd reports a busy channel as false ...
+    assert sim_board.gpio_pin("led")  # ... while the pin is set
+    impatient = PiKvmClient(client.url, USER, PASSWORD, retries=0, busy_timeout=0.3)
     with pytest.raises(PiKvmBusyError, match="GpioChannelIsBusyError"):
         impatient.gpio_switch("led", True)
     wait_for(lambda: not client.gpio_state().channels["led"].busy, 5, "the pulse to end")
@@ -500,3 +549,137 @@ def test_standalone_server_process(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+# ----------------------------------------------------------------------------- dropped connections
+
+
+def test_get_with_a_dropped_connection_is_resent(client: PiKvmClient, kvmd: KvmdServer) -> None:
+    kvmd.drop_connection("GET", "/api/atx", after_op=False)
+    assert client.atx_state().enabled
+    assert [r.status for r in kvmd.requests if r.path == "/api/atx"] == [499, 200]
+
+
+def test_post_is_resent_when_the_connection_never_opened(tmp_path: Path) -> None:
+    """Refused: the request provably never left, so even a button press is resent."""
+    port = free_port()
+    sim = SimulatedBoardBackend(tmp_path, press_s=0.05)
+    started: list[KvmdServer] = []
+    timer = threading.Timer(0.3, lambda: started.append(
+        KvmdServer(sim, user=USER, password=PASSWORD, port=port)))
+    timer.start()
+    try:
+        c = PiKvmClient(f"http://127.0.0.1:{port}", USER, PASSWORD, retries=6, backoff=0.1)
+        c.atx_click("power")
+        timer.join()
+        assert sim.power_led and sim.boots == 1
+        assert started[0].count("POST", "/api/atx/click") == 1
+    finally:
+        timer.join()
+        for srv in started:
+            srv.stop()
+
+
+def test_press_dropped_after_kvmd_acted_is_never_replayed(client: PiKvmClient,
+                                                          kvmd: KvmdServer,
+                                                          sim_board: SimulatedBoardBackend) -> None:
+    """The bug: after a drop the client sent button=power again and toggled the board
+    back off. Now it is sent once; the state read back cannot prove it arrived (the press
+    is over), so the error says so instead of pressing again."""
+    kvmd.drop_connection("POST", "/api/atx/click", after_op=True)
+    with pytest.raises(PiKvmDeliveryUnknownError, match="may have carried it out") as exc:
+        client.atx_click("power")
+    assert "power LED on" in str(exc.value) and "not resent" in (exc.value.hint or "")
+    assert kvmd.count("POST", "/api/atx/click") == 1
+    assert sim_board.power_led and sim_board.boots == 1  # pressed once: the board runs
+
+
+def test_press_dropped_before_kvmd_saw_it_is_not_resent_either(
+        client: PiKvmClient, kvmd: KvmdServer, sim_board: SimulatedBoardBackend) -> None:
+    kvmd.drop_connection("POST", "/api/atx/click", after_op=False)
+    with pytest.raises(PiKvmDeliveryUnknownError, match="power LED off"):
+        client.atx_click("power_long")  # the client cannot tell this drop from the other
+    assert kvmd.count("POST", "/api/atx/click") == 1 and sim_board.boots == 0
+
+
+def test_dropped_press_still_running_counts_as_delivered(
+        client: PiKvmClient, kvmd: KvmdServer, sim_board: SimulatedBoardBackend) -> None:
+    sim_board.press_s = 0.5
+    kvmd.drop_connection("POST", "/api/atx/click", after_op=True)
+    client.atx_click("power", wait=False)  # kvmd answered nothing, but is pressing
+    assert client.atx_state().busy
+    client.wait_atx_idle()
+    assert sim_board.power_led and kvmd.count("POST", "/api/atx/click") == 1
+
+
+def test_dropped_power_action_decided_by_the_led(client: PiKvmClient, kvmd: KvmdServer,
+                                                 sim_board: SimulatedBoardBackend) -> None:
+    kvmd.drop_connection("POST", "/api/atx/power", after_op=True)
+    client.atx_power("on")  # the LED shows the intent: done, not repeated
+    assert sim_board.power_led and sim_board.boots == 1
+    kvmd.drop_connection("POST", "/api/atx/power", after_op=False)
+    with pytest.raises(PiKvmDeliveryUnknownError, match="power LED on"):
+        client.atx_power("off_hard")  # dropped unseen: LED still on, not repeated
+    assert sim_board.power_led
+    assert kvmd.count("POST", "/api/atx/power") == 2
+
+
+def test_dropped_gpio_switch_is_read_back(client: PiKvmClient, kvmd: KvmdServer,
+                                          sim_board: SimulatedBoardBackend) -> None:
+    kvmd.drop_connection("POST", "/api/gpio/switch", after_op=True)
+    client.gpio_switch("led", True)  # done before the drop: read back, not resent
+    assert sim_board.gpio_pin("led") and kvmd.count("POST", "/api/gpio/switch") == 1
+    kvmd.drop_connection("POST", "/api/gpio/switch", after_op=False)
+    client.gpio_switch("led", False)  # not done: setting a value again cannot act twice
+    assert not sim_board.gpio_pin("led") and kvmd.count("POST", "/api/gpio/switch") == 3
+
+
+def test_dropped_pulse_and_keystrokes_are_not_resent(
+        client: PiKvmClient, kvmd: KvmdServer, sim_board: SimulatedBoardBackend) -> None:
+    kvmd.drop_connection("POST", "/api/gpio/pulse", after_op=False)
+    with pytest.raises(PiKvmDeliveryUnknownError, match="not pulsing"):
+        client.gpio_pulse("led", delay=0.1)
+    kvmd.drop_connection("POST", "/api/hid/print", after_op=True)
+    with pytest.raises(PiKvmDeliveryUnknownError):
+        client.hid_print("rm -rf /tmp/x\n")
+    assert sim_board.hid_log == [("print", "rm -rf /tmp/x\n")]  # typed once, not twice
+    assert kvmd.count("POST", "/api/gpio/pulse") == 1
+
+
+def test_dropped_upload_is_read_back(client: PiKvmClient, kvmd: KvmdServer,
+                                     tmp_path: Path) -> None:
+    src = tmp_path / "fw.img"
+    src.write_bytes(os.urandom(300_000))
+    kvmd.drop_connection("POST", "/api/msd/write", after_op=True)
+    img = client.msd_upload(src)  # stored whole: it arrived
+    assert img.size == 300_000 and kvmd.count("POST", "/api/msd/write") == 1
+    kvmd.drop_connection("POST", "/api/msd/write", after_op=False)
+    with pytest.raises(PiKvmDeliveryUnknownError, match=r"'other\.img' is not stored"):
+        client.msd_upload(src, "other.img")
+    assert kvmd.count("POST", "/api/msd/write") == 2
+
+
+def test_atx_power_with_nothing_to_do_answers_while_busy(
+        client: PiKvmClient, sim_board: SimulatedBoardBackend) -> None:
+    """kvmd's atx/power looks at the LED first: 'on' during a long press of a running
+    board is answered 200 at once (nothing pressed), which is why callers must wait for
+    busy to clear before trusting the LED."""
+    sim_board.long_press_s = 1.0
+    client.atx_power("on")
+    client.atx_click("power_long", wait=False)
+    client.atx_power("on")  # no 409, nothing pressed
+    assert client.atx_state().busy and client.atx_state().power_led
+    assert not client.wait_atx_idle().power_led  # the long press ends: the board is off
+    with pytest.raises(PiKvmBusyError, match="still reports an ATX press"):
+        client.atx_click("power_long", wait=False)
+        client.wait_atx_idle(timeout=0.2)
+
+
+def test_snapshot_503_hint_names_a_real_option(client: PiKvmClient) -> None:
+    with pytest.raises(PiKvmUnavailableError) as exc:
+        client.snapshot_bytes()
+    assert "hil screenshot --allow-offline" in (exc.value.hint or "")
+    from hil.cli.main import build_parser
+
+    args = build_parser().parse_args(["screenshot", "--allow-offline"])
+    assert args.allow_offline is True

@@ -225,6 +225,7 @@ def test_cut_shows_progress(client: PiKvmClient, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert "[sim power]" in err and "mains cut, holding 0.3 s" in err
     assert "mains restored after" in err
+    assert not PikvmGpioRelay(client, "relay").is_cut()  # printed after it happened
 
 
 def test_missing_parts_are_config_errors(client: PiKvmClient) -> None:
@@ -306,3 +307,154 @@ def test_board_power_with_plug_holds_the_cut(plug_server: TasmotaFake) -> None:
     assert [c for _, c in switched] == ["Power Off", "Power On"]
     assert switched[1][0] - switched[0][0] >= 0.3
     assert plug_server.on
+
+
+# ----------------------------------------------------------------------------- relay polarity
+
+
+def _reverse_wired(tmp_path: Path, **kw: object) -> SimulatedBoardBackend:
+    """A relay wired the other way: the channel must be on (true) for the board to have
+    mains, so mains are cut at false."""
+    return SimulatedBoardBackend(tmp_path, press_s=0.02, mains_cut_state=False, **kw)
+
+
+def test_reverse_wired_relay_with_cut_state_false(tmp_path: Path) -> None:
+    sim = _reverse_wired(tmp_path, power_led=True)
+    with KvmdServer(sim, user=USER, password=PASSWORD) as srv:
+        c = PiKvmClient(srv.url, USER, PASSWORD)
+        power = BoardPower(PikvmAtx(c, poll_s=0.05), PikvmGpioRelay(c, "relay", cut_state=False),
+                           show_progress=False, name="sim")
+        assert c.gpio_state().channels["relay"].state  # on = mains present
+        assert power.state() is PowerState.ON  # not "cut" while the board runs
+        power.cut(stay_cut=True)
+        assert not sim.mains and power.state() is PowerState.CUT
+        power.restore()
+        assert sim.mains and power.state() is PowerState.OFF  # mains back on
+        power.on()
+        power.cut(hold_s=0.1)  # cut + restore leaves mains on
+        assert sim.mains and sim.gpio_pin("relay")
+
+
+def test_default_polarity_misreads_a_reverse_wired_relay(tmp_path: Path) -> None:
+    """What the inventory key fixes: with the default cut_state (true), a reverse-wired
+    relay reads as cut while the board runs, and cut + restore leave mains off."""
+    sim = _reverse_wired(tmp_path, power_led=True)
+    with KvmdServer(sim, user=USER, password=PASSWORD) as srv:
+        c = PiKvmClient(srv.url, USER, PASSWORD)
+        wrong = BoardPower(PikvmAtx(c), PikvmGpioRelay(c, "relay"), show_progress=False)
+        assert wrong.state() is PowerState.CUT and sim.power_led  # "cut" while running
+        wrong.cut(hold_s=0.0)  # switches true (no change), then false: mains gone
+        assert not sim.mains
+
+
+def test_relay_state_is_read_when_the_channel_is_not_busy(tmp_path: Path) -> None:
+    """kvmd reports a busy channel as false. With cut_state false, reading it during
+    someone's switch would say "cut" while the board runs."""
+    sim = _reverse_wired(tmp_path, power_led=True, gpio_busy_s=0.5)
+    with KvmdServer(sim, user=USER, password=PASSWORD) as srv:
+        c = PiKvmClient(srv.url, USER, PASSWORD)
+        relay = PikvmGpioRelay(c, "relay", cut_state=False)
+        c.gpio_switch("relay", True, wait=False)  # another client: busy for 0.5 s
+        assert c.gpio_state().channels["relay"].busy
+        assert not relay.is_cut() and sim.mains
+
+
+def test_power_cut_cut_state_reaches_the_relay(tmp_path: Path) -> None:
+    import yaml
+
+    from hil import parts
+    from hil.inventory import parse
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "inventory.yaml").read_text())
+    raw["boards"]["msi-z690"]["power_cut"]["cut_state"] = False
+    board = parse(yaml.safe_dump(raw), tmp_path / "inv.yaml").board("msi-z690")
+    mains = parts.make_mains(board, PiKvmClient("http://127.0.0.1:9", USER, PASSWORD))
+    assert isinstance(mains, PikvmGpioRelay) and mains.cut_state is False
+
+
+# ----------------------------------------------------------------------------- ATX busy
+
+
+def test_power_on_during_a_long_press_waits_for_its_outcome(
+        client: PiKvmClient, kvmd: KvmdServer, sim_board: SimulatedBoardBackend) -> None:
+    """The bug: 'power on' during a long press saw the LED still lit, said "now on", and
+    the board went off when the press ended. Now it waits, sees off, and boots it."""
+    sim_board.long_press_s = 0.8
+    atx = PikvmAtx(client, on_timeout=3, poll_s=0.05)
+    atx.on()
+    other = PiKvmClient(kvmd.url, USER, PASSWORD)
+    other.atx_click("power_long", wait=False)  # someone holds the button
+    assert client.atx_state().busy and client.atx_state().power_led
+    atx.on()
+    st = client.atx_state()
+    assert st.power_led and not st.busy and sim_board.boots == 2
+
+
+def test_state_and_reset_wait_for_a_press_in_progress(
+        client: PiKvmClient, kvmd: KvmdServer, sim_board: SimulatedBoardBackend) -> None:
+    sim_board.long_press_s = 0.6
+    atx = PikvmAtx(client, poll_s=0.05)
+    atx.on()
+    client.atx_click("power_long", wait=False)
+    assert atx.state() is PowerState.OFF  # the outcome, not the LED during the press
+    atx.on()
+    client.atx_click("power_long", wait=False)
+    with pytest.raises(PowerError, match="board is off"):
+        atx.reset()  # decided after the press: the board is off now
+    assert sim_board.resets == 0
+
+
+def test_atx_busy_beyond_the_deadline_is_a_clear_error(
+        client: PiKvmClient, sim_board: SimulatedBoardBackend) -> None:
+    sim_board.long_press_s = 3.0
+    atx = PikvmAtx(client, busy_timeout=0.3, poll_s=0.05)
+    client.atx_click("power_long", wait=False)
+    with pytest.raises(PowerError, match="still in progress") as exc:
+        atx.on()
+    assert exc.value.hint and "another run" in exc.value.hint
+    assert atx.state() is PowerState.UNKNOWN  # never a guess
+
+
+def test_power_on_with_a_dropped_press_is_not_pressed_twice(
+        client: PiKvmClient, kvmd: KvmdServer, sim_board: SimulatedBoardBackend) -> None:
+    atx = PikvmAtx(client, on_timeout=2, poll_s=0.05)
+    kvmd.drop_connection("POST", "/api/atx/power", after_op=True)
+    atx.on()
+    assert sim_board.power_led and sim_board.boots == 1
+    assert kvmd.count("POST", "/api/atx/power") == 1
+    kvmd.drop_connection("POST", "/api/atx/power", after_op=False)
+    with pytest.raises(PowerError, match="broke while pressing reset"):
+        atx.reset()
+    assert sim_board.resets == 0 and kvmd.count("POST", "/api/atx/power") == 2
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+def test_failed_restore_says_mains_are_left_cut(
+        client: PiKvmClient, kvmd: KvmdServer, sim_board: SimulatedBoardBackend,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    power = BoardPower(PikvmAtx(client), PikvmGpioRelay(client, "relay"), name="sim")
+    # both the restore and its one safe re-send are lost
+    kvmd.drop_connection("POST", "/api/gpio/switch", after_op=False, times=1)
+    power.cut(stay_cut=True)
+    kvmd.drop_connection("POST", "/api/gpio/switch", after_op=False, times=2)
+    with pytest.raises(PowerError, match="mains are left CUT") as exc:
+        power.restore()
+    assert "hil power restore --board sim" in (exc.value.hint or "")
+    assert "'relay' to false" in (exc.value.hint or "")
+    assert not sim_board.mains
+
+    power.restore()
+    capsys.readouterr()
+    # the cut goes through; the restore after the hold, and its re-send, are lost
+    timer = threading.Timer(0.2, lambda: kvmd.drop_connection(
+        "POST", "/api/gpio/switch", after_op=False, times=2))
+    timer.start()
+    with pytest.raises(PowerError, match="mains are left CUT"):
+        power.cut(hold_s=0.6)
+    timer.join()
+    err = capsys.readouterr().err
+    assert "restoring mains FAILED: mains are left cut" in err
+    assert "mains restored" not in err
+    assert not sim_board.mains

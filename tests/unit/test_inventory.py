@@ -68,6 +68,11 @@ def test_shipped_inventory_has_both_boards() -> None:
          "flash.wp_disable: expected true or false"),
         (lambda d: d["boards"]["msi-z690"]["pikvm"].pop("password_env"),
          "pikvm.password_env: missing required key"),
+        (lambda d: d["boards"]["msi-z690"]["power_cut"].update(cut_state="on"),
+         "power_cut.cut_state: expected true or false, got 'on'"),
+        (lambda d: d["boards"]["msi-z690"]["power_cut"].update(
+            kind="http-plug", url="http://plug", cut_state=False),
+         "power_cut.cut_state: only a GPIO relay has a cut_state"),
         (lambda d: d.update(default_board="nope"), "default_board: names no board"),
         (lambda d: d["boards"].update(x=[1, 2]), "boards.x: expected a mapping, got list"),
     ],
@@ -140,3 +145,29 @@ def test_cache_placeholder_follows_wpp_hil_cache(tmp_path: Path,
     home = Path("~/.cache/wpp-hil").expanduser()
     assert inventory.load(REPO / "inventory.yaml").board("emulated").ssh.key_file == \
         home / "keys" / "twin_ed25519"
+
+
+def test_power_cut_cut_state_defaults_to_true_and_is_read(raw, tmp_path) -> None:
+    """The GPIO state meaning "mains cut" depends on the relay's wiring; true is the
+    default (today's behaviour) and false is kept."""
+    inv = parse(copy.deepcopy(raw), tmp_path)
+    assert inv.board("msi-z690").power_cut.cut_state is True
+    data = copy.deepcopy(raw)
+    data["boards"]["msi-z690"]["power_cut"].pop("cut_state", None)
+    assert parse(data, tmp_path).board("msi-z690").power_cut.cut_state is True
+    data["boards"]["msi-z690"]["power_cut"]["cut_state"] = False
+    board = parse(data, tmp_path).board("msi-z690")
+    assert board.power_cut.cut_state is False
+    assert board.summary()["power_cut"]["cut_state"] is False
+
+
+def test_unset_optional_2fa_secret_is_not_missing(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("PIKVM_PASSWORD", "topsecret")
+    monkeypatch.delenv("PIKVM_TOTP", raising=False)
+    board = inventory.load(REPO / "inventory.yaml").board("msi-z690")
+    assert board.summary()["pikvm"]["totp"] == "$PIKVM_TOTP (not set, optional)"
+    assert board.pikvm.totp_secret.get_optional() is None
+    monkeypatch.delenv("PIKVM_PASSWORD")
+    assert board.summary()["pikvm"]["password"] == "$PIKVM_PASSWORD (MISSING)"  # required
+    monkeypatch.setenv("PIKVM_TOTP", "JBSWY3DPEHPK3PXP")
+    assert board.summary()["pikvm"]["totp"] == "$PIKVM_TOTP (set)"
