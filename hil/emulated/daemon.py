@@ -57,7 +57,8 @@ def serve(state: StateDir, owner: tuple[int, int] | None = None) -> int:
         return 1
     machine = Machine(state, config)
     atexit.register(machine.shutdown)
-    backend = QemuKvmdBackend(machine, relay_channel=config.relay_channel)
+    backend = QemuKvmdBackend(machine, relay_channel=config.relay_channel,
+                              mains_cut_state=config.mains_cut_state)
     try:
         server = KvmdServer(
             backend,

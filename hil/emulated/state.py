@@ -58,6 +58,9 @@ class TwinConfig:
     chip_size: int = 16 << 20
     disk_size: int = 256 << 20  # the guest's /data: where tracked programs keep files
     relay_channel: str = "relay"
+    # the relay's GPIO state that cuts mains: the inventory's power_cut.cut_state, so the
+    # twin is wired like the board it stands for
+    mains_cut_state: bool = True
     pikvm_user: str = "admin"
     ports: Ports = field(default_factory=Ports)
     # extra QEMU arguments, for development only (e.g. -kernel with a stock BIOS)

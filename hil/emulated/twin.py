@@ -187,6 +187,7 @@ def up(
         pdev_size=emu.pdev_size if emu else 512 << 20,
         chip_size=board.flash.chip_size,
         relay_channel=board.power_cut.channel or "relay",
+        mains_cut_state=board.power_cut.cut_state,
         pikvm_user=board.pikvm.user,
         ports=ports,
         extra_qemu_args=list(extra_qemu_args or []),
@@ -308,7 +309,7 @@ def status(board: Board, *, state: Path | str | None = None) -> dict[str, Any]:
             gpio = requests.get(f"http://127.0.0.1:{p.kvmd}/api/gpio", headers=auth, timeout=2)
             outs = gpio.json()["result"]["state"]["outputs"]
             relay = outs.get(config.relay_channel, {}).get("state")
-            info["mains"] = relay is not None and not relay
+            info["mains"] = relay is not None and relay != config.mains_cut_state
         except (requests.RequestException, KeyError, ValueError, OSError):
             info["mains"] = None
     return info

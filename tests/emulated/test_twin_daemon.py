@@ -182,3 +182,27 @@ def test_twin_of_a_killed_session_stops_itself(tmp_path) -> None:
         if owner.poll() is None:
             owner.kill()
         twin.down(load().board("emulated"), state=state)
+
+
+def test_twin_is_wired_like_the_inventory_says(board: Board, tmp_path) -> None:
+    """power_cut.cut_state false: the relay channel must be on for mains. The twin's
+    relay follows it, and the bench's parts (from the same inventory) read it right."""
+    from hil import parts
+
+    reverse = board.replace(power_cut=dataclasses.replace(board.power_cut, cut_state=False))
+    tb = twin.up(reverse, state=tmp_path / "rev", use_free_ports=True, stop_at_exit=True)
+    try:
+        c = client_for(tb)
+        assert c.gpio_state().channels["relay"].state is True  # mains on at start
+        assert twin.status(reverse, state=tmp_path / "rev")["mains"] is True
+        power = parts.make_power(tb, c)
+        power.show_progress = False
+        assert power.state() is PowerState.OFF  # not "cut"
+        power.on()
+        assert power.state() is PowerState.ON
+        power.cut(hold_s=0.2)  # QEMU killed, mains back on
+        assert power.state() is PowerState.OFF
+        assert c.gpio_state().channels["relay"].state is True
+        assert twin.status(reverse, state=tmp_path / "rev")["mains"] is True
+    finally:
+        twin.down(tb)
