@@ -177,7 +177,7 @@ def test_cut_holds_then_restores(board: BoardPower, sim_board: SimulatedBoardBac
     elapsed = time.monotonic() - t0
     stop.set()
     t.join()
-    assert 0.5 <= elapsed < 3.0
+    assert elapsed >= 0.5  # held at least hold_s (no upper bound: a loaded host is slow)
     assert PowerState.CUT in seen
     # The board lost power and stays off after mains returns (BIOS: stay off).
     assert board.state() is PowerState.OFF and sim_board.mains
