@@ -38,8 +38,11 @@ def variants(modes: Sequence[str]) -> list[str]:
     return [ALONE, BASELINE, *(f"beside {m}" for m in modes)]
 
 
-def placement(cpus: int) -> tuple[int | None, int | None, str]:
-    """CPUs for 7z and the load, and the note the rows carry about it."""
+def placement(cpus: int | None) -> tuple[int | None, int | None, str]:
+    """CPUs for 7z and the load, and the note the rows carry about it (`cpus` None: the
+    guest could not say; nothing is pinned)."""
+    if cpus is None:
+        return None, None, "CPU count unknown (nproc failed): 7z and the allocator not pinned"
     if cpus >= 2:
         return NEIGHBOUR_CPU, LOAD_CPU, (
             f"{cpus} CPUs: 7z pinned to CPU {NEIGHBOUR_CPU}, the allocator to CPU {LOAD_CPU}")
@@ -59,7 +62,10 @@ def run(target: Any, report: BenchReport, *, dict_log2: int, reps: int,
         modes: Sequence[str], load_mib: int, time_ms: int | None = None,
         wpp_missing: str | None = None,
         step: Callable[[str], None] = lambda _m: None) -> None:
-    cpus = guest.parse_nproc(remote.run(target, guest.NPROC, timeout=30))
+    try:
+        cpus: int | None = guest.parse_nproc(remote.run(target, guest.NPROC, timeout=30))
+    except HilError:
+        cpus = None
     cpu_7z, cpu_load, note = placement(cpus)
     order = variants(modes)
     rows: dict[tuple[str, str], Measurement] = {}

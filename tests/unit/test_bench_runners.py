@@ -238,3 +238,13 @@ def test_neighbours_without_wpp_keep_alone_and_the_untracked_load(tmp_path: Path
     assert rows["7z compress d18", "beside lazy"]["samples"] == []
     assert not any("wpp-start" in c for c in _workload(shell))
     assert out.report.failures() == []
+
+
+def test_neighbour_placement_notes() -> None:
+    from hil.bench import neighbours
+
+    assert neighbours.placement(4)[:2] == (0, 1) and "4 CPUs" in neighbours.placement(4)[2]
+    assert neighbours.placement(1)[:2] == (None, None)
+    assert neighbours.placement(None)[:2] == (None, None)
+    assert "unknown" in neighbours.placement(None)[2]
+    assert guest.parse_nproc("2\n") == 2 and guest.parse_nproc("") == 1
