@@ -949,32 +949,39 @@ void wpp_track_check_release(void)
 	mutex_unlock(&wt_check_mutex);
 }
 
-/* Magic number 20: reset the firmware; re-send the tracked process' state. */
+/*
+ * Magic number 20: reset the firmware; re-send the tracked process' state.
+ * The process may be running: its mmap lock is held for writing from the
+ * reset until its state is queued and sent, so that no fault or zap (they
+ * run under the read lock and report through the hooks) falls between the
+ * page-table walk and the queued pages (a page twice, or a remove before
+ * its add: the firmware refused the batch).
+ */
 int wpp_track_reset_firmware(void)
 {
-	struct task_struct *task;
-	struct mm_struct *mm;
+	struct task_struct *task = wpp_tracked_task_get();
+	struct mm_struct *mm = task ? get_task_mm(task) : NULL;
 	int ret;
 
+	if (mm && mm != READ_ONCE(wt_mm)) {
+		mmput(mm);
+		mm = NULL;
+	}
+	if (mm)
+		mmap_write_lock(mm);
 	ret = wpp_smi_simple(WPP_EV_INIT, NULL, 0);
 	wpp_shadow_clear();
 	spin_lock(&wt_batch_lock);
 	wt_nr_ops = 0;
 	spin_unlock(&wt_batch_lock);
-	if (ret)
-		return ret;
-	task = wpp_tracked_task_get();
-	if (!task)
-		return 0;
-	mm = get_task_mm(task);
-	if (mm && mm == READ_ONCE(wt_mm) && wt_mode != WPP_MODE_LAZY) {
-		mmap_read_lock(mm);
+	if (!ret && mm && wt_mode != WPP_MODE_LAZY)
 		ret = wpp_sync_all(mm, true);
-		mmap_read_unlock(mm);
-	}
-	if (mm)
+	if (mm) {
+		mmap_write_unlock(mm);
 		mmput(mm);
-	put_task_struct(task);
+	}
+	if (task)
+		put_task_struct(task);
 	return ret;
 }
 
