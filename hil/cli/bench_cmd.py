@@ -69,13 +69,17 @@ def bench(ctx: Context) -> int:
         result = _on_private_twin(ctx, board, config, out_dir)
     else:
         from hil import parts
+        from hil.lease import held
         from hil.target import Target
 
+        # the board (or the user's running twin) is shared: hold its lease; a private
+        # twin above is ours alone
         target = Target(parts.resolve(board))
         try:
-            target.ensure_booted()
-            result = run_benchmarks(target, config, out_dir, quick=ctx.args.quick,
-                                    step=_step(ctx))
+            with held(board, "hil bench"):
+                target.ensure_booted()
+                result = run_benchmarks(target, config, out_dir, quick=ctx.args.quick,
+                                        step=_step(ctx))
         finally:
             target.close()
     ctx.emit(result.report.to_json(), format_table(result.report))

@@ -1,7 +1,8 @@
 """``hil lease status|take|release|break``: who drives a board, and handing it over.
 
-Verbs that act on a board (power, flash, console, ssh, cycle, bench) take its lease for
-their duration by themselves (`LEASED`); these commands are for holding a board across
+Verbs that act on a board (power, flash, console, ssh, put, cycle, recover, deploy) take
+its lease for their duration by themselves (`LEASED`; bench and nightly only when they drive
+a shared board, not their private twin); these commands are for holding a board across
 several commands (a debugging session) and for clearing a lease whose run died.
 """
 
@@ -17,7 +18,8 @@ from hil.cli.context import Context
 from hil.cli.options import add_actions, add_board, add_json
 from hil.errors import HilError
 
-# verb -> actions that only look (no lease needed); None: every action acts on the board
+# verb -> actions that only look (no lease needed). `bench` and `nightly` take the lease
+# themselves, only when they drive a shared board (a private twin is theirs alone).
 LEASED: dict[str, frozenset[str]] = {
     "power": frozenset({"status"}),
     "flash": frozenset(),
@@ -27,7 +29,6 @@ LEASED: dict[str, frozenset[str]] = {
     "recover": frozenset(),
     "deploy": frozenset(),
     "cycle": frozenset(),
-    "bench": frozenset(),
 }
 
 

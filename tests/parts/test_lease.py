@@ -180,3 +180,12 @@ def test_take_defaults_to_an_hour() -> None:
     args = build_parser().parse_args(["lease", "take"])
     assert args.ttl == 3600.0
     assert build_parser().parse_args(["lease", "take", "--for", "2.5"]).ttl == 150.0
+
+
+def test_a_bench_on_a_private_twin_needs_no_lease() -> None:
+    """`hil bench` and `hil demo` run on private twins: a held board lease must not stop them
+    (the CLI-level lease is for verbs that drive the shared board)."""
+    parser = build_parser()
+    assert not needs_lease(parser.parse_args(["bench", "--quick"]))
+    assert not needs_lease(parser.parse_args(["demo"]))
+    assert needs_lease(parser.parse_args(["cycle"]))
