@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -50,8 +51,9 @@ def test_failed_boot_marks_target_broken_and_attaches_artifacts(tmp_path: Path) 
     """, "--twin-rom", str(garbage), "--hil-boot-timeout", "6")
     assert "2 errors" in out or "2 error" in out, out
     # both tests fail with the cause of the first failure instead of waiting again
-    cause = "emulated is unusable: boot failed: timed out after 6 s waiting for /coreboot"
-    assert out.count(cause) >= 2, out
+    # (the seconds are what is left of the 6 s after power-on, 5 or 6 depending on load)
+    cause = r"emulated is unusable: boot failed: timed out after [56] s waiting for /coreboot"
+    assert len(re.findall(cause, out)) >= 2, out
     assert "hil artifacts" in out and "serial:" in out, out
 
 
