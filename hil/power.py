@@ -85,6 +85,10 @@ class MainsSwitch(Protocol):
 
     def is_cut(self) -> bool: ...
 
+    def restore_hint(self) -> str:
+        """How a person gives mains back by hand, for a failed restore's hint."""
+        ...
+
 
 # ----------------------------------------------------------------------------- ATX via PiKVM
 
@@ -358,10 +362,8 @@ class BoardPower:
     def _left_cut(self, mains: MainsSwitch, exc: HilError) -> PowerError:
         """The error for a failed restore: it says plainly that mains stay cut, and how
         to give them back (the board cannot be powered on until then)."""
-        hint = f"restore them with 'hil power restore --board {self.name}'"
-        other = getattr(mains, "restore_hint", None)
-        if callable(other):
-            hint += f", or {other()}"
+        hint = f"restore them with 'hil power restore --board {self.name}', or " + (
+            mains.restore_hint())
         if exc.hint:
             hint += f" (cause: {exc.hint})"
         return PowerError(f"restoring mains of {self.name} failed, mains are left CUT: {exc}",
