@@ -158,6 +158,8 @@ def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
     measure_memcpy(target, report, bw[MEMCPY], memcpy_sizes, memcpy_reps, step)
     if wpp_missing:
         cycle.skipped = wpp_missing
+        if not boot.samples:  # an already booted board, and no cycle to time one
+            boot.skipped = wpp_missing
         report.fits += [Fit(BENCH, n, None, [], *_seed(n), wpp_missing)
                         for n in ("persist", "restore")]
         return

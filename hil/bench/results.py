@@ -103,9 +103,11 @@ class BenchReport:
 
     def failures(self) -> list[Measurement]:
         """Rows that should have samples but have none (not the tracked rows of a target
-        without WPP): the workload or its parser broke."""
+        without WPP): the workload or its parser broke. A row left empty without any
+        reason is a failure too (with WPP present, None == None must not excuse it)."""
         return [m for m in self.measurements
-                if not m.samples and not m.limitation and m.skipped != self.unavailable]
+                if not m.samples and not m.limitation
+                and (m.skipped is None or m.skipped != self.unavailable)]
 
     def add(self, m: Measurement) -> Measurement:
         self.measurements.append(m)

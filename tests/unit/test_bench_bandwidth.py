@@ -127,4 +127,5 @@ def test_unreadable_kernel_report_and_old_firmware_say_why() -> None:
                                "no 'wpp: recreated pid' line", bw)
     assert bw["persist"].skipped is not None and "pages_us" in bw["persist"].skipped
     assert bw["recreate"].skipped == "no 'wpp: recreated pid' line"
-    assert {m.variant for m in report.failures()} == {"persist", "recreate"}
+    # memcpy was never run here: an empty row without a reason counts as failed too
+    assert {m.variant for m in report.failures()} == {"guest memcpy", "persist", "recreate"}

@@ -126,6 +126,13 @@ def test_failures_exclude_rows_skipped_for_missing_wpp() -> None:
     broken = r.add(Measurement("redis", "SET -d 64", "lazy", "throughput", "req/s",
                                skipped="timed out after 60 s waiting for redis-server " * 3))
     assert r.failures() == [broken]
+    # an empty row without a reason is a failure whether WPP is there or not
+    silent = r.add(Measurement("redis", "SET -d 64", "batched", "throughput", "req/s"))
+    assert r.failures() == [broken, silent]
+    r.unavailable = None
+    assert silent in r.failures()
+    r.measurements.remove(silent)
+    r.unavailable = "no WPP in the kernel"
     text = format_table(r)
     assert "skipped: no WPP on target" in text
     row = next(line for line in text.splitlines() if "lazy" in line and "redis" in line)
