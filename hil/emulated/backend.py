@@ -12,15 +12,24 @@ backend, so the client code is identical for the lab board and the twin. Semanti
   device files kept) and power presses do nothing until mains return;
 * the screen is QMP screendump (503 while off); keys become QMP send-key chords;
 * the virtual USB drive stores images in ``<state>/msd`` (kvmd semantics reused from
-  the simulated backend; the twin does not attach them as USB storage yet).
+  the simulated backend); connecting one hot-plugs it into the guest as a USB
+  mass-storage device (QEMU usb-storage on an xHCI controller), disconnecting unplugs it;
+* the GPIO channel ``flash_bios`` is MSI's Flash BIOS button: pressed while the machine
+  is off with a drive connected, the board flashes itself from the drive's ``MSI.ROM``
+  (a FAT volume), as the MSI board does; the chip file then holds that ROM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import BinaryIO
 
 from hil.emulated.machine import Machine
@@ -36,6 +45,9 @@ from hil.pikvm_server import (
 )
 
 log = logging.getLogger(__name__)
+
+FLASH_BIOS_CHANNEL = "flash_bios"
+FLASH_BIOS_FILE = "MSI.ROM"
 
 
 class QemuKvmdBackend:
@@ -149,13 +161,40 @@ class QemuKvmdBackend:
     def gpio_state(self) -> GpioState:
         with self._lock:
             ch = GpioChannel(self.relay_channel, self._relay, busy=self._relay_busy)
-            return GpioState({ch.name: ch})
+            fb = GpioChannel(FLASH_BIOS_CHANNEL, False, busy=False)
+            return GpioState({ch.name: ch, fb.name: fb})
 
     def _check_gpio(self, channel: str) -> None:
+        if channel == FLASH_BIOS_CHANNEL:
+            return
         if channel != self.relay_channel:
             raise KvmdError(f"unknown GPIO channel {channel!r}", "GpioChannelNotFoundError")
         if self._relay_busy:
             raise KvmdBusyError(f"GPIO channel {channel!r} is busy", "GpioChannelIsBusyError")
+
+    def _flash_bios(self) -> None:
+        """MSI's Flash BIOS button: from standby, flash the chip from the USB drive."""
+        drive = self.machine.usb_drive
+        if self.machine.running or drive is None or not self.mains:
+            log.info("Flash BIOS pressed, nothing happens (running=%s, drive=%s, mains=%s)",
+                     self.machine.running, drive, self.mains)
+            return
+        if shutil.which("mcopy") is None:
+            log.warning("Flash BIOS: mcopy (mtools) is missing; cannot read the drive")
+            return
+        chip = self.machine.state.chip
+        with tempfile.TemporaryDirectory(prefix="flash-bios-") as tmp:
+            rom = Path(tmp) / FLASH_BIOS_FILE
+            res = subprocess.run(["mcopy", "-i", str(drive), f"::{FLASH_BIOS_FILE}", str(rom)],
+                                 capture_output=True, text=True, check=False)
+            if res.returncode != 0 or rom.stat().st_size != chip.stat().st_size:
+                log.warning("Flash BIOS: no usable %s on the drive (%s)", FLASH_BIOS_FILE,
+                            res.stderr.strip() or "wrong size")
+                return
+            tmp_chip = chip.with_suffix(".flash-bios")
+            shutil.copyfile(rom, tmp_chip)
+            tmp_chip.replace(chip)
+        log.info("Flash BIOS: the chip was flashed from %s on the USB drive", FLASH_BIOS_FILE)
 
     def _set_relay(self, state: bool) -> None:
         with self._lock:
@@ -169,10 +208,17 @@ class QemuKvmdBackend:
     def gpio_switch(self, channel: str, state: bool, wait: bool) -> None:
         with self._lock:
             self._check_gpio(channel)
+        if channel == FLASH_BIOS_CHANNEL:
+            if state:
+                self._flash_bios()
+            return
         self._set_relay(state)
 
     def gpio_pulse(self, channel: str, delay: float | None, wait: bool) -> None:
         delay = 0.1 if delay is None else min(max(delay, 0.1), 30.0)
+        if channel == FLASH_BIOS_CHANNEL:
+            perform_op(self._flash_bios, wait, "flash-bios")
+            return
         with self._lock:
             self._check_gpio(channel)
             self._relay_busy = True
@@ -201,9 +247,24 @@ class QemuKvmdBackend:
 
     def msd_set_connected(self, connected: bool) -> None:
         self._msd.msd_set_connected(connected)
+        state = self._msd.msd_state()
+        try:
+            if connected and state.image:
+                self.machine.set_usb_drive(self._msd.msd_dir / state.image,
+                                           read_only=not state.rw)
+            else:
+                self.machine.set_usb_drive(None)
+        except HilError as e:
+            with contextlib.suppress(KvmdError):
+                self._msd.msd_set_connected(not connected)
+            what = "plugged" if connected else "unplugged"
+            raise KvmdError(f"the USB drive could not be {what}: {e}",
+                            "MsdUnknownError") from e
 
     def msd_remove(self, name: str) -> None:
         self._msd.msd_remove(name)
 
     def msd_reset(self) -> None:
         self._msd.msd_reset()
+        with contextlib.suppress(HilError):
+            self.machine.set_usb_drive(None)

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-x86_64"
 _PR_SET_PDEATHSIG = 1
+USB_DEVICE = "msd-usb"
+USB_NODE = "msd-node"
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -77,6 +79,8 @@ def qemu_argv(state: StateDir, config: TwinConfig, accel: Accel | None = None) -
         # SIGKILL of QEMU, like data that reached a real disk before mains were cut
         "-drive", f"file={state.disk},if=none,id=disk0,format=raw,cache=writeback",
         "-device", "virtio-blk-pci,drive=disk0",
+        # the PiKVM's virtual USB drive is hot-plugged here (Machine.set_usb_drive)
+        "-device", "qemu-xhci,id=xhci",
         *config.extra_qemu_args,
     ]
 
@@ -93,6 +97,7 @@ class Machine:
         # `hil emulate status` and the reports say which accelerator ran, and why
         (state.path / "accel").write_text(f"{self.accel.name} {self.accel.reason}\n")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._usb_drive: tuple[Path, bool] | None = None  # (image, read-only) when plugged
         self._lock = threading.RLock()
         # QEMU serves one monitor client at a time: serialize instead of queueing in QEMU
         self._qmp_lock = threading.Lock()
@@ -133,7 +138,48 @@ class Machine:
                     f"QEMU exited at power-on (code {code}): {self._qemu_error()}",
                     f"see {self.state.qemu_log}",
                 )
+        with self._lock:
+            if self._usb_drive is not None:  # a drive left plugged in while off
+                self._plug_usb(*self._usb_drive)
         return True
+
+    # -- the virtual USB drive -------------------------------------------------------------
+
+    def set_usb_drive(self, image: Path | None, read_only: bool = True) -> None:
+        """Plug `image` in as a USB mass-storage device (None: unplug). While the machine
+        is off the drive stays plugged and appears at the next power-on, as on a board."""
+        with self._lock:
+            if self.running and self._usb_drive is not None:
+                self._unplug_usb()
+            self._usb_drive = (image, read_only) if image is not None else None
+            if self.running and image is not None:
+                self._plug_usb(image, read_only)
+
+    @property
+    def usb_drive(self) -> Path | None:
+        with self._lock:
+            return self._usb_drive[0] if self._usb_drive else None
+
+    def _plug_usb(self, image: Path, read_only: bool) -> None:
+        self.qmp("blockdev-add", {
+            "driver": "raw", "node-name": USB_NODE, "read-only": read_only,
+            "file": {"driver": "file", "filename": str(image), "read-only": read_only}})
+        self.qmp("device_add", {"driver": "usb-storage", "id": USB_DEVICE, "drive": USB_NODE,
+                                "bus": "xhci.0", "removable": True})
+
+    def _unplug_usb(self) -> None:
+        with contextlib.suppress(HilError):
+            self.qmp("device_del", {"id": USB_DEVICE})
+        # the block node can go once the device has let go of it
+        end = time.monotonic() + 5.0
+        while True:
+            try:
+                self.qmp("blockdev-del", {"node-name": USB_NODE})
+                return
+            except HilError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         argv = qemu_argv(self.state, self.config, self.accel)

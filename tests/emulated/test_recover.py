@@ -57,3 +57,24 @@ def test_bricked_twin_is_detected_and_recovered_by_spi(target: Target, twin_rom:
     assert target.shell.is_reachable()
     # the garbled ROM never became known good
     assert sha(KnownGood(target.board).rom()) == sha(twin_rom)  # type: ignore[arg-type]
+
+
+def test_bricked_twin_is_recovered_by_the_flash_bios_button(target: Target, twin_rom: Path,
+                                                            tmp_path: Path) -> None:
+    """The USB route for real: MSI.ROM on the virtual drive, the button, the board boots."""
+    if not target.is_emulated:
+        pytest.skip("bricking the lab board on purpose needs a person at the bench")
+    target.ensure_booted()
+    bad = tmp_path / "garbled.rom"
+    data = bytearray(twin_rom.read_bytes())
+    data[-65536:] = bytes(65536)  # no reset vector: nothing runs
+    bad.write_bytes(bytes(data))
+    target.force_off()
+    target.flash_write(bad)
+    result = recover(target, routes=("usb",), evidence_dir=tmp_path / "evidence")
+    assert not result.healthy_at_start and "no firmware banner" in result.cause
+    assert [a.route for a in result.attempts] == ["usb"], result.attempts
+    assert result.attempts[0].ok, result.attempts[0].detail
+    assert "MSI.ROM" in result.attempts[0].detail
+    assert sha(target.chip_path) == sha(twin_rom)
+    assert not target.pikvm.msd_state().connected  # the drive was taken away again
