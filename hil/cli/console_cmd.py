@@ -25,7 +25,10 @@ def run(ctx: Context) -> int:
     print(f"[console] {board.serial.url} -> {console.line_log_path}", file=sys.stderr)
     stop = threading.Event()
     if ctx.args.duration is not None:
-        threading.Timer(ctx.args.duration, stop.set).start()
+        # a daemon timer: Ctrl-C must not leave the process waiting for --for to pass
+        timer = threading.Timer(ctx.args.duration, stop.set)
+        timer.daemon = True
+        timer.start()
     try:
         for chunk in console.follow(since=0, stop=stop):
             sys.stdout.write(chunk)

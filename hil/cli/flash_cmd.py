@@ -19,8 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     rd.add_argument("file", type=Path, nargs="?",
                     help="output (default: runs/<timestamp>/flash/backup-*.rom)")
     rd.set_defaults(func=read)
-    wr = s.add_parser("write", help="write IMAGE: size checked first, backup read first, "
-                      "VERIFIED required; refused while the board is on (external flashing)")
+    wr_help = ("write IMAGE: size checked first, backup read first, VERIFIED required; "
+               "refused while the board is on (external flashing)")
+    wr = s.add_parser("write", help=wr_help, description=wr_help[0].upper() + wr_help[1:]
+                      + ". The backup (with its sha256) is kept in the run's flash directory; "
+                      "the ROM written becomes known good for hil recover once a boot "
+                      "through hil (recover, nightly, the test suite) reaches the OS.")
     wr.add_argument("image", type=Path)
     wr.set_defaults(func=write)
     vf = s.add_parser("verify", help="compare the chip (or its bios region) with IMAGE")
