@@ -67,6 +67,7 @@ class _RecordingRunner(CycleRunner):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fw_events: dict[str, dict[str, Any]] = {}
+        self.check: dict[str, int] = {}
 
     def _firmware_us(self, event: str) -> int | None:
         try:
@@ -79,7 +80,17 @@ class _RecordingRunner(CycleRunner):
         self.fw_events[event] = {k: done[-1].get(k) for k in
                                  ("status", "time_us", "page_bytes", "meta_bytes", "pages",
                                   "pages_us")}
+        if event == "persist":  # the OS still runs: the kernel's page-table check, too
+            self.check = _read_check(self.target)
         return int(done[-1].get("time_us"))
+
+
+def _read_check(target: Any) -> dict[str, int]:
+    """``/sys/kernel/wpp/check`` after a power-loss procedure: the page-table check's time
+    (``last_us``) and what it corrected; empty on a kernel without the check."""
+    res = target.shell.run("cat /sys/kernel/wpp/check", timeout=30, check=False)
+    pairs = (line.split() for line in res.stdout.splitlines())
+    return {p[0]: int(p[1]) for p in pairs if len(p) == 2 and p[1].isdigit()}
 
 
 def _seed(name: str) -> tuple[float | None, float | None]:
@@ -170,9 +181,13 @@ def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
                 for name in ("persist", "restore")}
         meta = report.add(Measurement(BENCH, f"metadata {size} MiB", mode, "metadata copied",
                                       "KiB"))
+        check = report.add(Measurement(
+            BENCH, f"page-table check {size} MiB", mode, "check at power loss", "ms",
+            note="the kernel's final check of the firmware's lists against the stopped "
+                 "task's page tables (/sys/kernel/wpp/check last_us), part of persist"))
         for rep in range(reps):
             step(f"persist/restore cycle with a {size} MiB buffer ({mode}, run {rep + 1}/{reps})")
-            _one_cycle(target, size, mode, rows, meta, boot, cycle, points, bw)
+            _one_cycle(target, size, mode, rows, meta, boot, cycle, points, bw, check)
     report.fits += [_fit(name, pts) for name, pts in points.items()]
     for name in ("persist", "recreate"):
         if not bw[name].samples and not bw[name].skipped:
@@ -183,7 +198,7 @@ def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
 def _one_cycle(target: Any, size: int, mode: str, rows: dict[str, Measurement],
                meta: Measurement, boot: Measurement, cycle: Measurement,
                points: dict[str, list[tuple[float, float]]],
-               bw: dict[str, Measurement]) -> None:
+               bw: dict[str, Measurement], check: Measurement) -> None:
     """One fresh process of `size` MiB: persist -> cut -> boot -> recreate, its firmware
     times added to `rows`, its (bytes, time) to the fit's `points` and its page
     bandwidths to `bw`."""
@@ -217,6 +232,10 @@ def _one_cycle(target: Any, size: int, mode: str, rows: dict[str, Measurement],
         if name == "persist" and isinstance(ev.get("meta_bytes"), int):
             meta.samples.append(ev["meta_bytes"] / 1024.0)
     _bandwidth_samples(runner.fw_events.get("persist"), recreated, bw)
+    if "last_us" in runner.check:
+        check.samples.append(runner.check["last_us"] / 1000.0)
+    elif not check.samples:
+        check.skipped = "the kernel has no /sys/kernel/wpp/check (no power-loss check)"
 
 
 def _kernel_recreate_report(target: Any) -> guest.Recreated | str:

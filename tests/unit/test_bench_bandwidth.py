@@ -129,3 +129,18 @@ def test_unreadable_kernel_report_and_old_firmware_say_why() -> None:
     assert bw["recreate"].skipped == "no 'wpp: recreated pid' line"
     # memcpy was never run here: an empty row without a reason counts as failed too
     assert {m.variant for m in report.failures()} == {"guest memcpy", "persist", "recreate"}
+
+
+def test_the_power_loss_check_is_read_from_sysfs() -> None:
+    from types import SimpleNamespace
+
+    from hil.bench.persist import _read_check
+
+    text = ("checks 3\nfailed 0\npages_added 2048\npages_removed 2048\nregions_added 0\n"
+            "regions_removed 0\nlast_pages 2478\nlast_regions 12\nlast_corrected 4096\n"
+            "last_us 142311\ntrack_errors 0\n")
+    shell = SimpleNamespace(run=lambda *a, **k: SimpleNamespace(stdout=text, exit_code=0))
+    got = _read_check(SimpleNamespace(shell=shell))
+    assert got["last_us"] == 142311 and got["last_corrected"] == 4096
+    missing = SimpleNamespace(run=lambda *a, **k: SimpleNamespace(stdout="", exit_code=1))
+    assert _read_check(SimpleNamespace(shell=missing)) == {}
