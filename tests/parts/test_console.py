@@ -178,6 +178,10 @@ def test_send_line_reaches_peer_and_waits_for_reconnect(
                  interval=0.02)
         threading.Timer(0.5, lambda: (peer.up(), peer.accept())).start()
         con.send_line("after reboot", timeout=10)  # blocks until the port is back
+        # the console's connect can complete (kernel backlog) before the peer's accept()
+        # has returned in its timer thread: wait for the peer side, then read
+        wait_for(lambda: peer.conn is not None, 10, "the peer to accept the reconnect",
+                 interval=0.02)
         assert peer.recv_until(b"\n") == b"after reboot\n"
 
 
