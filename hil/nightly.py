@@ -207,10 +207,17 @@ class NightRunner:
                 raise BoardDown(f"kernel not deployed and not rolled back: {result.cause}")
             d.append(f"running {result.running}")
 
-    def _child_env(self, name: str) -> dict[str, str]:
+    def _child(self, name: str, argv: list[str]) -> tuple[int, Path]:
+        """Run a child (pytest, hil bench) with its artifacts under the night's `name`
+        directory and its output in `<name>.log`; the board's lease passes down in
+        HIL_LEASE. Returns its exit code and its log."""
         env = dict(os.environ, HIL_RUNS_DIR=str(self.night.directory / name),
                    PYTHONUNBUFFERED="1")
-        return env
+        log = self.night.directory / f"{name}.log"
+        with open(log, "w") as out:
+            rc = subprocess.run(argv, cwd=REPO_ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, check=False).returncode
+        return rc, log
 
     def suite(self) -> None:
         with self.step("suite") as d:
@@ -220,20 +227,16 @@ class NightRunner:
             if self.board.is_emulated:
                 self.target.force_off()  # the suite boots its own twin with tonight's ROM
                 argv.append(f"--twin-rom={self.artifacts['rom']}")
-            log = self.night.directory / "suite.log"
-            with open(log, "w") as out:
-                rc = subprocess.run(argv, cwd=REPO_ROOT, env=self._child_env("suite"),
-                                    stdout=out, stderr=subprocess.STDOUT, check=False)
+            rc, log = self._child("suite", argv)
             junit = _newest(self.night.directory / "suite", "junit.xml")
             if junit is None:
-                raise HilError(f"the suite wrote no JUnit report (exit {rc.returncode})",
-                               f"see {log}")
+                raise HilError(f"the suite wrote no JUnit report (exit {rc})", f"see {log}")
             self.night.tests = _junit_counts(junit)
             d.append(f"{self.night.tests['passed']} passed, {self.night.tests['failed']} "
                      f"failed, {self.night.tests['errors']} errors")
-            if rc.returncode != 0:
-                raise HilError(f"the system suite failed (exit {rc.returncode}): "
-                               f"{d[-1]}", f"see {log} and the HTML report beside it")
+            if rc != 0:
+                raise HilError(f"the system suite failed (exit {rc}): {d[-1]}",
+                               f"see {log} and the HTML report beside it")
 
     def bench(self) -> None:
         with self.step("bench") as d:
@@ -243,18 +246,14 @@ class NightRunner:
                 argv += ["--only", b]
             if self.board.is_emulated:
                 argv += ["--rom", str(self.artifacts["rom"])]
-            log = self.night.directory / "bench.log"
-            with open(log, "w") as out:
-                rc = subprocess.run(argv, cwd=REPO_ROOT, env=self._child_env("bench"),
-                                    stdout=out, stderr=subprocess.STDOUT, check=False)
+            rc, log = self._child("bench", argv)
             found = _newest(self.night.directory / "bench", "bench.json")
             if found is None:
-                raise HilError(f"hil bench wrote no bench.json (exit {rc.returncode})",
-                               f"see {log}")
+                raise HilError(f"hil bench wrote no bench.json (exit {rc})", f"see {log}")
             self.night.bench = history.bench_numbers(json.loads(found.read_text()))
             d.append(f"{len(self.night.bench)} numbers from {found.name}")
-            if rc.returncode != 0:
-                raise HilError(f"hil bench failed (exit {rc.returncode})", f"see {log}")
+            if rc != 0:
+                raise HilError(f"hil bench failed (exit {rc})", f"see {log}")
 
 
 def judge(night: Night, opts: NightOptions) -> None:

@@ -8,12 +8,12 @@ must equal the local file's, so a truncated copy is an error, not a surprise lat
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from hil.cache import sha256_file
 from hil.errors import ConfigError, HilError
 from hil.shell import Shell
 
@@ -24,14 +24,6 @@ class Copied:
     destination: str
     size: int
     sha256: str
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _remote_sha256(shell: Shell, path: str) -> str:
@@ -55,7 +47,7 @@ def put(shell: Shell, source: Path, destination: str) -> Copied:
     if destination.endswith("/") or _remote_is_dir(shell, destination):
         destination = posixpath.join(destination, source.name)
     shell.put(source, destination)
-    want, got = _sha256(source), _remote_sha256(shell, destination)
+    want, got = sha256_file(source), _remote_sha256(shell, destination)
     if want != got:
         raise HilError(f"{shell.destination}:{destination} differs from '{source}' after the "
                        f"copy (sha256 {got[:12]} != {want[:12]})", "check free space there")
@@ -71,7 +63,7 @@ def get(shell: Shell, source: str, destination: Path) -> Copied:
                           f"'{destination.parent}'", "create it first")
     want = _remote_sha256(shell, source)
     shell.get(source, destination)
-    got = _sha256(destination)
+    got = sha256_file(destination)
     if want != got:
         raise HilError(f"'{destination}' differs from {shell.destination}:{source} after the "
                        f"copy (sha256 {got[:12]} != {want[:12]})", "try again")
