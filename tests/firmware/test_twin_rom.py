@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import subprocess
@@ -90,6 +91,13 @@ def test_bad_arguments_fail_clearly(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "unknown target" in proc.stderr
 
 
+def _created_files(patch: Path) -> set[str]:
+    """Files a patch creates (``--- /dev/null``): absent from a pristine tree."""
+    lines = patch.read_text().splitlines()
+    return {b[len("+++ b/"):].split()[0] for a, b in itertools.pairwise(lines)
+            if a.startswith("--- /dev/null") and b.startswith("+++ b/")}
+
+
 def _added_lines_per_file(patch: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     current = None
@@ -108,7 +116,12 @@ def test_cached_coreboot_source_stays_pristine(base_rom: Path) -> None:
                                capture_output=True, text=True, check=True).stdout.split()[-1])
     checked = 0
     for patch in sorted((REPO / "firmware" / "coreboot" / "patches").glob("*.patch")):
+        created = _created_files(patch)
         for rel, added in _added_lines_per_file(patch).items():
+            if rel in created:
+                assert not (tree / rel).exists(), f"{rel} (created by {patch.name}) is in the cache"
+                checked += 1
+                continue
             text = (tree / rel).read_text(errors="replace")
             assert added and not all(a in text for a in added), f"{rel} in the cache was patched"
             checked += 1

@@ -10,6 +10,7 @@
 #include <cbmem.h>
 #include <console/console.h>
 #include <cpu/x86/smm.h>
+#include <device/device.h>
 #include <string.h>
 
 #include "wpp_abi.h"
@@ -44,6 +45,11 @@ static bool add_ram(const struct range_entry *r, void *arg)
 	return true;
 }
 
+int __weak wpp_platform_smi_broadcast(void)
+{
+	return 1;
+}
+
 struct cbmem_console_hdr {
 	u32 size;
 	u32 cursor;
@@ -62,6 +68,10 @@ static void wpp_handoff(void *unused)
 		h->cbmemc_size = con->size;
 	}
 	bootmem_walk_os_mem(add_ram, h);
+	/* SMM waits for this many CPUs before it acts on a WPP event. */
+	h->smi_cpus = 1;
+	if (wpp_platform_smi_broadcast() && dev_count_cpu() > 1)
+		h->smi_cpus = dev_count_cpu();
 	{
 		uintptr_t base;
 		size_t size;
@@ -70,9 +80,10 @@ static void wpp_handoff(void *unused)
 		h->smram_base = base;
 		h->smram_size = size;
 	}
-	printk(BIOS_INFO, "wpp: handoff_sent ranges=%u cbmemc=0x%llx smram=0x%llx:0x%llx\n",
-	       h->nranges, (unsigned long long)h->cbmemc_addr,
-	       (unsigned long long)h->smram_base, (unsigned long long)h->smram_size);
+	printk(BIOS_INFO, "wpp: handoff_sent ranges=%u cbmemc=0x%llx smram=0x%llx:0x%llx "
+	       "smi_cpus=%u\n", h->nranges, (unsigned long long)h->cbmemc_addr,
+	       (unsigned long long)h->smram_base, (unsigned long long)h->smram_size,
+	       h->smi_cpus);
 	outb(WPP_APM_CNT_HANDOFF, APM_CNT);
 	memset(h, 0, sizeof(*h));
 }

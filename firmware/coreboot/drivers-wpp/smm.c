@@ -54,6 +54,26 @@ static bool cb_is_os_ram(void *unused, wpp_u64 phys, wpp_u64 len)
 	return !smm_points_to_smram((void *)(uintptr_t)phys, (size_t)len);
 }
 
+/*
+ * The rendezvous count kept by coreboot's SMM entry (patch 0005, applied to
+ * the twin's coreboot). A coreboot without it (Dasharo for the board, so far)
+ * links this fallback: 0 = not counted, and SMM then does not wait.
+ */
+u32 __weak smm_cpus_in_smm(void)
+{
+	return 0;
+}
+
+static wpp_u32 cb_smm_cpus(void *unused)
+{
+	return smm_cpus_in_smm();
+}
+
+static void cb_relax(void *unused)
+{
+	asm volatile("pause" ::: "memory");
+}
+
 #if CONFIG(WPP_SMRAM_DIGEST)
 static const void *cb_map_smram(void *unused)
 {
@@ -110,6 +130,10 @@ static void setup(void)
 	plat.is_os_ram = cb_is_os_ram;
 	plat.log = cb_log;
 	plat.now_us = cb_now;
+	/* Running in SMM right now: a counting coreboot says at least 1. */
+	if (smm_cpus_in_smm())
+		plat.smm_cpus = cb_smm_cpus;
+	plat.relax = cb_relax;
 #if CONFIG(WPP_SMRAM_DIGEST)
 	plat.map_smram = cb_map_smram;
 #endif
@@ -162,9 +186,12 @@ static void take_handoff(void)
 	    overlaps(h.cbmemc_addr, 8 + h.cbmemc_size, CONFIG_WPP_REGION_BASE,
 		     CONFIG_WPP_REGION_SIZE)))
 		h.cbmemc_addr = 0;
+	if (!h.smi_cpus || h.smi_cpus > CONFIG_MAX_CPUS)
+		h.smi_cpus = 1;
 	handoff = h;
-	wpp_logf(&plat, "handoff status=0 ranges=%u cbmemc=0x%llx abi=%u",
-		 handoff.nranges, (unsigned long long)handoff.cbmemc_addr, WPP_ABI_VERSION);
+	wpp_logf(&plat, "handoff status=0 ranges=%u cbmemc=0x%llx abi=%u smi_cpus=%u",
+		 handoff.nranges, (unsigned long long)handoff.cbmemc_addr, WPP_ABI_VERSION,
+		 handoff.smi_cpus);
 
 	/* The machine as it is before the OS runs: recorded in SMRAM, with the
 	 * device's BARs, for every later check. */
@@ -190,5 +217,13 @@ int wpp_smi_apmc(uint8_t data)
 		take_handoff();
 		return 1;
 	}
+	/*
+	 * Hold every CPU the SMI reaches before touching the OS' memory: the
+	 * others are parked in coreboot's SMM entry until this one is done.
+	 * handoff.smi_cpus is 0 before the handoff (then: only this CPU).
+	 */
+	if (wpp_already_answered(&ctx, data))
+		return 1;
+	wpp_rendezvous(&ctx, handoff.smi_cpus, WPP_RENDEZVOUS_TIMEOUT_US);
 	return wpp_handle_event(&ctx, data);
 }

@@ -22,7 +22,7 @@ struct wpp_handoff {
 	uint32_t nranges;
 	uint64_t cbmemc_addr;		/* struct cbmem_console, 0 = none */
 	uint32_t cbmemc_size;		/* its body size */
-	uint32_t reserved;
+	uint32_t smi_cpus;		/* CPUs every APM SMI reaches (rendezvous) */
 	struct {
 		uint64_t base;
 		uint64_t size;
@@ -43,6 +43,16 @@ struct wpp_range;
  */
 int wpp_pci_bar(pci_devfn_t d, unsigned int bar_reg, int size_them, struct wpp_range *w);
 #endif
+
+/*
+ * ramstage: does an APM SMI reach every CPU? Boards' chipsets broadcast every
+ * SMI (the default, 1); the QEMU q35 mainboard overrides it with the outcome
+ * of its fw_cfg "SMI broadcast" negotiation.
+ */
+int wpp_platform_smi_broadcast(void);
+
+/* How long the first CPU in SMM waits for the others before it acts anyway. */
+#define WPP_RENDEZVOUS_TIMEOUT_US	(100 * 1000)
 
 /* Handle an APMC byte in SMM; returns 1 when it was a WPP event. */
 int wpp_smi_apmc(uint8_t data);

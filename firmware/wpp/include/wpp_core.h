@@ -59,6 +59,11 @@ struct wpp_ctx {
 	struct wpp_range dev_win[WPP_PDEV_MAX_WINDOWS];
 	unsigned int dev_nwin;
 	const char *reason;		/* why the last address check refused */
+	/* The last SMI's rendezvous (wpp_rendezvous()): CPUs seen in SMM, CPUs
+	 * the SMI should reach, and how long the first one waited. */
+	wpp_u32 smi_cpus;
+	wpp_u32 smi_cpus_expected;
+	wpp_u64 smi_rendezvous_us;
 	/* SMRAM-resident copy buffer: what is CRC'd is what is written */
 	wpp_u8 bounce[WPP_PAGE_SIZE];
 };
@@ -103,6 +108,22 @@ int wpp_guard_device(struct wpp_ctx *ctx, int log);
  * answered), 0 when the byte is not ours.
  */
 int wpp_handle_event(struct wpp_ctx *ctx, wpp_u8 event);
+/*
+ * Wait (at most timeout_us) until `expected` CPUs are in SMM for this SMI, so
+ * that no other CPU runs OS code while the handler acts on the OS' memory, as
+ * on the board, whose chipset sends every SMI to every core. Records what it
+ * saw in ctx (DEBUG SELFTEST replies r2 = CPUs seen, r3 = expected; PERSIST
+ * logs them). Returns WPP_OK, or WPP_E_TIMEOUT (logged) when CPUs are missing:
+ * the caller still handles the event, since refusing a PERSIST on a power
+ * loss would lose the process.
+ */
+int wpp_rendezvous(struct wpp_ctx *ctx, wpp_u32 expected, wpp_u64 timeout_us);
+/*
+ * Is the request in the mailbox already answered (seq_ack == seq)? The OS sets
+ * seq_ack != seq before every SMI, so this is an SMI taken late by a CPU for a
+ * request another CPU handled: it must not run a second time (logged).
+ */
+int wpp_already_answered(struct wpp_ctx *ctx, wpp_u8 event);
 
 /* Log helpers (also used by platforms and drivers): "wpp: " is prepended. */
 void wpp_logf(const struct wpp_platform *plat, const char *fmt, ...)

@@ -93,6 +93,14 @@ struct wpp_platform {
 	struct wpp_pdev *pdev;
 	/* Device timeout for one wait (the seed used 5 s). */
 	wpp_u64 dev_timeout_us;
+	/*
+	 * SMI rendezvous: how many CPUs are in SMM right now for this SMI (each
+	 * checks in when it enters and out when it leaves). NULL = not counted
+	 * (host tests, one CPU). See wpp_rendezvous().
+	 */
+	wpp_u32 (*smm_cpus)(void *ctx);
+	/* Let a spinning CPU breathe (PAUSE); NULL = busy loop. */
+	void (*relax)(void *ctx);
 };
 
 #endif /* WPP_PLATFORM_H */

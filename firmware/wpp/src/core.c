@@ -1107,10 +1107,10 @@ static int ev_persist(struct wpp_ctx *ctx, wpp_u64 *res)
 	res[3] = now(ctx) - t0;
 	wpp_logf(ctx->plat, "persist status=0 seq=%llu pages=%llu page_bytes=%llu "
 		 "meta_bytes=%llu regions=%llu runs=%llu readback_pages=%llu meta_us=%llu "
-		 "pages_us=%llu time_us=%llu",
+		 "pages_us=%llu time_us=%llu cpus=%u cpus_expected=%u",
 		 U(h.sequence), U(npages), U(h.page_area_length), U(ctx->metadata_used),
 		 U(nregions), U(run.runs), U(run.readback), U(t_meta - t0),
-		 U(t_pages - t_meta), U(res[3]));
+		 U(t_pages - t_meta), U(res[3]), ctx->smi_cpus, ctx->smi_cpus_expected);
 	return WPP_OK;
 out:
 	wpp_logf(ctx->plat, "persist status=%d error=%s seq=%llu time_us=%llu", rc,
@@ -1466,9 +1466,14 @@ static int selftest(struct wpp_ctx *ctx, wpp_u64 *res)
 	if (rc == WPP_OK)
 		rc = rc2;
 out:
-	wpp_logf(ctx->plat, "selftest status=%d dev=%s size=%llu time_us=%llu", rc,
+	/* Which CPUs were held in SMM for this SMI: tests prove the rendezvous. */
+	res[2] = ctx->smi_cpus;
+	res[3] = ctx->smi_cpus_expected;
+	wpp_logf(ctx->plat, "selftest status=%d dev=%s size=%llu time_us=%llu cpus=%u "
+		 "cpus_expected=%u rendezvous_us=%llu", rc,
 		 ctx->plat->pdev && ctx->plat->pdev->name ? ctx->plat->pdev->name : "none",
-		 U(size), U(now(ctx) - t0));
+		 U(size), U(now(ctx) - t0), ctx->smi_cpus, ctx->smi_cpus_expected,
+		 U(ctx->smi_rendezvous_us));
 	return rc;
 }
 
@@ -1566,6 +1571,48 @@ static void publish_counters(struct wpp_ctx *ctx)
 	c->metadata_used = ctx->metadata_used;
 	c->debug_flags = ctx->debug_flags;
 	memcpy(section(ctx, WPP_INTERNAL_OFFSET + WPP_INTERNAL_COUNTERS_OFFSET), c, sizeof(*c));
+}
+
+int wpp_rendezvous(struct wpp_ctx *ctx, wpp_u32 expected, wpp_u64 timeout_us)
+{
+	const struct wpp_platform *p = ctx->plat;
+	wpp_u64 t0 = now(ctx), waited = 0;
+	wpp_u32 n = 1;
+
+	if (!expected)
+		expected = 1;
+	if (p->smm_cpus) {
+		for (;;) {
+			n = p->smm_cpus(p->ctx);
+			waited = now(ctx) - t0;
+			if (n >= expected || waited >= timeout_us)
+				break;
+			if (p->relax)
+				p->relax(p->ctx);
+		}
+	}
+	ctx->smi_cpus = n;
+	ctx->smi_cpus_expected = expected;
+	ctx->smi_rendezvous_us = waited;
+	if (n < expected) {
+		wpp_logf(p, "rendezvous status=%d error=cpus_missing cpus=%u cpus_expected=%u "
+			 "time_us=%llu", WPP_E_TIMEOUT, n, expected, U(waited));
+		return WPP_E_TIMEOUT;
+	}
+	return WPP_OK;
+}
+
+int wpp_already_answered(struct wpp_ctx *ctx, wpp_u8 event)
+{
+	struct wpp_mailbox_hdr hdr;
+
+	if (!ctx->guard_ok)
+		return 0;
+	memcpy(&hdr, mbox(ctx), sizeof(hdr));
+	if (hdr.magic != WPP_MAILBOX_MAGIC || hdr.seq_ack != hdr.seq)
+		return 0;
+	wpp_logf(ctx->plat, "smi status=0 duplicate=1 event=0x%x seq=%u", event, hdr.seq);
+	return 1;
 }
 
 int wpp_handle_event(struct wpp_ctx *ctx, wpp_u8 ev)

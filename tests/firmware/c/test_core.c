@@ -1685,6 +1685,87 @@ static void t_vsnprintf(void)
 	CHECK(!strcmp(wpp_event_name(WPP_EV_CONSUME), "consume"));
 }
 
+/*
+ * SMI rendezvous: the handler waits until every CPU the SMI reaches is in SMM
+ * (a CPU that checks in late is waited for; one that never comes ends the wait
+ * at the bound, logged), and SELFTEST / PERSIST report what was seen.
+ */
+static wpp_u32 rdv_present, rdv_arrive_after, rdv_polls, rdv_relaxed;
+
+static wpp_u32 rdv_smm_cpus(void *c)
+{
+	(void)c;
+	if (++rdv_polls >= rdv_arrive_after && rdv_arrive_after)
+		return rdv_present + 1;
+	return rdv_present;
+}
+
+static void rdv_relax(void *c)
+{
+	(void)c;
+	rdv_relaxed++;
+}
+
+static void t_rendezvous(void)
+{
+	struct host_platform hp;
+
+	open_hp(&hp, 64 * MiB, 1);
+	/* No counter (one CPU, host): one CPU seen, nothing waited for. */
+	CHECK_EQ(wpp_rendezvous(&hp.ctx, 0, 1000), WPP_OK);
+	CHECK_EQ(hp.ctx.smi_cpus, 1);
+	CHECK_EQ(hp.ctx.smi_cpus_expected, 1);
+
+	/* The second CPU checks in on the 50th poll: waited for, not timed out. */
+	hp.plat.smm_cpus = rdv_smm_cpus;
+	hp.plat.relax = rdv_relax;
+	rdv_present = 1;
+	rdv_arrive_after = 50;
+	rdv_polls = rdv_relaxed = 0;
+	CHECK_EQ(wpp_rendezvous(&hp.ctx, 2, 1000000), WPP_OK);
+	CHECK_EQ(rdv_polls, 50);
+	CHECK_EQ(rdv_relaxed, 49);
+	CHECK_EQ(hp.ctx.smi_cpus, 2);
+	CHECK_EQ(hp.ctx.smi_cpus_expected, 2);
+	CHECK(hp.ctx.smi_rendezvous_us > 0);
+	CHECK_EQ(debug_op(&hp, WPP_DEBUG_OP_SELFTEST, 0), WPP_OK);
+	CHECK_EQ(res(&hp, 2), 2);
+	CHECK_EQ(res(&hp, 3), 2);
+	CHECK(host_log_contains(&hp, " cpus=2 cpus_expected=2 "));
+
+	/* A CPU that never comes: the wait ends at the bound and says so. */
+	host_log_clear(&hp);
+	rdv_arrive_after = 0;
+	rdv_polls = 0;
+	CHECK_EQ(wpp_rendezvous(&hp.ctx, 2, 3000), WPP_E_TIMEOUT);
+	CHECK(rdv_polls > 1);
+	CHECK(hp.ctx.smi_rendezvous_us >= 3000);
+	CHECK(hp.ctx.smi_rendezvous_us < 3100);
+	CHECK_EQ(hp.ctx.smi_cpus, 1);
+	CHECK(host_log_contains(&hp, "wpp: rendezvous status=12 error=cpus_missing cpus=1 "
+				"cpus_expected=2 "));
+	CHECK_EQ(debug_op(&hp, WPP_DEBUG_OP_SELFTEST, 0), WPP_OK);
+	CHECK_EQ(res(&hp, 2), 1);
+	CHECK_EQ(res(&hp, 3), 2);
+
+	/* All already there: no wait at all. */
+	rdv_present = 2;
+	rdv_polls = rdv_relaxed = 0;
+	CHECK_EQ(wpp_rendezvous(&hp.ctx, 2, 1000), WPP_OK);
+	CHECK_EQ(rdv_polls, 1);
+	CHECK_EQ(rdv_relaxed, 0);
+
+	/* A CPU taking the same broadcast SMI late finds the request answered. */
+	CHECK_EQ(ev(&hp, WPP_EV_INIT), WPP_OK);
+	CHECK_EQ(host_mailbox(&hp)->seq_ack, host_mailbox(&hp)->seq);
+	CHECK(wpp_already_answered(&hp.ctx, WPP_EV_INIT));
+	CHECK(host_log_contains(&hp, "wpp: smi status=0 duplicate=1 event=0xa0 "));
+	host_mailbox(&hp)->seq_ack = host_mailbox(&hp)->seq - 1;	/* a new request */
+	CHECK(!wpp_already_answered(&hp.ctx, WPP_EV_INIT));
+	check_log_format(&hp);
+	host_platform_close(&hp);
+}
+
 static const struct test tests[] = {
 	{ "mailbox_checks", t_mailbox_checks },
 	{ "state_rules", t_state_rules },
@@ -1721,6 +1802,7 @@ static const struct test tests[] = {
 	{ "page_crc_unmappable", t_page_crc_unmappable },
 	{ "page_crc_required", t_page_crc_required },
 	{ "metadata_one_fetch", t_metadata_one_fetch },
+	{ "rendezvous", t_rendezvous },
 };
 
 int main(int argc, char **argv)
