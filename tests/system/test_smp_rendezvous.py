@@ -7,13 +7,17 @@ APM SMI reaches only the CPU that wrote port 0xb2 while the others keep running 
 beside the handler. The handler counts the CPUs in SMM and waits (bounded) for all of
 them; DEBUG SELFTEST replies with that count (r2 seen, r3 expected) and PERSIST logs it.
 
-Needs a target with at least 2 CPUs (the twin: an inventory whose ``emulated.smp`` >= 2);
-skipped, saying so, on one CPU.
+Needs a target with at least 2 CPUs. A 1-vCPU twin (the default inventory) is not
+skipped: this module boots a private 2-vCPU twin of its own with the session's ROM, so
+`make test` always runs it; only a real board with one CPU would skip, saying so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +31,30 @@ PROBE = re.compile(r"^wpp-probe (.*)$")
 
 def _nproc(target: Any) -> int:
     return int(target.shell.run("nproc", timeout=30).stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def target(target: Any, twin_rom: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's target if it has >= 2 CPUs, else (a twin) a private 2-vCPU twin."""
+    if not target.is_emulated or _nproc(target) >= 2:
+        yield target
+        return
+    from hil.emulated import twin
+    from hil.target import Target
+
+    board = target.board
+    board = board.replace(emulated=dataclasses.replace(board.emulated, smp=2))
+    started = twin.up(board, state=tmp_path_factory.mktemp("smp-twin"), use_free_ports=True,
+                      stop_at_exit=True)
+    smp = Target(started)
+    try:
+        smp.flash_write(twin_rom)
+        smp.boot(300)
+        yield smp
+    finally:
+        smp.close()
+        twin.down(started)
 
 
 @pytest.fixture(scope="module")
