@@ -225,8 +225,7 @@ def restore_usb(target: Any, rom: Path, cfg: RecoveryConfig) -> str:
         with contextlib.suppress(HilError):
             target.force_off()  # Flash BIOS works from standby (S5), mains on
         pikvm.gpio_pulse(cfg.flash_bios_gpio)
-        time.sleep(min(cfg.usb_flash_wait_s, 1.0) if target.is_emulated else
-                   cfg.usb_flash_wait_s)
+        time.sleep(cfg.usb_flash_wait_s)  # the twin's inventory sets 1 s
     finally:
         with contextlib.suppress(HilError):
             pikvm.msd_disconnect()
