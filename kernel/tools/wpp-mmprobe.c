@@ -21,6 +21,18 @@
  *   ksm        256 pages, every 16 alike, MADV_MERGEABLE: ksmd (once
  *              /sys/kernel/mm/ksm/run is 1) replaces pages by shared KSM pages
  *   uffd       1 MiB registered with userfaultfd, filled with UFFDIO_COPY
+ *   swap       8 MiB filled, then MADV_PAGEOUT with swap on: the pages are
+ *              written to swap and their ptes become swap entries (needs swap:
+ *              the twin's /data/wpp.swap); the check reads them back, so the
+ *              pages are swapped out again from outside (--pageout) once the
+ *              probe is stopped
+ *   compact    16 MiB filled; /proc/sys/vm/compact_memory (written by the test)
+ *              migrates pages to other frames (migrate_pages: migration entries)
+ *
+ *   wpp-mmprobe --pageout PID ADDR LEN
+ *              process_madvise(MADV_PAGEOUT) of PID's [ADDR, ADDR+LEN), then
+ *              prints "wpp-mmprobe: pageout pid=P swapped=N present=M" from
+ *              /proc/PID/pagemap (how many of those pages are in swap now)
  *
  * Output, one line per period (after "wpp-mmprobe: ready case=... pages=N"):
  *   wpp-mmprobe: n=N pid=P case=CASE check=ok|bad va=0x... want=... got=... zero=Z
@@ -39,6 +51,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +60,13 @@
 #endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
+#endif
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
 #endif
 
 #define PAGE 4096UL
@@ -264,6 +284,78 @@ static void case_uffd(void)
 	munmap(src, PAGE);
 }
 
+static int swapped(const void *va)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+
+	if (fd < 0)
+		die("open /proc/self/pagemap");
+	if (pread(fd, &e, 8, (off_t)((uintptr_t)va / PAGE * 8)) != 8)
+		die("read pagemap");
+	close(fd);
+	return !!((e >> 62) & 1);
+}
+
+static void case_swap(void)
+{
+	size_t len = 8 * MIB;
+	uint8_t *a = aligned_hole(len, 2 * MIB);
+	unsigned long p, out = 0;
+
+	map_at(a, len, 0);
+	new_area(a, len, 1, 0);
+	fill_area(0);
+	if (madvise(a, len, MADV_PAGEOUT))
+		die("madvise(MADV_PAGEOUT)");
+	for (p = 0; p < len / PAGE; p++)
+		out += swapped(a + p * PAGE);
+	if (!out) {
+		fprintf(stderr, "wpp-mmprobe: error: MADV_PAGEOUT swapped out no page (is swap on? see /proc/swaps)\n");
+		exit(1);
+	}
+}
+
+static void case_compact(void)
+{
+	size_t len = 16 * MIB;
+	uint8_t *a = aligned_hole(len, 2 * MIB);
+
+	map_at(a, len, 0);
+	new_area(a, len, 1, 0);
+	fill_area(0);
+}
+
+/* --pageout PID ADDR LEN: swap out another (stopped) process' pages. */
+static int pageout(int pid, uintptr_t addr, size_t len)
+{
+	struct iovec iov = { (void *)addr, len };
+	unsigned long p, sw = 0, pr = 0;
+	char path[64];
+	int pidfd, fd;
+
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		die("pidfd_open");
+	if (syscall(SYS_process_madvise, pidfd, &iov, 1, MADV_PAGEOUT, 0) < 0)
+		die("process_madvise(MADV_PAGEOUT)");
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		die(path);
+	for (p = 0; p < len / PAGE; p++) {
+		uint64_t e = 0;
+
+		if (pread(fd, &e, 8, (off_t)((addr / PAGE + p) * 8)) != 8)
+			die("read pagemap");
+		sw += (e >> 62) & 1;
+		pr += e >> 63;
+	}
+	close(fd);
+	printf("wpp-mmprobe: pageout pid=%d swapped=%lu present=%lu\n", pid, sw, pr);
+	return 0;
+}
+
 /* First page that differs from what it should hold, or -1. */
 static long check(unsigned int *which, uint64_t *want, uint64_t *got, unsigned long *zero)
 {
@@ -308,6 +400,9 @@ int main(int argc, char **argv)
 	unsigned long n = 0, zero;
 	int o;
 
+	if (argc == 5 && !strcmp(argv[1], "--pageout"))
+		return pageout(atoi(argv[2]), strtoull(argv[3], NULL, 0),
+			       strtoull(argv[4], NULL, 0));
 	while ((o = getopt_long(argc, argv, "c:p:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
@@ -318,7 +413,8 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(o == 'h' ? stdout : stderr,
-				"usage: wpp-mmprobe --case pmd-move|pud-move|madv-free|thp|ksm|uffd [--period-ms MS]\n");
+				"usage: wpp-mmprobe --case pmd-move|pud-move|madv-free|thp|ksm|uffd|swap|compact [--period-ms MS]\n"
+				"       wpp-mmprobe --pageout PID ADDR LEN\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
@@ -339,6 +435,10 @@ int main(int argc, char **argv)
 		case_ksm();
 	else if (!strcmp(kase, "uffd"))
 		case_uffd();
+	else if (!strcmp(kase, "swap"))
+		case_swap();
+	else if (!strcmp(kase, "compact"))
+		case_compact();
 	else {
 		fprintf(stderr, "wpp-mmprobe: error: unknown case '%s'\n", kase);
 		return 2;

@@ -72,6 +72,8 @@ struct wpp_check_stats {
 	u64 pages_added, pages_removed, regions_added, regions_removed;
 	u64 last_pages, last_regions, last_corrected, last_us;
 	u64 track_errors;	/* failed run-time reports (eager SMIs, syncs, batches) */
+	/* pages brought in before the list was taken: swapped out, migrating */
+	u64 swapped_in, migration_waits, last_brought_in;
 };
 
 extern struct wpp_check_stats wpp_check_stats;

@@ -100,10 +100,12 @@ static ssize_t check_show(struct kobject *k, struct kobj_attribute *a, char *buf
 	return sysfs_emit(buf,
 			  "checks %llu\nfailed %llu\npages_added %llu\npages_removed %llu\n"
 			  "regions_added %llu\nregions_removed %llu\nlast_pages %llu\n"
-			  "last_regions %llu\nlast_corrected %llu\nlast_us %llu\ntrack_errors %llu\n",
+			  "last_regions %llu\nlast_corrected %llu\nlast_us %llu\ntrack_errors %llu\n"
+			  "swapped_in %llu\nmigration_waits %llu\nlast_brought_in %llu\n",
 			  st.checks, st.failed, st.pages_added, st.pages_removed,
 			  st.regions_added, st.regions_removed, st.last_pages,
-			  st.last_regions, st.last_corrected, st.last_us, st.track_errors);
+			  st.last_regions, st.last_corrected, st.last_us, st.track_errors,
+			  st.swapped_in, st.migration_waits, st.last_brought_in);
 }
 
 static struct kobj_attribute wpp_attrs[] = {

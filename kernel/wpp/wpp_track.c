@@ -28,6 +28,8 @@
 #include <linux/mutex.h>
 #include <linux/pagewalk.h>
 #include <linux/sched.h>
+#include <linux/shmem_fs.h>
+#include <linux/swapops.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
@@ -444,7 +446,19 @@ struct wpp_ptlist {
 	struct page **pin;
 	unsigned int n, cap, npin;
 	bool pin_pages;
+	/*
+	 * With pin (the power-loss check): pages of the task that are not
+	 * present but hold data. A swapped-out anonymous page has a swap pte
+	 * and a page being migrated (compaction, KSM, THP, move_pages) a
+	 * migration entry; listed as they are they would be REMOVEd and come
+	 * back as zero pages: silent loss. Their addresses are collected here
+	 * (up to WPP_ABSENT_MAX per walk) so that the check brings them in.
+	 */
+	unsigned long *absent;
+	unsigned int nabsent, swapped, migrating, other;
 };
+
+#define WPP_ABSENT_MAX	4096
 
 static void wpp_ptlist_add(struct wpp_ptlist *l, unsigned long va, unsigned long pfn,
 			   struct page *page)
@@ -460,6 +474,21 @@ static void wpp_ptlist_add(struct wpp_ptlist *l, unsigned long va, unsigned long
 	l->n++;		/* counts on when full: the caller grows the array */
 }
 
+/* A non-present entry that holds data (not a uffd-wp marker): to bring in. */
+static void wpp_ptlist_absent(struct wpp_ptlist *l, unsigned long va, swp_entry_t e)
+{
+	if (is_pte_marker_entry(e))
+		return;
+	if (is_migration_entry(e))
+		l->migrating++;
+	else if (!non_swap_entry(e))
+		l->swapped++;
+	else
+		l->other++;	/* hwpoison, device memory: the fault-in fails loudly */
+	if (l->nabsent < WPP_ABSENT_MAX)
+		l->absent[l->nabsent++] = va;
+}
+
 static int wpp_ptl_pte(pte_t *pte, unsigned long addr, unsigned long next,
 		       struct mm_walk *walk)
 {
@@ -469,6 +498,8 @@ static int wpp_ptl_pte(pte_t *pte, unsigned long addr, unsigned long next,
 	if (pte_present(p))
 		wpp_ptlist_add(l, addr, pte_pfn(p),
 			       l->pin_pages ? vm_normal_page(walk->vma, addr, p) : NULL);
+	else if (l->absent && !pte_none(p))
+		wpp_ptlist_absent(l, addr, pte_to_swp_entry(p));
 	return 0;
 }
 
@@ -490,6 +521,9 @@ static int wpp_ptl_pmd(pmd_t *pmd, unsigned long addr, unsigned long next,
 		pfn = pmd_pfn(v) + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
 		for (va = addr; va < next; va += PAGE_SIZE, pfn++)
 			wpp_ptlist_add(l, va, pfn, pin ? pfn_to_page(pfn) : NULL);
+	} else if (l->absent && is_pmd_migration_entry(v)) {
+		/* a THP being migrated: its 512 pages are behind this entry */
+		wpp_ptlist_absent(l, addr, pmd_to_swp_entry(v));
 	}
 	spin_unlock(ptl);
 	walk->action = ACTION_CONTINUE;
@@ -510,6 +544,7 @@ static void wpp_ptlist_free(struct wpp_ptlist *l)
 		put_page(l->pin[i]);
 	kvfree(l->pin);
 	kvfree(l->e);
+	kvfree(l->absent);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -524,9 +559,12 @@ static int wpp_ptlist_collect(struct mm_struct *mm, struct wpp_ptlist *l, bool p
 		l->pin_pages = pin;
 		l->cap = cap;
 		l->e = kvmalloc_array(cap, sizeof(*l->e), GFP_KERNEL);
-		if (pin)
+		if (pin) {
 			l->pin = kvmalloc_array(cap, sizeof(*l->pin), GFP_KERNEL);
-		if (!l->e || (pin && !l->pin)) {
+			l->absent = kvmalloc_array(WPP_ABSENT_MAX, sizeof(*l->absent),
+						   GFP_KERNEL);
+		}
+		if (!l->e || (pin && (!l->pin || !l->absent))) {
 			wpp_ptlist_free(l);
 			return -ENOMEM;
 		}
@@ -540,6 +578,97 @@ static int wpp_ptlist_collect(struct mm_struct *mm, struct wpp_ptlist *l, bool p
 		cap = l->n + 1024;	/* pages were added since the estimate */
 		wpp_ptlist_free(l);
 	}
+}
+
+/*
+ * Shared anonymous memory (and tmpfs mappings) swapped out leaves no trace in
+ * the page tables (the pte is cleared, the swap entry lives in the shmem
+ * mapping): the walk cannot see it to bring it in, so a tracked shmem mapping
+ * with pages in swap refuses the persist instead of losing them.
+ */
+static int wpp_check_shmem_swap(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+
+	VMA_ITERATOR(vmi, mm, 0);
+	for_each_vma(vmi, vma) {
+		unsigned long sw;
+
+		if (!vma->vm_file || !shmem_file(vma->vm_file))
+			continue;
+		sw = shmem_swap_usage(vma);
+		if (sw) {
+			pr_err("power loss: %lu KiB of the shared mapping at %#lx are in swap: no snapshot (hint: mlock() it or run without swap)\n",
+			       sw >> 10, vma->vm_start);
+			return -EAGAIN;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The check's page list, every page of the task present and pinned. A page
+ * swapped out or being migrated holds the task's data but has no present
+ * pte: it is faulted in through GUP on the stopped task's mm (as
+ * /proc/<pid>/mem would read it: a swap-in, or a wait for the migration to
+ * end), then the tables are walked again. The snapshot must be complete or
+ * not taken: a page that cannot be brought in (poisoned, a swap read error,
+ * no memory) refuses the persist loudly rather than persisting a zero page.
+ * Caller holds the mmap lock of mm (read).
+ */
+static int wpp_ptlist_collect_present(struct mm_struct *mm, struct wpp_ptlist *l,
+				      u64 *swapped, u64 *migrating)
+{
+	unsigned int round, rounds = 8, i;
+	u64 brought = 0;
+	int ret;
+
+	*swapped = 0;
+	*migrating = 0;
+	for (round = 0; ; round++) {
+		ret = wpp_ptlist_collect(mm, l, true);
+		if (ret)
+			return ret;
+		if (!l->nabsent)
+			break;
+		if (round == 0) {
+			*swapped = l->swapped;
+			*migrating = l->migrating;
+			rounds += (l->swapped + l->migrating + l->other) / WPP_ABSENT_MAX;
+		}
+		if (round >= rounds) {
+			pr_err("power loss: %u pages of the task still not present after %u rounds of bringing them in (%u swapped, %u migrating): no snapshot\n",
+			       l->swapped + l->migrating + l->other, round,
+			       l->swapped, l->migrating);
+			ret = -EAGAIN;
+			goto fail;
+		}
+		for (i = 0; i < l->nabsent; i++) {
+			struct page *page;
+			long got;
+
+			got = get_user_pages_remote(mm, l->absent[i], 1, FOLL_FORCE,
+						    &page, NULL, NULL);
+			if (got == 1) {
+				put_page(page);
+				continue;
+			}
+			ret = got < 0 ? got : -EFAULT;
+			pr_err("power loss: the page at %#lx of the task cannot be brought in (%s): %d: no snapshot\n",
+			       l->absent[i], l->other ? "poisoned or device page?" :
+			       "swap read failed or no memory", ret);
+			goto fail;
+		}
+		brought += l->nabsent;
+		wpp_ptlist_free(l);
+	}
+	if (brought)
+		pr_info("power loss: brought in %llu pages before the check (%llu swapped out, %llu migrating) in %u rounds\n",
+			brought, *swapped, *migrating, round);
+	return 0;
+fail:
+	wpp_ptlist_free(l);
+	return ret;
 }
 
 /*
@@ -878,7 +1007,8 @@ static int wpp_read_counters(struct wpp_counters *c)
  * firmware's page list equal the present pages of the task's page tables
  * and its region list equal the VMAs, whatever changed them (paths without a
  * hook: PMD/PUD moves, reclaim of MADV_FREE pages, THP, KSM, migration,
- * userfaultfd, swap), in every mode. Every listed page is pinned until
+ * userfaultfd), in every mode; pages swapped out or being migrated are
+ * brought in first (wpp_ptlist_collect_present). Every listed page is pinned until
  * wpp_track_check_release(), so nothing can free or move it before PERSIST
  * has copied it. Differences are corrected, logged and counted
  * (/sys/kernel/wpp/check); afterwards the firmware's counts must match.
@@ -887,6 +1017,7 @@ int wpp_track_check(struct task_struct *task)
 {
 	unsigned int padd = 0, prem = 0, radd = 0, rrem = 0, nvma;
 	struct mm_struct *mm = get_task_mm(task);
+	u64 swapped = 0, migrating = 0;
 	struct wpp_counters c;
 	u64 t0 = ktime_get_ns(), us;
 	int ret;
@@ -901,7 +1032,9 @@ int wpp_track_check(struct task_struct *task)
 	if (!ret)
 		ret = wpp_check_regions(mm, c.regions_used, &radd, &rrem);
 	if (!ret)
-		ret = wpp_ptlist_collect(mm, &wt_pins, true);
+		ret = wpp_check_shmem_swap(mm);
+	if (!ret)
+		ret = wpp_ptlist_collect_present(mm, &wt_pins, &swapped, &migrating);
 	if (!ret)
 		ret = wpp_check_pages(&wt_pins, c.pages_used, &padd, &prem);
 	if (!ret)
@@ -927,6 +1060,9 @@ int wpp_track_check(struct task_struct *task)
 	wpp_check_stats.last_regions = nvma;
 	wpp_check_stats.last_corrected = padd + prem + radd + rrem;
 	wpp_check_stats.last_us = us;
+	wpp_check_stats.swapped_in += swapped;
+	wpp_check_stats.migration_waits += migrating;
+	wpp_check_stats.last_brought_in = swapped + migrating;
 	if (ret) {
 		wpp_check_stats.failed++;
 		pr_err("power loss: page-table check failed: %d\n", ret);
