@@ -24,6 +24,12 @@
  *       without a path, made again by the recreator).
  *  - tls: the thread-local copy of the thread's index and tid still match;
  *    tid_ok: gettid() is the tid the thread started with (tids come back).
+ *  - rseq: the rseq() registration glibc made for the thread (its area in the
+ *       thread's TCB) is the kernel's: registering the same area again answers
+ *       EBUSY, and the kernel refreshed the area's cpu_id_start (poisoned by
+ *       the thread before each blocking call) with the cpu it runs on. After
+ *       recreation this says whether the registration came back and is
+ *       updated: a lost one gives rseq=BAD (sticky), "none" if glibc made none.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +41,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,14 +125,48 @@ static int sleep_keeping_registers(uint64_t seed, const struct timespec *ts)
 	       r13 == mix64(seed + 101) && r14 == mix64(seed + 102) && r15 == mix64(seed + 103);
 }
 
+#define RSEQ_POISON	0xfffffe00u	/* no cpu id: the kernel must overwrite it */
+#define RSEQ_ABI_LEN	32		/* the length glibc registers (6.1 needs exactly it) */
+
+static __thread int tls_rseq_bad;
+
+static struct rseq *rseq_area(void)
+{
+	return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+}
+
+/* "ok", "BAD" or "none"; poisons cpu_id_start for the next check */
+static const char *rseq_state(void)
+{
+	struct rseq *rs = rseq_area();
+	volatile __u32 *start = &rs->cpu_id_start;
+	long r;
+
+	if (!__rseq_size)
+		return "none";
+	r = syscall(SYS_rseq, rs, RSEQ_ABI_LEN, 0, RSEQ_SIG);
+	if (r == 0 || errno != EBUSY)
+		tls_rseq_bad = 1;	/* the kernel had no (or another) registration */
+	if (*start == RSEQ_POISON) {	/* not blocked since the poison: block once */
+		struct timespec t = { 0, 1000 };
+
+		nanosleep(&t, NULL);
+	}
+	if (*start == RSEQ_POISON || *start != rs->cpu_id || (int)rs->cpu_id < 0)
+		tls_rseq_bad = 1;
+	*start = RSEQ_POISON;
+	return tls_rseq_bad ? "BAD" : "ok";
+}
+
 static void report(const char *kind, int regs_ok, pid_t tid0)
 {
-	char line[160];
+	char line[192];
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 	int n = snprintf(line, sizeof(line),
-			 "wpp-threads: th=%d tid=%d kind=%s n=%llu regs=%s tls=%s tid_ok=%s\n",
+			 "wpp-threads: th=%d tid=%d kind=%s n=%llu regs=%s tls=%s tid_ok=%s rseq=%s\n",
 			 tls_index, tid, kind, tls_n, regs_ok ? "ok" : "BAD",
-			 tls_tid == tid0 ? "ok" : "BAD", tid == tid0 ? "ok" : "BAD");
+			 tls_tid == tid0 ? "ok" : "BAD", tid == tid0 ? "ok" : "BAD",
+			 rseq_state());
 
 	/* one write per line: lines of different threads do not interleave */
 	if (write(STDOUT_FILENO, line, n) != n)
