@@ -7,6 +7,8 @@
  * so `cbmem -c` on the running OS shows them. SMM's own printk is not used.
  */
 #include <arch/io.h>
+#include <commonlib/helpers.h>
+#include <cpu/x86/cr.h>
 #include <cpu/x86/smm.h>
 #include <string.h>
 #include <timer.h>
@@ -36,11 +38,146 @@ static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return a < b + blen && b < a + alen;
 }
 
+#define FOUR_GIB		0x100000000ULL
+
+#if CONFIG(WPP_SMM_PAE_WINDOW)
+/*
+ * RAM above 4 GiB from 32-bit SMM: while an event needs it, PAE paging with
+ * tables in SMRAM (this module's bss, never OS-writable memory): 0-4 GiB
+ * identity-mapped with 2 MiB pages, except a window of WIN_PDES pages whose
+ * entries map() points at the high frames of one piece at a time. The
+ * window's virtual range is chosen at the handoff where the handler never
+ * goes: above the end of low DRAM, off SMRAM, the WPP region, the recorded
+ * device windows, MMCONFIG, the CBMEM console and the APIC/flash area.
+ * Paging is switched on at the first high map() of an event and off before
+ * the handler returns, so events without high pages run as before.
+ */
+#define PAE_P			(1ULL << 0)
+#define PAE_RW			(1ULL << 1)
+#define PAE_PS			(1ULL << 7)
+#define PDE_SIZE		(2ULL << 20)
+#define WIN_PDES		3
+/* any piece of this size fits the window, whatever its offset in a 2 MiB page */
+#define WIN_PIECE		((WIN_PDES - 1) * PDE_SIZE)
+#define WIN_AREA_END		0xfe000000ULL	/* APICs, HPET, flash above */
+
+static u64 pae_pdpt[4] __aligned(32);
+static u64 pae_pd[4 * 512] __aligned(4096);
+static uintptr_t win_va;		/* 0 = no window: high RAM stays unmapped */
+static int pae_on;
+static CRx_TYPE saved_cr0, saved_cr3, saved_cr4;
+
+
+static void pae_identity(unsigned int i)
+{
+	pae_pd[i] = (u64)i * PDE_SIZE | PAE_PS | PAE_RW | PAE_P;
+}
+
+static int win_clear(u64 va, u64 size, const struct wpp_handoff *h)
+{
+	if (va + size > WIN_AREA_END || va < ctx.ram_top ||
+	    overlaps(va, size, ctx.layout.smram.base, ctx.layout.smram.size) ||
+	    overlaps(va, size, CONFIG_WPP_REGION_BASE, CONFIG_WPP_REGION_SIZE) ||
+	    overlaps(va, size, CONFIG_MMCONF_BASE_ADDRESS, CONFIG_MMCONF_BUS_NUMBER * MiB) ||
+	    (h->cbmemc_addr && overlaps(va, size, h->cbmemc_addr, 8 + h->cbmemc_size)))
+		return 0;
+	for (unsigned int i = 0; i < ctx.dev_nwin; i++)
+		if (overlaps(va, size, ctx.dev_win[i].base, ctx.dev_win[i].size))
+			return 0;
+	for (u32 i = 0; i < ctx.layout.nram; i++)
+		if (overlaps(va, size, ctx.layout.ram[i].base, ctx.layout.ram[i].size))
+			return 0;
+	return 1;
+}
+
+/* At the handoff, after the layout and the device windows are recorded. */
+static void pae_setup(const struct wpp_handoff *h)
+{
+	const u64 size = WIN_PDES * PDE_SIZE;
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(pae_pd); i++)
+		pae_identity(i);
+	for (unsigned int i = 0; i < 4; i++)
+		pae_pdpt[i] = (uintptr_t)&pae_pd[i * 512] | PAE_P;
+	win_va = 0;
+	for (u64 va = ALIGN_UP(ctx.ram_top, PDE_SIZE); va + size <= WIN_AREA_END; va += PDE_SIZE) {
+		if (win_clear(va, size, h)) {
+			win_va = (uintptr_t)va;
+			break;
+		}
+	}
+	if (!win_va) {
+		wpp_logf(&plat, "smm_paging status=%d error=no_window", WPP_E_BAD_ADDR);
+		plat.map_window = 0;
+		return;
+	}
+	plat.map_window = WIN_PIECE;
+	wpp_logf(&plat, "smm_paging status=0 mode=pae window=0x%lx:0x%llx piece=0x%llx "
+		 "tables=0x%lx", (unsigned long)win_va, (unsigned long long)size,
+		 (unsigned long long)WIN_PIECE, (unsigned long)(uintptr_t)pae_pdpt);
+}
+
+static void pae_enable(void)
+{
+	saved_cr0 = read_cr0();
+	saved_cr3 = read_cr3();
+	saved_cr4 = read_cr4();
+	write_cr3((uintptr_t)pae_pdpt);
+	write_cr4(saved_cr4 | CR4_PAE);
+	write_cr0(saved_cr0 | CR0_PG);
+	pae_on = 1;
+}
+
+/* Before the handler returns: paging off, the window back to identity. */
+static void pae_disable(void)
+{
+	if (!pae_on)
+		return;
+	write_cr0(saved_cr0);
+	write_cr4(saved_cr4);
+	write_cr3(saved_cr3);
+	for (unsigned int i = 0; i < WIN_PDES; i++)
+		pae_identity(win_va / PDE_SIZE + i);
+	pae_on = 0;
+}
+
+static void *pae_map(wpp_u64 phys, wpp_u64 len)
+{
+	u64 base = phys & ~(PDE_SIZE - 1);
+
+	if (!win_va || len > WIN_PIECE)
+		return NULL;
+	if (!pae_on)
+		pae_enable();
+	for (unsigned int i = 0; i < WIN_PDES; i++) {
+		uintptr_t va = win_va + i * PDE_SIZE;
+
+		pae_pd[va / PDE_SIZE] = (base + i * PDE_SIZE) | PAE_PS | PAE_RW | PAE_P;
+		asm volatile("invlpg (%0)" :: "r"(va) : "memory");
+	}
+	return (void *)(win_va + (uintptr_t)(phys - base));
+}
+#else
+static void pae_setup(const struct wpp_handoff *h) {}
+static void pae_disable(void) {}
+static void *pae_map(wpp_u64 phys, wpp_u64 len)
+{
+	return NULL;	/* the device moves such pages by DMA (FPGA board) */
+}
+#endif
+
+/*
+ * Below 4 GiB SMM addresses memory directly (identity). Above, only through
+ * the PAE window, one piece (at most plat.map_window) per call; the pointer
+ * is valid until the next call or the end of the event.
+ */
 static void *cb_map(void *unused, wpp_u64 phys, wpp_u64 len)
 {
-	if (phys + len < phys || phys + len > 0x100000000ULL)
+	if (!len || phys + len < phys)
 		return NULL;
-	return (void *)(uintptr_t)phys;
+	if (phys + len <= FOUR_GIB)
+		return (void *)(uintptr_t)phys;
+	return pae_map(phys, len);
 }
 
 /*
@@ -204,11 +341,14 @@ static void take_handoff(void)
 		layout.ram[i].base = h.ram[i].base;
 		layout.ram[i].size = h.ram[i].size;
 	}
-	wpp_guard_record(&ctx, &layout);
+	if (wpp_guard_record(&ctx, &layout) == WPP_OK)
+		pae_setup(&h);
 }
 
 int wpp_smi_apmc(uint8_t data)
 {
+	int ret;
+
 	if (data != WPP_APM_CNT_HANDOFF && (data < WPP_EV_FIRST || data > WPP_EV_LAST))
 		return 0;
 	if (!ready)
@@ -225,5 +365,7 @@ int wpp_smi_apmc(uint8_t data)
 	if (wpp_already_answered(&ctx, data))
 		return 1;
 	wpp_rendezvous(&ctx, handoff.smi_cpus, WPP_RENDEZVOUS_TIMEOUT_US);
-	return wpp_handle_event(&ctx, data);
+	ret = wpp_handle_event(&ctx, data);
+	pae_disable();
+	return ret;
 }

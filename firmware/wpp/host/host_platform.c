@@ -22,7 +22,39 @@ void *host_phys(struct host_platform *hp, wpp_u64 phys)
 		return hp->region + (phys - region_phys());
 	if (phys >= HOST_SMRAM_BASE && phys < HOST_SMRAM_BASE + HOST_SMRAM_SIZE)
 		return hp->smram + (phys - HOST_SMRAM_BASE);
+	if (hp->high && phys >= HOST_HIGH_BASE && phys < HOST_HIGH_BASE + HOST_HIGH_SIZE)
+		return hp->high + (phys - HOST_HIGH_BASE);
 	return NULL;
+}
+
+static int in_high(const struct host_platform *hp, wpp_u64 phys, wpp_u64 len)
+{
+	return hp->high && phys >= HOST_HIGH_BASE && phys + len <= HOST_HIGH_BASE + HOST_HIGH_SIZE;
+}
+
+/*
+ * High RAM through the window: the whole window is made inaccessible, then
+ * just the pages of [phys, phys + len) are mapped at its start. A piece longer
+ * than the window is refused (NULL) and counted: the core must split.
+ */
+static void *high_map(struct host_platform *hp, wpp_u64 phys, wpp_u64 len)
+{
+	wpp_u64 off = phys - HOST_HIGH_BASE, pg = off & ~(wpp_u64)(WPP_PAGE_SIZE - 1);
+	wpp_u64 span = (off - pg + len + WPP_PAGE_SIZE - 1) & ~(wpp_u64)(WPP_PAGE_SIZE - 1);
+
+	hp->high_maps++;
+	if (len > hp->high_map_max)
+		hp->high_map_max = len;
+	if (len > hp->win_size) {
+		hp->window_refused++;
+		return NULL;
+	}
+	if (mmap(hp->win, hp->win_size + WPP_PAGE_SIZE, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED ||
+	    mmap(hp->win, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, hp->high_fd,
+		 (off_t)pg) == MAP_FAILED)
+		return NULL;
+	return hp->win + (off - pg);
 }
 
 static void *hp_map(void *c, wpp_u64 phys, wpp_u64 len)
@@ -33,6 +65,8 @@ static void *hp_map(void *c, wpp_u64 phys, wpp_u64 len)
 		return NULL;
 	if (hp->unmappable_from && phys + len > hp->unmappable_from)
 		return NULL;
+	if (in_high(hp, phys, len))
+		return high_map(hp, phys, len);
 	if (phys >= HOST_RAM_BASE && phys + len <= HOST_RAM_BASE + HOST_RAM_SIZE)
 		return hp->ram + (phys - HOST_RAM_BASE);
 	if (phys >= region_phys() && phys + len <= region_phys() + WPP_REGION_SIZE_DEFAULT)
@@ -53,6 +87,8 @@ static bool hp_is_os_ram(void *c, wpp_u64 phys, wpp_u64 len)
 	if (overlaps(phys, len, HOST_SMRAM_BASE, HOST_SMRAM_SIZE) ||
 	    overlaps(phys, len, region_phys(), WPP_REGION_SIZE_DEFAULT))
 		return false;
+	if (in_high(c, phys, len))
+		return true;
 	return phys >= HOST_RAM_BASE && phys + len <= HOST_RAM_BASE + HOST_RAM_SIZE;
 }
 
@@ -191,6 +227,7 @@ int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 d
 	struct stat st;
 
 	memset(hp, 0, sizeof(*hp));
+	hp->high_fd = -1;
 	hp->ram = calloc(1, HOST_RAM_SIZE);
 	hp->region = map_guarded(WPP_REGION_SIZE_DEFAULT);
 	hp->smram = calloc(1, HOST_SMRAM_SIZE);
@@ -237,10 +274,42 @@ int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 d
 	return 0;
 }
 
+int host_platform_add_high_ram(struct host_platform *hp, wpp_u64 window)
+{
+	struct wpp_layout *l = &hp->layout;
+
+	if (hp->high || !window || (window & (WPP_PAGE_SIZE - 1)) ||
+	    l->nram >= WPP_LAYOUT_MAX_RAM)
+		return -1;
+	hp->high_fd = memfd_create("wpp-high-ram", 0);
+	if (hp->high_fd < 0 || ftruncate(hp->high_fd, (off_t)HOST_HIGH_SIZE))
+		return -1;
+	hp->high = mmap(NULL, HOST_HIGH_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, hp->high_fd, 0);
+	hp->win = mmap(NULL, window + WPP_PAGE_SIZE, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (hp->high == MAP_FAILED || hp->win == MAP_FAILED) {
+		hp->high = NULL;
+		return -1;
+	}
+	hp->win_size = window;
+	hp->plat.map_window = window;
+	l->ram[l->nram].base = HOST_HIGH_BASE;
+	l->ram[l->nram].size = HOST_HIGH_SIZE;
+	l->nram++;
+	if (wpp_guard_record(&hp->ctx, l) != WPP_OK || !hp->ctx.dev_recorded)
+		return -1;
+	return 0;
+}
+
 void host_platform_close(struct host_platform *hp)
 {
 	if (hp->fd >= 0)
 		close(hp->fd);
+	if (hp->high) {
+		munmap(hp->high, HOST_HIGH_SIZE);
+		munmap(hp->win, hp->win_size + WPP_PAGE_SIZE);
+		close(hp->high_fd);
+	}
 	free(hp->ram);
 	if (hp->region)
 		munmap(hp->region - GUARD, WPP_REGION_SIZE_DEFAULT + 2 * GUARD);

@@ -17,6 +17,13 @@
 #define HOST_RAM_SIZE		0x01000000ULL	/* 16 MiB of "OS RAM" below the region */
 #define HOST_SMRAM_BASE		0x7ff00000ULL
 #define HOST_SMRAM_SIZE		0x00100000ULL
+/*
+ * Optional RAM across 4 GiB (host_platform_add_high_ram): 4 MiB below and
+ * 4 MiB above it, reached only through a small moving map window, the way
+ * 32-bit SMM with a PAE window reaches RAM above 4 GiB on the twin.
+ */
+#define HOST_HIGH_BASE		0xffc00000ULL
+#define HOST_HIGH_SIZE		0x00800000ULL
 /* The persistent device's MMIO window (a PCI BAR on real platforms). */
 #define HOST_BAR_BASE		0xc0000000ULL
 
@@ -43,6 +50,17 @@ struct host_platform {
 	wpp_u64 bar_base;
 	int bar_locates;		/* locate() calls, to count re-checks */
 	struct wpp_layout layout;	/* what host_platform_open recorded */
+	/* high RAM: a memfd seen directly (high, for the tests) and through the
+	 * window (win), which map() re-points with mmap(MAP_FIXED) on every call,
+	 * so a pointer kept past the next map() reads other memory, and anything
+	 * beyond the mapped piece faults */
+	int high_fd;
+	wpp_u8 *high;
+	wpp_u8 *win;
+	wpp_u64 win_size;
+	wpp_u64 high_maps;		/* map() calls served through the window */
+	wpp_u64 high_map_max;		/* longest piece asked of the window */
+	wpp_u64 window_refused;		/* map() calls longer than the window */
 	/* called at each device write: another CPU or a DMA changing memory mid-persist */
 	void (*on_write)(struct host_platform *hp, wpp_u64 off);
 	int verbose;			/* print log lines to stderr */
@@ -56,6 +74,9 @@ struct host_platform {
 int host_platform_open(struct host_platform *hp, const char *dev_path, wpp_u64 dev_size,
 		       int create);
 void host_platform_close(struct host_platform *hp);
+/* Add the RAM across 4 GiB (to the layout, re-recorded) behind a map window
+ * of `window` bytes (plat.map_window). Returns 0 on success. */
+int host_platform_add_high_ram(struct host_platform *hp, wpp_u64 window);
 
 /* The layout host_platform_open records: SMRAM, 16 MiB of OS RAM, 4 GiB limit. */
 void host_default_layout(struct wpp_layout *l);
@@ -64,7 +85,7 @@ void host_default_layout(struct wpp_layout *l);
 int host_call(struct host_platform *hp, wpp_u8 event, const void *payload, wpp_u32 len);
 struct wpp_mailbox_hdr *host_mailbox(struct host_platform *hp);
 void *host_payload(struct host_platform *hp);
-/* Pointer to fake physical address phys (RAM or region), NULL otherwise. */
+/* Pointer to fake physical address phys (RAM, high RAM or region), NULL otherwise. */
 void *host_phys(struct host_platform *hp, wpp_u64 phys);
 int host_log_contains(struct host_platform *hp, const char *needle);
 void host_log_clear(struct host_platform *hp);

@@ -79,8 +79,19 @@ struct wpp_pdev {
 
 struct wpp_platform {
 	void *ctx;
-	/* CPU pointer for [phys, phys + len), or NULL when not mappable. */
+	/*
+	 * CPU pointer for [phys, phys + len), or NULL when not mappable. The
+	 * pointer is valid until the next map() call or the end of the event:
+	 * a platform may map high RAM through one small window it moves on each
+	 * call (PAE window in 32-bit SMM on the twin).
+	 */
 	void *(*map)(void *ctx, wpp_u64 phys, wpp_u64 len);
+	/*
+	 * The largest len map() serves at any phys (a multiple of 4 KiB; 0 = no
+	 * limit). The core splits page runs and GET_PAGES destinations into
+	 * pieces of at most this size, so a window never has to hold more.
+	 */
+	wpp_u64 map_window;
 	/* Optional second opinion after the core's own check against the
 	 * recorded layout: false vetoes [phys, phys + len) (NULL = no veto). */
 	bool (*is_os_ram)(void *ctx, wpp_u64 phys, wpp_u64 len);

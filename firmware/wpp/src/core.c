@@ -22,6 +22,20 @@
 /* Bytes handed to one device transfer at most; larger runs are split. */
 #define MAX_RUN			(4ULL << 20)
 
+/*
+ * Longest piece the core maps at once: MAX_RUN, or less when the platform
+ * maps through a smaller window (struct wpp_platform.map_window). Never less
+ * than one page (a platform that cannot map one page maps nothing).
+ */
+static wpp_u64 map_piece(const struct wpp_ctx *ctx)
+{
+	wpp_u64 w = ctx->plat->map_window & ~(wpp_u64)(WPP_PAGE_SIZE - 1);
+
+	if (!ctx->plat->map_window || w >= MAX_RUN)
+		return MAX_RUN;
+	return w ? w : WPP_PAGE_SIZE;
+}
+
 static inline struct wpp_mailbox_hdr *mbox(struct wpp_ctx *ctx)
 {
 	return (struct wpp_mailbox_hdr *)(ctx->region + WPP_MAILBOX_OFFSET);
@@ -831,7 +845,8 @@ static int run_add(struct wpp_ctx *ctx, struct persist_run *run, wpp_u64 pa)
 		wpp_logf(ctx->plat, "persist check=slots_changed pa=0x%llx", U(pa));
 		return WPP_E_STATE;
 	}
-	if (run->len && pa == run->phys + run->len && run->len < MAX_RUN) {
+	if (run->len && pa == run->phys + run->len &&
+	    run->len + WPP_PAGE_SIZE <= map_piece(ctx)) {
 		run->len += WPP_PAGE_SIZE;
 		return WPP_OK;
 	}
@@ -1326,13 +1341,34 @@ fail:
 
 /* ---------------------------------------------------------------- get pages */
 
+/*
+ * GET_PAGES into OS frames (dest_phys form): piece by piece, each mapped on
+ * its own, since a platform's map window may be smaller than the request and
+ * a pointer is only valid until the next map() call.
+ */
+static int get_pages_to_frames(struct wpp_ctx *ctx, wpp_u64 dev_off, wpp_u64 dest,
+			       wpp_u64 bytes)
+{
+	wpp_u64 piece = map_piece(ctx);
+	int rc = WPP_OK;
+
+	for (wpp_u64 done = 0; rc == WPP_OK && done < bytes; done += piece) {
+		wpp_u64 n = WPP_MIN(piece, bytes - done);
+		void *dst = ctx->plat->map ? ctx->plat->map(ctx->plat->ctx, dest + done, n) :
+			NULL;
+
+		rc = dev_read(ctx, dev_off + done, dst, dest + done, n);
+		if (rc == WPP_OK)
+			rc = dev_wait(ctx);
+	}
+	return rc;
+}
+
 static int ev_get_pages(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u64 *res,
 			wpp_u32 *reply_len)
 {
 	struct wpp_get_pages g;
-	wpp_u64 bytes, dev_size = 0;
-	void *dst;
-	wpp_u64 dst_phys;
+	wpp_u64 bytes, dev_off, dev_size = 0;
 	int rc;
 
 	if (len < sizeof(g))
@@ -1346,8 +1382,6 @@ static int ev_get_pages(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u64 *r
 	if (g.dest_phys == 0) {
 		if (bytes > WPP_MAILBOX_PAYLOAD_MAX - sizeof(g))
 			return WPP_E_BOUNDS;
-		dst = pl + sizeof(g);
-		dst_phys = ctx->region_phys + WPP_MAILBOX_OFFSET + WPP_MAILBOX_HDR_SIZE + sizeof(g);
 	} else {
 		rc = check_os_range(ctx, g.dest_phys, bytes);
 		if (rc != WPP_OK) {
@@ -1356,18 +1390,21 @@ static int ev_get_pages(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u64 *r
 				 U(bytes));
 			return rc;
 		}
-		dst = ctx->plat->map ? ctx->plat->map(ctx->plat->ctx, g.dest_phys, bytes) : NULL;
-		dst_phys = g.dest_phys;
 	}
 	rc = dev_probe(ctx, &dev_size);
 	if (rc != WPP_OK)
 		return rc;
 	if (ctx->snap.page_area_offset + ctx->snap.page_area_length > dev_size)
 		return WPP_E_NO_DEVICE;
-	rc = dev_read(ctx, ctx->snap.page_area_offset + (wpp_u64)g.index * WPP_PAGE_SIZE, dst,
-		      dst_phys, bytes);
-	if (rc == WPP_OK)
-		rc = dev_wait(ctx);
+	dev_off = ctx->snap.page_area_offset + (wpp_u64)g.index * WPP_PAGE_SIZE;
+	if (g.dest_phys == 0) {
+		rc = dev_read(ctx, dev_off, pl + sizeof(g), ctx->region_phys + WPP_MAILBOX_OFFSET +
+			      WPP_MAILBOX_HDR_SIZE + sizeof(g), bytes);
+		if (rc == WPP_OK)
+			rc = dev_wait(ctx);
+	} else {
+		rc = get_pages_to_frames(ctx, dev_off, g.dest_phys, bytes);
+	}
 	if (rc != WPP_OK)
 		return rc;
 	res[0] = g.count;

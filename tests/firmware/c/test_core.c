@@ -1608,6 +1608,113 @@ static void t_page_crc_unmappable(void)
 	CHECK_EQ(restore_status("check=no_header"), WPP_E_NO_SNAPSHOT);
 }
 
+/* A page's test pattern, by physical address (works for any RAM, high too). */
+static void fill_pa(struct host_platform *hp, wpp_u64 pa, wpp_u32 seed)
+{
+	wpp_u8 *p = host_phys(hp, pa);
+
+	CHECK(p);
+	for (unsigned int k = 0; k < WPP_PAGE_SIZE; k++)
+		p[k] = (wpp_u8)(seed * 131 + (pa >> 12) * 31 + k * 7 + (k >> 8));
+}
+
+#define HIGH_WINDOW	(4 * WPP_PAGE_SIZE)
+#define FOUR_GIB	0x100000000ULL
+
+/*
+ * RAM above (and across) 4 GiB reached through a map window of 4 pages, as
+ * 32-bit SMM with a PAE window on the twin: persist splits runs at the window
+ * (10 contiguous frames across 4 GiB), CRCs every page from the CPU copy (no
+ * read-back), and GET_PAGES writes high frames in both forms. Before the core
+ * split at the window, the 10-frame run was asked of the window in one piece.
+ */
+static void t_high_ram_window(void)
+{
+	static wpp_u8 want[16][WPP_PAGE_SIZE];
+	struct host_platform hp;
+	struct wpp_snapshot_header h;
+	wpp_u64 pas[16];
+	unsigned int n = 0;
+
+	/* sorted by physical address = snapshot order */
+	pas[n++] = ram_page(7);
+	for (unsigned int i = 0; i < 10; i++)
+		pas[n++] = FOUR_GIB - 6 * WPP_PAGE_SIZE + i * WPP_PAGE_SIZE;
+	pas[n++] = FOUR_GIB + 0x200000;
+	pas[n++] = HOST_HIGH_BASE + HOST_HIGH_SIZE - WPP_PAGE_SIZE;
+
+	open_hp(&hp, 64 * MiB, 1);
+	CHECK_EQ(host_platform_add_high_ram(&hp, HIGH_WINDOW), 0);
+	CHECK_EQ(ev(&hp, WPP_EV_INIT), WPP_OK);
+	for (unsigned int i = 0; i < n; i++) {
+		fill_pa(&hp, pas[i], 5);
+		memcpy(want[i], host_phys(&hp, pas[i]), WPP_PAGE_SIZE);
+		CHECK_EQ(add_page(&hp, 0x400000 + (wpp_u64)i * WPP_PAGE_SIZE, pas[i]), WPP_OK);
+	}
+	/* the address policy covers high RAM: beyond its end, not RAM */
+	CHECK_EQ(add_page(&hp, 0x900000, HOST_HIGH_BASE + HOST_HIGH_SIZE), WPP_E_BAD_ADDR);
+	CHECK(host_log_contains(&hp, "reason=not_ram"));
+	CHECK_EQ(add_page(&hp, 0x901000, 0x200000000ULL), WPP_E_BAD_ADDR);
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	CHECK(host_log_contains(&hp, "wpp: persist status=0 "));
+	CHECK(host_log_contains(&hp, " readback_pages=0 "));
+	CHECK_EQ(hp.window_refused, 0);
+	CHECK(hp.high_map_max <= HIGH_WINDOW);
+	CHECK(hp.high_maps >= 3 + 2);	/* 10 frames in 4-page pieces, 2 single ones */
+	host_platform_close(&hp);
+	read_hdr(&h);
+	CHECK(h.flags & WPP_SNAP_F_PAGE_CRC);
+	CHECK_EQ(h.page_count, n);
+
+	/* restore into zeroed high RAM: dest_phys form across 4 GiB, and single pages */
+	open_hp(&hp, 0, 0);
+	CHECK_EQ(host_platform_add_high_ram(&hp, HIGH_WINDOW), 0);
+	CHECK_EQ(restore(&hp, 0), WPP_OK);
+	CHECK_EQ(get_pages(&hp, 1, 10, pas[1]), WPP_OK);
+	CHECK_EQ(get_pages(&hp, 11, 1, pas[11]), WPP_OK);
+	CHECK_EQ(get_pages(&hp, 12, 1, pas[12]), WPP_OK);
+	for (unsigned int i = 1; i < n; i++)
+		CHECK(!memcmp(host_phys(&hp, pas[i]), want[i], WPP_PAGE_SIZE));
+	CHECK_EQ(hp.window_refused, 0);
+	CHECK(hp.high_map_max <= HIGH_WINDOW);
+	/* mailbox form of a high page */
+	CHECK_EQ(get_pages(&hp, 12, 1, 0), WPP_OK);
+	CHECK(!memcmp((wpp_u8 *)host_payload(&hp) + sizeof(struct wpp_get_pages), want[12],
+		      WPP_PAGE_SIZE));
+	/* a destination running past the end of high RAM is refused */
+	CHECK_EQ(get_pages(&hp, 11, 2, pas[12]), WPP_E_BAD_ADDR);
+	CHECK(host_log_contains(&hp, "get_pages status=8 error=bad_addr reason=not_ram"));
+	host_platform_close(&hp);
+
+	/* the CRC covers the high pages: damage the one above 4 GiB, restore refuses */
+	corrupt_byte(h.page_area_offset + 12ULL * WPP_PAGE_SIZE + 99);
+	CHECK_EQ(restore_status("check=page_crc"), WPP_E_CORRUPT);
+}
+
+/* A window that is not a multiple of a page, or smaller than one, still maps
+ * whole pages: the core never asks for less than a page or more than the window. */
+static void t_map_window_piece(void)
+{
+	struct host_platform hp;
+
+	open_hp(&hp, 64 * MiB, 1);
+	CHECK_EQ(host_platform_add_high_ram(&hp, 2 * WPP_PAGE_SIZE), 0);
+	hp.plat.map_window = 2 * WPP_PAGE_SIZE + 100;	/* rounded down to 2 pages */
+	CHECK_EQ(ev(&hp, WPP_EV_INIT), WPP_OK);
+	for (unsigned int i = 0; i < 7; i++) {
+		fill_pa(&hp, FOUR_GIB + i * WPP_PAGE_SIZE, 9);
+		CHECK_EQ(add_page(&hp, 0x400000 + i * WPP_PAGE_SIZE, FOUR_GIB + i * WPP_PAGE_SIZE),
+			 WPP_OK);
+	}
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	CHECK_EQ(hp.window_refused, 0);
+	CHECK_EQ(hp.high_map_max, 2 * WPP_PAGE_SIZE);
+	CHECK_EQ(hp.high_maps, 4);	/* 2 + 2 + 2 + 1 pages */
+	CHECK(host_log_contains(&hp, " runs=4 "));
+	host_platform_close(&hp);
+	CHECK_EQ(restore_status("wpp: restore status=0"), WPP_OK);
+}
+
 /* Rewrite header flags (and the CRCs that cover them) in the device file. */
 static void set_header_flags(wpp_u32 flags)
 {
@@ -1803,6 +1910,8 @@ static const struct test tests[] = {
 	{ "page_crc_required", t_page_crc_required },
 	{ "metadata_one_fetch", t_metadata_one_fetch },
 	{ "rendezvous", t_rendezvous },
+	{ "high_ram_window", t_high_ram_window },
+	{ "map_window_piece", t_map_window_piece },
 };
 
 int main(int argc, char **argv)
