@@ -70,6 +70,13 @@
 #include "wpp_recreate.h"
 
 #define RC_BATCH_PAGES	1024U	/* pages per GET_PAGES call (4 MiB) */
+/*
+ * The direct form's buffer: physically contiguous (the firmware writes one
+ * run per call), below 4 GiB (any firmware can reach it), the largest the
+ * buddy allocator gives (order 10 = 4 MiB), smaller under fragmentation.
+ */
+#define RC_DIRECT_ORDER		10U
+#define RC_DIRECT_MIN_ORDER	4U
 
 /* EFLAGS bits user mode may set (no TF/RF: no stray single-step trap). */
 #define RC_USER_EFLAGS	(X86_EFLAGS_CF | X86_EFLAGS_PF | X86_EFLAGS_AF | X86_EFLAGS_ZF | \
@@ -768,70 +775,133 @@ static void rc_sort_regions(struct wpp_rc *rc)
 	}
 }
 
+/*
+ * One page of the snapshot into the new mm: skipped (vDSO, [vvar], shared
+ * file mappings), left to the zero page (an all-zero private anonymous page),
+ * a plain copy into the (current) new mm when writable, else a forced write
+ * like ptrace's, which breaks COW of read-only private maps.
+ */
+static int rc_fill_one(struct wpp_rc *rc, struct mm_struct *mm, u64 idx, u8 *page)
+{
+	u64 va = rc->plist[idx].virtual_address & PAGE_MASK;
+	int r = rc_region_of(rc, va);
+	u8 kind = r < 0 ? RC_VVAR : rc->kind[r];
+
+	if (kind == RC_VDSO || kind == RC_VVAR ||
+	    (kind == RC_FILE && (rc->regions[r].flags & VM_SHARED))) {
+		rc->pages_skipped++;
+		return 0;
+	}
+	if (kind == RC_ANON && !(rc->regions[r].flags & VM_SHARED) &&
+	    !memchr_inv(page, 0, PAGE_SIZE)) {
+		rc->pages_zero++;
+		return 0;
+	}
+	if (kind == RC_ANON && (rc->regions[r].flags & VM_WRITE) &&
+	    !copy_to_user((void __user *)(unsigned long)va, page, PAGE_SIZE)) {
+		rc->pages_written++;
+		return 0;
+	}
+	if (access_remote_vm(mm, va, page, PAGE_SIZE, FOLL_FORCE | FOLL_WRITE) != PAGE_SIZE)
+		return rc_fail(rc, -EFAULT, "cannot fill page %#llx", va);
+	rc->pages_written++;
+	return 0;
+}
+
+/* A physically contiguous buffer below 4 GiB for the direct form, or NULL. */
+static struct page *rc_direct_alloc(unsigned int *order)
+{
+	unsigned int o;
+
+	for (o = RC_DIRECT_ORDER; o >= RC_DIRECT_MIN_ORDER; o--) {
+		struct page *pg = alloc_pages(GFP_KERNEL | __GFP_DMA32 | __GFP_NOWARN |
+					      __GFP_NORETRY, o);
+
+		if (pg) {
+			*order = o;
+			return pg;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The snapshot's pages into the new mm. GET_PAGES' direct form (dest_phys)
+ * has the firmware write each batch straight into a contiguous kernel buffer
+ * (the persistent device's DMA), so a page is copied once, into the process;
+ * through the mailbox it was copied twice (mailbox -> buffer -> process) and
+ * a batch was bounded by the mailbox. A firmware that refuses the buffer's
+ * address (BAD_ADDR: an older one, or a platform that cannot write there) or
+ * no contiguous memory: the mailbox form, said once in the log. The snapshot's
+ * page CRC was checked by RESTORE either way.
+ */
 static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 {
-	u8 *buf;
+	unsigned int order = 0;
+	struct page *direct = rc_direct_alloc(&order);
+	u32 batch = direct ? 1U << order : RC_BATCH_PAGES;
+	u8 *buf = direct ? page_address(direct) : NULL;
+	u8 *mbuf = NULL;
 	u64 i;
 	int ret = 0;
 
 	if (!rc->npages)
-		return 0;
-	buf = kvmalloc(RC_BATCH_PAGES * PAGE_SIZE, GFP_KERNEL);
-	if (!buf)
-		return rc_fail(rc, -ENOMEM, "out of memory for the page buffer");
+		goto out;
+	if (!direct) {
+		pr_info("recreate: no contiguous buffer below 4 GiB: pages through the mailbox\n");
+		mbuf = kvmalloc(RC_BATCH_PAGES * PAGE_SIZE, GFP_KERNEL);
+		if (!mbuf) {
+			ret = rc_fail(rc, -ENOMEM, "out of memory for the page buffer");
+			goto out;
+		}
+		buf = mbuf;
+	}
 	for (i = 0; i < rc->npages && !ret; ) {
-		u32 n = min_t(u64, RC_BATCH_PAGES, rc->npages - i), j;
-		struct wpp_get_pages g = { .index = i, .count = n, .dest_phys = 0 };
+		u32 n = min_t(u64, batch, rc->npages - i), j;
+		struct wpp_get_pages g = { .index = i, .count = n };
 		struct wpp_call c = {
 			.event = WPP_EV_GET_PAGES, .p1 = &g, .len1 = sizeof(g),
-			.out = buf, .out_off = sizeof(g), .out_len = n * PAGE_SIZE,
 		};
-
 		u64 tg = ktime_get_ns();
 
+		if (direct) {
+			g.dest_phys = PFN_PHYS(page_to_pfn(direct));
+		} else {
+			c.out = buf;
+			c.out_off = sizeof(g);
+			c.out_len = n * PAGE_SIZE;
+		}
 		ret = wpp_smi(&c);
 		rc->t_get += ktime_get_ns() - tg;
+		if (ret && direct && c.status == WPP_E_BAD_ADDR) {
+			pr_info("recreate: the firmware refused GET_PAGES into %#llx (bad_addr): pages through the mailbox\n",
+				(u64)PFN_PHYS(page_to_pfn(direct)));
+			__free_pages(direct, order);
+			direct = NULL;
+			batch = RC_BATCH_PAGES;
+			mbuf = kvmalloc(RC_BATCH_PAGES * PAGE_SIZE, GFP_KERNEL);
+			if (!mbuf) {
+				ret = rc_fail(rc, -ENOMEM, "out of memory for the page buffer");
+				break;
+			}
+			buf = mbuf;
+			ret = 0;
+			continue;	/* the same batch again, through the mailbox */
+		}
 		if (ret) {
 			ret = rc_fail(rc, -EIO, "GET_PAGES of pages %llu..%llu failed: firmware status %d",
 				      i, i + n - 1, c.status);
 			break;
 		}
-		for (j = 0; j < n; j++) {
-			u64 va = rc->plist[i + j].virtual_address & PAGE_MASK;
-			u8 *page = buf + (size_t)j * PAGE_SIZE;
-			int r = rc_region_of(rc, va);
-			u8 kind = r < 0 ? RC_VVAR : rc->kind[r];
-
-			if (kind == RC_VDSO || kind == RC_VVAR ||
-			    (kind == RC_FILE && (rc->regions[r].flags & VM_SHARED))) {
-				rc->pages_skipped++;
-				continue;
-			}
-			if (kind == RC_ANON && !(rc->regions[r].flags & VM_SHARED) &&
-			    !memchr_inv(page, 0, PAGE_SIZE)) {
-				rc->pages_zero++;
-				continue;
-			}
-			/*
-			 * writable: a plain copy into the (current) new mm; else a forced
-			 * write like ptrace's, which breaks COW of read-only private maps
-			 */
-			if (kind == RC_ANON && (rc->regions[r].flags & VM_WRITE) &&
-			    !copy_to_user((void __user *)(unsigned long)va, page, PAGE_SIZE)) {
-				rc->pages_written++;
-				continue;
-			}
-			if (access_remote_vm(mm, va, page, PAGE_SIZE, FOLL_FORCE | FOLL_WRITE) !=
-			    PAGE_SIZE) {
-				ret = rc_fail(rc, -EFAULT, "cannot fill page %#llx", va);
-				break;
-			}
-			rc->pages_written++;
-		}
+		for (j = 0; j < n && !ret; j++)
+			ret = rc_fill_one(rc, mm, i + j, buf + (size_t)j * PAGE_SIZE);
 		i += n;
 		cond_resched();
 	}
-	kvfree(buf);
+out:
+	if (direct)
+		__free_pages(direct, order);
+	kvfree(mbuf);
 	return ret;
 }
 
