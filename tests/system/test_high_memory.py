@@ -55,6 +55,7 @@ def _high_ram(target: Any) -> list[tuple[int, int]]:
 def target(target: Any, twin_rom: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The session's target if it has RAM above 4 GiB, else a private 3 GiB/2-vCPU twin."""
+    target.ensure_booted()  # a previous module may have left it off
     if not target.is_emulated or _high_ram(target):
         yield target
         return

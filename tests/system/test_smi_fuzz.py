@@ -126,6 +126,24 @@ def test_every_command_answered_nothing_forbidden_accepted(fuzz: dict[str, Any])
     assert start and _kv(start[-1])["smram"] == fuzz["smram"], "fuzzed another SMRAM range"
 
 
+def test_addresses_above_4gib(fuzz: dict[str, Any]) -> None:
+    """Above 4 GiB the policy is the same as below: holes and addresses past the end of RAM
+    answer exactly BAD_ADDR (strict pairs), System RAM up there is accepted (INIT +
+    ADD_PAGE of a high RAM page must be OK). On a target without RAM above 4 GiB only the
+    first half can be sent; with it (ram_end above 4 GiB) both must have been."""
+    out = fuzz["res"].stdout.splitlines()
+    done = [ln for ln in out if ln.startswith("wpp-fuzz done ")]
+    start = [ln for ln in out if ln.startswith("wpp-fuzz start ")]
+    assert done and start, fuzz["res"].stdout[-2000:]
+    kv = _kv(done[-1])
+    bad_addr, sent = (int(x) for x in kv["strict_high_bad"].split("/"))
+    assert sent > 0 and bad_addr == sent, f"strict_high_bad={kv['strict_high_bad']}"
+    ok, sent = (int(x) for x in kv["strict_high_ram"].split("/"))
+    assert ok == sent, f"high RAM refused: strict_high_ram={kv['strict_high_ram']}"
+    if int(_kv(start[-1])["ram_end"], 16) > 1 << 32:
+        assert sent > 0, "RAM above 4 GiB, but no strict probe offered it"
+
+
 def test_smram_refused_by_the_smram_check(fuzz: dict[str, Any]) -> None:
     """Each strict SMRAM probe is refused by the handler's SMRAM branch (its log line says
     reason=smram), not by the OS-RAM range check that would refuse it too."""

@@ -117,6 +117,10 @@ def test_persist_restore_roundtrip_through_smm(target: Any) -> None:
     done = lines["roundtrip-consume"]
     assert done["status"] == "0"
     assert (done["pages"], done["ok"], done["bad"]) == ("2000", "2000", "0")
+    # GET_PAGES' dest_phys form, straight into each page's own frame (above 4 GiB too,
+    # when the frames lie there: high_pages of them)
+    assert (done["dest_ok"], done["dest_bad"]) == ("2000", "0"), done
+    print(f"roundtrip: {done['high_pages']} of 2000 frames above 4 GiB")
     log = target.shell.run("cbmem -c", timeout=60, check=False).stdout
     persist_lines = [ln for ln in log.splitlines() if ln.startswith("wpp: persist status=0 ")]
     assert persist_lines and "pages=2000 " in persist_lines[-1]

@@ -37,6 +37,7 @@ def _nproc(target: Any) -> int:
 def target(target: Any, twin_rom: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The session's target if it has >= 2 CPUs, else (a twin) a private 2-vCPU twin."""
+    target.ensure_booted()  # a previous module (test_smi_fuzz) may have left it off
     if not target.is_emulated or _nproc(target) >= 2:
         yield target
         return

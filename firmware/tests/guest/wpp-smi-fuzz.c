@@ -39,7 +39,11 @@
  * the handler where only the address can fail (INIT then ADD_PAGE, or
  * RESTORE FORCE of the known snapshot then an in-bounds GET_PAGES) with a
  * forbidden address, and requires exactly WPP_E_BAD_ADDR. Reported per class
- * as strict_<class>=BAD_ADDR/SENT.
+ * as strict_<class>=BAD_ADDR/SENT. Forbidden addresses include holes above
+ * 4 GiB and addresses past high RAM (strict_high_bad=BAD_ADDR/SENT counts the
+ * strict ones above 4 GiB); one strict pair in four instead offers a page of
+ * System RAM above 4 GiB, which must be accepted (strict_high_ram=OK/SENT,
+ * 0/0 on a target without RAM there).
  *
  * --prepare: INIT, PAGE_BATCH of K=8 of our pages, PERSIST, RESTORE FORCE;
  * prints "wpp-fuzz prepared pages=K ..." (exit 1 unless all succeeded).
@@ -73,6 +77,7 @@
 #define OWN_PAGES	64		/* locked pages of ours */
 #define DEST_PAGES	8		/* the first ones may be GET_PAGES targets */
 #define MAX_RANGES	64
+#define WPP_MAX(a, b)	((a) > (b) ? (a) : (b))
 #define LOW_LIMIT	0x100000ULL	/* below 1 MiB the OS and e820 disagree */
 /* ramstage -> SMM one-shot handoff (firmware/coreboot/drivers-wpp/wpp_coreboot.h) */
 #define APM_HANDOFF	0xad
@@ -111,6 +116,9 @@ static uint64_t smram_base, smram_size;	/* from --smram or the handler */
 #define KNOWN_PAGES	8	/* pages of the --prepare snapshot */
 static unsigned int known_pages;	/* --known-pages: strict probes on */
 static unsigned long strict_sent[C_COUNT], strict_bad_addr[C_COUNT];
+/* Strict probes above 4 GiB: RAM there must be accepted, the rest BAD_ADDR. */
+#define FOUR_GIB		0x100000000ULL
+static unsigned long high_ram_sent, high_ram_ok, high_bad_sent, high_bad_addr;
 static int lenient_reserved;	/* e820-reserved acceptance only counted */
 static unsigned long class_sent[C_COUNT], class_accepted[C_COUNT];
 
@@ -201,7 +209,11 @@ static uint64_t forbidden_pa(void)
 	uint64_t pa;
 	int cls;
 
-	switch (below(5)) {
+	switch (below(6)) {
+	case 5:		/* above 4 GiB, up to 64 GiB: holes and past high RAM */
+		pa = FOUR_GIB + below(60ULL << 30);
+		cls = C_BEYOND;
+		break;
 	case 0:		/* the WPP region: mailbox, sections */
 		pa = region_base + below(WPP_REGION_SIZE_DEFAULT);
 		cls = C_REGION;
@@ -226,14 +238,14 @@ static uint64_t forbidden_pa(void)
 		pa = ram_end + below(1ULL << 30);
 		cls = C_BEYOND;
 		break;
-	default:	/* far beyond: 64 GiB .. 2^52 */
+	case 4:		/* far beyond: 64 GiB .. 2^52 */
 		pa = (64ULL << 30) + below(1ULL << 52);
 		cls = C_BEYOND;
 		break;
 	}
 	pa &= ~0xfffULL;
 	if (in_ram(pa, 4096)) {
-		pa = ram_end + 0x10000000ULL;
+		pa = WPP_MAX(ram_end, FOUR_GIB) + 0x10000000ULL;
 		cls = C_BEYOND;
 	}
 	if (overlaps(pa, region_base, WPP_REGION_SIZE_DEFAULT))
@@ -356,6 +368,66 @@ static uint32_t random_len(uint32_t natural)
 
 static int simple(uint8_t ev, const void *pl, uint32_t len);
 
+/* A random page of System RAM above 4 GiB, or 0 when there is none. */
+static uint64_t high_ram_pa(void)
+{
+	uint64_t total = 0, pick;
+
+	for (int i = 0; i < nram; i++)
+		if (ram[i].end >= FOUR_GIB)
+			total += ram[i].end + 1 - WPP_MAX(ram[i].start, FOUR_GIB);
+	if (!total)
+		return 0;
+	pick = below(total);
+	for (int i = 0; i < nram; i++) {
+		uint64_t lo = WPP_MAX(ram[i].start, FOUR_GIB), n;
+
+		if (ram[i].end < FOUR_GIB)
+			continue;
+		n = ram[i].end + 1 - lo;
+		if (pick < n)
+			return (lo + pick) & ~0xfffULL;
+		pick -= n;
+	}
+	return 0;
+}
+
+/*
+ * The other half of the address policy above 4 GiB: a page of high System RAM
+ * offered where nothing else can fail (INIT, then ADD_PAGE) must be accepted.
+ * Only recorded by the handler, never written (no PERSIST follows here).
+ */
+static void strict_high_ram(unsigned long i)
+{
+	uint64_t pa = high_ram_pa();
+	struct wpp_page_mapping m = { .virtual_address = 0x400000 + below(512) * 4096,
+				      .physical_address = pa };
+	int st;
+
+	if (!pa)
+		return;
+	st = simple(WPP_EV_INIT, NULL, 0);
+	if (st != WPP_OK) {
+		violation(i, WPP_EV_INIT, "strict_init_failed", st);
+		return;
+	}
+	st = simple(WPP_EV_ADD_PAGE, &m, sizeof(m));
+	event_count[WPP_EV_ADD_PAGE - WPP_EV_FIRST]++;
+	if (st == -1000 || st == -1001) {
+		unanswered++;
+		violation(i, 0, "unanswered", st);
+		return;
+	}
+	answered++;
+	if (st >= 0 && st < WPP_E_COUNT)
+		status_count[st]++;
+	high_ram_sent++;
+	if (st == WPP_OK)
+		high_ram_ok++;
+	else
+		violation(i, WPP_EV_ADD_PAGE, "high_ram_not_accepted", st);
+}
+
 /*
  * A forbidden address offered where nothing but the address can fail: the
  * answer must be WPP_E_BAD_ADDR itself, not any refusal.
@@ -406,6 +478,10 @@ static void strict_probe(unsigned long i)
 	}
 	status_count[st]++;
 	strict_sent[cls]++;
+	if (pa >= FOUR_GIB) {
+		high_bad_sent++;
+		high_bad_addr += st == WPP_E_BAD_ADDR;
+	}
 	if (st == WPP_E_BAD_ADDR)
 		strict_bad_addr[cls]++;
 	else if (cls != C_RESERVED || !lenient_reserved)
@@ -423,7 +499,10 @@ static void one(unsigned long i, int allow_persist)
 	const char *why = "";
 
 	if (known_pages && below(8) == 0) {
-		strict_probe(i);
+		if (below(4) == 0)
+			strict_high_ram(i);
+		else
+			strict_probe(i);
 		return;
 	}
 	if (ev == WPP_EV_PERSIST && !allow_persist)
@@ -871,6 +950,7 @@ int main(int argc, char **argv)
 		printf(" %s=%lu/%lu", class_name[c], class_accepted[c], class_sent[c]);
 	for (int c = 0; c < C_COUNT; c++)
 		printf(" strict_%s=%lu/%lu", class_name[c], strict_bad_addr[c], strict_sent[c]);
-	printf("\n");
+	printf(" strict_high_ram=%lu/%lu strict_high_bad=%lu/%lu\n", high_ram_ok, high_ram_sent,
+	       high_bad_addr, high_bad_sent);
 	return violations || unanswered ? 1 : 0;
 }

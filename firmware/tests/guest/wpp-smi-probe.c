@@ -262,7 +262,10 @@ static uint8_t *own_page(uint64_t *pa)
 /*
  * Persist and restore our own pages through the firmware: INIT, PAGE_BATCH of n
  * locked pages, metadata, PERSIST, RESTORE, then GET_PAGES of every page into
- * the mailbox and compare with the original. Proves the SMM path end to end.
+ * the mailbox and compare with the original; then once more with the dest_phys
+ * form, straight into the page's own frame (dest_ok/dest_bad; high_pages
+ * counts frames above 4 GiB, which SMM reaches through its map window).
+ * Proves the SMM path end to end.
  */
 static void roundtrip(unsigned int n, int stop_after_restore)
 {
@@ -271,9 +274,10 @@ static void roundtrip(unsigned int n, int stop_after_restore)
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED | MAP_POPULATE, -1, 0);
 	struct wpp_page_batch *b;
 	struct wpp_page_op *ops;
-	unsigned int ok = 0, bad = 0, missing = 0;
+	unsigned int ok = 0, bad = 0, missing = 0, dest_ok = 0, dest_bad = 0, high = 0;
+	uint64_t *pas = calloc(n ? n : 1, sizeof(*pas));
 
-	if (buf == MAP_FAILED || n > 20000) {
+	if (buf == MAP_FAILED || !pas || n > 20000) {
 		printf("wpp-probe cmd=roundtrip error=alloc");
 		return;
 	}
@@ -290,6 +294,8 @@ static void roundtrip(unsigned int n, int stop_after_restore)
 	for (unsigned int i = 0; i < n; i++) {
 		ops[i].virtual_address = vbase + (uint64_t)i * 4096;
 		ops[i].physical_address = virt_to_phys(buf + (size_t)i * 4096);
+		pas[i] = ops[i].physical_address;
+		high += pas[i] >= 0x100000000ULL;
 		ops[i].op = WPP_PAGE_OP_ADD;
 		ops[i].reserved = 0;
 		if (!ops[i].physical_address)
@@ -342,9 +348,44 @@ static void roundtrip(unsigned int n, int stop_after_restore)
 		else
 			bad++;
 	}
+	/* dest_phys form: snapshot page i straight into the frame it came from */
+	memset(buf, 0xdd, (size_t)n * 4096);
+	for (unsigned int i = 0; i < n; i++) {
+		struct wpp_data_cmd d = { .section = WPP_SECTION_PAGES, .offset = i * 16, .size = 16 };
+		struct wpp_page_mapping m;
+		struct wpp_get_pages g = { .index = i, .count = 1 };
+		uint64_t vi;
+		int good = 1;
+
+		memcpy(payload(), &d, sizeof(d));
+		if (call_quiet(WPP_EV_READ_DATA, sizeof(d)) != WPP_OK) {
+			dest_bad++;
+			continue;
+		}
+		memcpy(&m, (uint8_t *)payload() + sizeof(d), sizeof(m));
+		vi = (m.virtual_address - vbase) / 4096;
+		if (vi >= n || !pas[vi]) {
+			dest_bad++;
+			continue;
+		}
+		g.dest_phys = pas[vi];
+		memcpy(payload(), &g, sizeof(g));
+		if (call_quiet(WPP_EV_GET_PAGES, sizeof(g)) != WPP_OK) {
+			dest_bad++;
+			continue;
+		}
+		for (unsigned int k = 0; k < 4096 && good; k++)
+			good = buf[vi * 4096 + k] == (uint8_t)(vi * 29 + k * 3 + (k >> 9));
+		if (good)
+			dest_ok++;
+		else
+			dest_bad++;
+	}
 	call("roundtrip-consume", WPP_EV_CONSUME, 0);
-	printf(" pages=%u ok=%u bad=%u", n, ok, bad);
+	printf(" pages=%u ok=%u bad=%u dest_ok=%u dest_bad=%u high_pages=%u", n, ok, bad,
+	       dest_ok, dest_bad, high);
 	munmap(buf, (size_t)n * 4096);
+	free(pas);
 }
 
 int main(int argc, char **argv)
