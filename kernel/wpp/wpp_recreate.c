@@ -40,6 +40,7 @@
 #include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
 #include <linux/mman.h>
 #include <linux/mmu_context.h>
 #include <linux/mutex.h>
@@ -75,6 +76,14 @@
  * run per call), below 4 GiB (any firmware can reach it), the largest the
  * buddy allocator gives (order 10 = 4 MiB), smaller under fragmentation.
  */
+static bool rc_direct = true;
+/*
+ * wpp.recreate_direct=0: GET_PAGES through the mailbox only (the fallback
+ * form), so that tests check both forms page by page and benches compare them.
+ */
+module_param_named(recreate_direct, rc_direct, bool, 0644);
+MODULE_PARM_DESC(recreate_direct, "recreate: GET_PAGES straight into a kernel buffer (1) or through the mailbox (0)");
+
 #define RC_DIRECT_ORDER		10U
 #define RC_DIRECT_MIN_ORDER	4U
 
@@ -838,7 +847,8 @@ static struct page *rc_direct_alloc(unsigned int *order)
 static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 {
 	unsigned int order = 0;
-	struct page *direct = rc_direct_alloc(&order);
+	bool want = READ_ONCE(rc_direct);
+	struct page *direct = want ? rc_direct_alloc(&order) : NULL;
 	u32 batch = direct ? 1U << order : RC_BATCH_PAGES;
 	u8 *buf = direct ? page_address(direct) : NULL;
 	u8 *mbuf = NULL;
@@ -848,7 +858,8 @@ static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 	if (!rc->npages)
 		goto out;
 	if (!direct) {
-		pr_info("recreate: no contiguous buffer below 4 GiB: pages through the mailbox\n");
+		pr_info("recreate: %s: pages through the mailbox\n",
+			want ? "no contiguous buffer below 4 GiB" : "recreate_direct=0");
 		mbuf = kvmalloc(RC_BATCH_PAGES * PAGE_SIZE, GFP_KERNEL);
 		if (!mbuf) {
 			ret = rc_fail(rc, -ENOMEM, "out of memory for the page buffer");
