@@ -73,6 +73,13 @@ struct wpp_pdev {
 	int (*write)(void *ctx, wpp_u64 dev_off, const void *src, wpp_u64 src_phys,
 		     wpp_u64 len);
 	int (*read)(void *ctx, wpp_u64 dev_off, void *dst, wpp_u64 dst_phys, wpp_u64 len);
+	/*
+	 * Optional, for CPU-copy devices: write from a CPU pointer and update
+	 * *crc (wpp_crc32) over exactly the bytes written, in one pass. The
+	 * persist uses it for mapped page runs; NULL = write, CRC separately.
+	 */
+	int (*write_crc)(void *ctx, wpp_u64 dev_off, const void *src, wpp_u64 len,
+			 wpp_u32 *crc);
 	/* Wait until every queued transfer has completed. */
 	int (*wait)(void *ctx, wpp_u64 timeout_us);
 };

@@ -352,6 +352,19 @@ static int dev_write(struct wpp_ctx *ctx, wpp_u64 off, const void *src, wpp_u64 
 	return rc == WPP_OK ? d->write(d->ctx, off, src, phys, len) : rc;
 }
 
+/* A mapped run to a CPU-copy device: copied and CRC'd in one pass (write_crc). */
+static int dev_write_crc(struct wpp_ctx *ctx, wpp_u64 off, const void *src, wpp_u64 len,
+			 wpp_u32 *crc)
+{
+	struct wpp_pdev *d = ctx->plat->pdev;
+	int rc;
+
+	if (!len)
+		return WPP_OK;
+	rc = wpp_guard_device(ctx, 1);
+	return rc == WPP_OK ? d->write_crc(d->ctx, off, src, len, crc) : rc;
+}
+
 static int dev_read(struct wpp_ctx *ctx, wpp_u64 off, void *dst, wpp_u64 phys, wpp_u64 len)
 {
 	struct wpp_pdev *d = ctx->plat->pdev;
@@ -702,9 +715,13 @@ static int flush_run(struct wpp_ctx *ctx, struct persist_run *run)
 	if (!run->len)
 		return WPP_OK;
 	src = ctx->plat->map ? ctx->plat->map(ctx->plat->ctx, run->phys, run->len) : NULL;
-	if (src)
-		run->crc = wpp_crc32(run->crc, src, run->len);
-	rc = dev_write(ctx, run->dev_off, src, run->phys, run->len);
+	if (src && ctx->plat->pdev->write_crc) {
+		rc = dev_write_crc(ctx, run->dev_off, src, run->len, &run->crc);
+	} else {
+		if (src)
+			run->crc = wpp_crc32(run->crc, src, run->len);
+		rc = dev_write(ctx, run->dev_off, src, run->phys, run->len);
+	}
 	if (rc == WPP_OK && !src) {
 		rc = crc_readback(ctx, run);
 		run->readback += run->len / WPP_PAGE_SIZE;

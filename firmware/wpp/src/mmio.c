@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 #include <string.h>
 
+#include "wpp_core.h"
 #include "wpp_mmio.h"
 
 static int mmio_write(void *c, wpp_u64 off, const void *src, wpp_u64 src_phys, wpp_u64 len)
@@ -14,7 +15,21 @@ static int mmio_write(void *c, wpp_u64 off, const void *src, wpp_u64 src_phys, w
 		return WPP_E_BAD_ADDR;	/* needs a CPU mapping of the source */
 	if (off > d->size || len > d->size - off)
 		return WPP_E_DEVICE_IO;
-	memcpy(d->base + off, src, len);
+	wpp_copy(d->base + off, src, (size_t)len);
+	return WPP_OK;
+}
+
+static int mmio_write_crc(void *c, wpp_u64 off, const void *src, wpp_u64 len, wpp_u32 *crc)
+{
+	struct wpp_mmio_dev *d = c;
+
+	if (!d->base)
+		return WPP_E_NO_DEVICE;
+	if (!src)
+		return WPP_E_BAD_ADDR;
+	if (off > d->size || len > d->size - off)
+		return WPP_E_DEVICE_IO;
+	*crc = wpp_copy_crc32(*crc, d->base + off, src, (size_t)len);
 	return WPP_OK;
 }
 
@@ -29,7 +44,7 @@ static int mmio_read(void *c, wpp_u64 off, void *dst, wpp_u64 dst_phys, wpp_u64 
 		return WPP_E_BAD_ADDR;
 	if (off > d->size || len > d->size - off)
 		return WPP_E_DEVICE_IO;
-	memcpy(dst, d->base + off, len);
+	wpp_copy(dst, d->base + off, (size_t)len);
 	return WPP_OK;
 }
 
@@ -49,5 +64,6 @@ void wpp_mmio_init(struct wpp_pdev *pdev, struct wpp_mmio_dev *dev, const char *
 	pdev->probe = NULL;
 	pdev->read = mmio_read;
 	pdev->write = mmio_write;
+	pdev->write_crc = mmio_write_crc;
 	pdev->wait = mmio_wait;
 }

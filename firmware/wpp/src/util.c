@@ -206,6 +206,92 @@ wpp_u32 wpp_crc32(wpp_u32 crc, const void *buf, size_t len)
 	return ~crc;
 }
 
+/*
+ * The CPU copy for page data (mmio device: the twin's ivshmem BAR): 32 bytes
+ * per step through eight 32-bit registers. Under QEMU TCG, where the twin runs
+ * SMM, string instructions are emulated one element at a time: measured in the
+ * guest (64-bit user space, 32 MiB, loaded 2-core host) rep movsl 0.45-0.59,
+ * rep movsb 0.15-0.21, SSE2 movdqu x4/x8 0.3-0.98 and movntdq 0.13-0.95, this
+ * loop 0.74-1.45 GiB/s. It needs no SSE, so no FPU/SSE state of the interrupted
+ * context has to be saved in SMM. Real hardware wants ERMS `rep movsb` (or
+ * wide moves) instead: see firmware/README.md.
+ */
+void wpp_copy(void *dst, const void *src, size_t len)
+{
+	wpp_u8 *d = dst;
+	const wpp_u8 *s = src;
+
+	if (!(((unsigned long)d | (unsigned long)s) & 3)) {
+		wpp_u32 *dw = (wpp_u32 *)dst;
+		const wpp_u32 *sw = (const wpp_u32 *)src;
+
+		for (; len >= 32; len -= 32, dw += 8, sw += 8) {
+			wpp_u32 a = sw[0], b = sw[1], c = sw[2], e = sw[3];
+			wpp_u32 f = sw[4], g = sw[5], h = sw[6], k = sw[7];
+
+			dw[0] = a;
+			dw[1] = b;
+			dw[2] = c;
+			dw[3] = e;
+			dw[4] = f;
+			dw[5] = g;
+			dw[6] = h;
+			dw[7] = k;
+			/* keeps gcc from turning the loop back into memcpy (rep movsl) */
+			__asm__ __volatile__("" ::: "memory");
+		}
+		d = (wpp_u8 *)dw;
+		s = (const wpp_u8 *)sw;
+	}
+	while (len--)
+		*d++ = *s++;
+}
+
+/*
+ * Copy and CRC in one pass: each 8-byte group is loaded once, stored and fed to
+ * the slicing-by-8 step, so the CRC is over exactly the bytes written (a
+ * separate CRC pass read the source twice: another CPU changing it in between
+ * gave a snapshot whose CRC did not match its pages) and the source is read
+ * once instead of twice, which under TCG is most of the cost.
+ */
+wpp_u32 wpp_copy_crc32(wpp_u32 crc, void *dst, const void *src, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	wpp_u8 *d = dst;
+	const wpp_u8 *s = src;
+
+	if (!crc_table_ready)
+		crc_init();
+	if (!(((unsigned long)d | (unsigned long)s) & 3)) {
+		wpp_u32 *dw = (wpp_u32 *)dst;
+		const wpp_u32 *sw = (const wpp_u32 *)src;
+
+		crc = ~crc;
+		for (; len >= 8; len -= 8, dw += 2, sw += 2) {
+			wpp_u32 lo = sw[0], hi = sw[1];
+
+			dw[0] = lo;
+			dw[1] = hi;
+			lo ^= crc;
+			crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+				crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+				crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+				crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+			__asm__ __volatile__("" ::: "memory");
+		}
+		crc = ~crc;
+		d = (wpp_u8 *)dw;
+		s = (const wpp_u8 *)sw;
+	}
+	/* unaligned or the tail: CRC what was copied, from the destination */
+	wpp_copy(d, s, len);
+	return wpp_crc32(crc, d, len);
+#else
+	wpp_copy(dst, src, len);
+	return wpp_crc32(crc, dst, len);
+#endif
+}
+
 static const char *const status_names[WPP_E_COUNT] = {
 	[WPP_OK] = "ok",
 	[WPP_E_BAD_MAILBOX] = "bad_mailbox",

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "host_platform.h"
+#include "wpp_mmio.h"
 #include "test_harness.h"
 
 #define MiB (1024ULL * 1024)
@@ -1715,6 +1716,104 @@ static void t_map_window_piece(void)
 	CHECK_EQ(restore_status("wpp: restore status=0"), WPP_OK);
 }
 
+/* wpp_copy / wpp_copy_crc32 against memcpy / wpp_crc32: every alignment of
+ * source and destination, lengths around the 8- and 32-byte steps, a chained
+ * CRC, and no byte written outside [dst, dst + len). */
+static void t_copy_routines(void)
+{
+	static const size_t lens[] = { 0, 1, 3, 7, 8, 9, 31, 32, 33, 63, 4096, 4099, 65536 };
+	wpp_u8 *src = malloc(65536 + 16), *dst = malloc(65536 + 32), *want = malloc(65536 + 32);
+
+	CHECK(src && dst && want);
+	for (unsigned int i = 0; i < 65536 + 16; i++)
+		src[i] = (wpp_u8)(i * 131 + (i >> 7));
+	for (unsigned int so = 0; so < 8; so++) {
+		for (unsigned int dof = 0; dof < 8; dof++) {
+			for (unsigned int l = 0; l < ARRAY_SIZE(lens); l++) {
+				size_t n = lens[l];
+				wpp_u32 crc;
+
+				memset(dst, 0xa5, 65536 + 32);
+				memset(want, 0xa5, 65536 + 32);
+				memcpy(want + 8 + dof, src + so, n);
+				wpp_copy(dst + 8 + dof, src + so, n);
+				CHECK(!memcmp(dst, want, 65536 + 32));
+				memset(dst, 0xa5, 65536 + 32);
+				crc = wpp_copy_crc32(0x1234abcd, dst + 8 + dof, src + so, n);
+				CHECK_EQ(crc, wpp_crc32(0x1234abcd, src + so, n));
+				CHECK(!memcmp(dst, want, 65536 + 32));
+			}
+		}
+	}
+	free(src);
+	free(dst);
+	free(want);
+}
+
+/* The mmio device's one-pass write: bytes and CRC, bounds refused. */
+static void t_mmio_write_crc(void)
+{
+	struct wpp_pdev pdev;
+	struct wpp_mmio_dev dev;
+	wpp_u8 *bar = calloc(1, 65536), src[8192];
+	wpp_u32 crc = 0;
+
+	CHECK(bar);
+	memset(&pdev, 0, sizeof(pdev));
+	for (unsigned int i = 0; i < sizeof(src); i++)
+		src[i] = (wpp_u8)(i * 7 + 3);
+	dev.base = bar;
+	dev.phys = HOST_BAR_BASE;
+	dev.size = 65536;
+	wpp_mmio_init(&pdev, &dev, "test");
+	CHECK(pdev.write_crc);
+	CHECK_EQ(pdev.write_crc(&dev, 4096, src, sizeof(src), &crc), WPP_OK);
+	CHECK_EQ(crc, wpp_crc32(0, src, sizeof(src)));
+	CHECK(!memcmp(bar + 4096, src, sizeof(src)));
+	CHECK_EQ(pdev.write_crc(&dev, 65536 - 4096, src, sizeof(src), &crc), WPP_E_DEVICE_IO);
+	CHECK_EQ(pdev.write_crc(&dev, 0, NULL, 4096, &crc), WPP_E_BAD_ADDR);
+	free(bar);
+}
+
+static int write_crc_calls;
+
+/* A CPU-copy device with write_crc over the host file: copy + CRC in one pass
+ * into a bounce buffer, then the host device's own write. */
+static int host_write_crc(void *c, wpp_u64 off, const void *src, wpp_u64 len, wpp_u32 *crc)
+{
+	struct host_platform *hp = c;
+	void *tmp = malloc(len);
+	int rc;
+
+	CHECK(tmp);
+	*crc = wpp_copy_crc32(*crc, tmp, src, len);
+	rc = hp->pdev.write(c, off, tmp, WPP_PHYS_NONE, len);
+	free(tmp);
+	write_crc_calls++;
+	return rc;
+}
+
+/* Persist through write_crc (the twin's path): the snapshot's page CRC is the
+ * one the one-pass copy computed, and restore verifies it. */
+static void t_persist_write_crc(void)
+{
+	struct host_platform hp;
+	struct wpp_snapshot_header h;
+
+	open_hp(&hp, 64 * MiB, 1);
+	hp.pdev.write_crc = host_write_crc;
+	build_process(&hp, 11);
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	CHECK(write_crc_calls > 0);
+	CHECK(host_log_contains(&hp, " readback_pages=0 "));
+	host_platform_close(&hp);
+	read_hdr(&h);
+	CHECK(h.flags & WPP_SNAP_F_PAGE_CRC);
+	CHECK_EQ(restore_status("wpp: restore status=0"), WPP_OK);
+	corrupt_byte(h.page_area_offset + 5 * 4096ULL + 1);
+	CHECK_EQ(restore_status("check=page_crc"), WPP_E_CORRUPT);
+}
+
 /* Rewrite header flags (and the CRCs that cover them) in the device file. */
 static void set_header_flags(wpp_u32 flags)
 {
@@ -1912,6 +2011,9 @@ static const struct test tests[] = {
 	{ "rendezvous", t_rendezvous },
 	{ "high_ram_window", t_high_ram_window },
 	{ "map_window_piece", t_map_window_piece },
+	{ "copy_routines", t_copy_routines },
+	{ "mmio_write_crc", t_mmio_write_crc },
+	{ "persist_write_crc", t_persist_write_crc },
 };
 
 int main(int argc, char **argv)
