@@ -58,6 +58,15 @@ def _snapshot_buffer(pdev: Path, addr: int, length: int) -> tuple[str, int]:
     return h.hexdigest(), word0
 
 
+def _assert_no_kernel_bug(probe: Probe) -> None:
+    """This boot's kernel log has no BUG or WARNING: e.g. an mm freed with RSS counters
+    another mm's events were charged to ("BUG: Bad rss-counter state"), which the
+    recreation's mm switch caused when it did not flush the task's cached counts."""
+    log = str(probe.run("dmesg").stdout)
+    bad = [ln for ln in log.splitlines() if "BUG:" in ln or "WARNING: CPU" in ln]
+    assert not bad, "kernel complained during this boot:\n" + "\n".join(bad[:5])
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_counter_continues_after_power_loss(wpp: Any, mode: str) -> None:
     """Registers, FPU/SIMD, buffer, file offset, pid and signal handlers come back, every
@@ -86,6 +95,11 @@ def test_counter_continues_after_power_loss(wpp: Any, mode: str) -> None:
     done = wait_for(lambda: re.search(r"^wpp-counter: done n=\d+ bad=(\d+)$",
                                       probe.output(), re.M), 30, "counter's end")
     assert done[1] == "0", "an iteration failed its self-checks"
+    # both address spaces the recreation handled are gone now (the recreator's own, the
+    # process'): the kernel checked their counters when it freed them
+    wait_for(lambda: not probe.run(f"[ -d /proc/{probe.pid} ]", check=False).ok, 30,
+             "the recreated counter's exit")
+    _assert_no_kernel_bug(probe)
 
 
 @pytest.mark.parametrize("mib", [1, 10, 100])
