@@ -26,7 +26,10 @@
  *              the twin's /data/wpp.swap); the check reads them back, so the
  *              pages are swapped out again from outside (--pageout) once the
  *              probe is stopped
- *   compact    16 MiB filled; /proc/sys/vm/compact_memory (written by the test)
+ *   shm-swap   2 MiB of shared anonymous memory (shmem) filled; swapped out from
+ *              outside (--pageout) its ptes are cleared, the swap entries live in
+ *              shmem: the power-loss check must refuse the persist
+ *   compact    32 MiB filled; /proc/sys/vm/compact_memory (written by the test)
  *              migrates pages to other frames (migrate_pages: migration entries)
  *
  *   wpp-mmprobe --pageout PID ADDR LEN
@@ -316,9 +319,20 @@ static void case_swap(void)
 	}
 }
 
+static void case_shm_swap(void)
+{
+	size_t len = 2 * MIB;
+	uint8_t *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (a == MAP_FAILED)
+		die("mmap (shared)");
+	new_area(a, len, 1, 0);
+	fill_area(0);
+}
+
 static void case_compact(void)
 {
-	size_t len = 16 * MIB;
+	size_t len = 32 * MIB;	/* spread widely enough that compaction moves some */
 	uint8_t *a = aligned_hole(len, 2 * MIB);
 
 	map_at(a, len, 0);
@@ -413,7 +427,7 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(o == 'h' ? stdout : stderr,
-				"usage: wpp-mmprobe --case pmd-move|pud-move|madv-free|thp|ksm|uffd|swap|compact [--period-ms MS]\n"
+				"usage: wpp-mmprobe --case pmd-move|pud-move|madv-free|thp|ksm|uffd|swap|compact|shm-swap [--period-ms MS]\n"
 				"       wpp-mmprobe --pageout PID ADDR LEN\n");
 			return o == 'h' ? 0 : 2;
 		}
@@ -439,6 +453,8 @@ int main(int argc, char **argv)
 		case_swap();
 	else if (!strcmp(kase, "compact"))
 		case_compact();
+	else if (!strcmp(kase, "shm-swap"))
+		case_shm_swap();
 	else {
 		fprintf(stderr, "wpp-mmprobe: error: unknown case '%s'\n", kase);
 		return 2;
