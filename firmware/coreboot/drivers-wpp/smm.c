@@ -100,7 +100,8 @@ static void pae_setup(const struct wpp_handoff *h)
 	for (unsigned int i = 0; i < 4; i++)
 		pae_pdpt[i] = (uintptr_t)&pae_pd[i * 512] | PAE_P;
 	win_va = 0;
-	for (u64 va = ALIGN_UP(ctx.ram_top, PDE_SIZE); va + size <= WIN_AREA_END; va += PDE_SIZE) {
+	for (u64 va = ALIGN_UP(ctx.ram_top, PDE_SIZE); va + size <= WIN_AREA_END;
+	     va += PDE_SIZE) {
 		if (win_clear(va, size, h)) {
 			win_va = (uintptr_t)va;
 			break;
