@@ -655,6 +655,12 @@ static int rc_switch_mm(struct mm_struct *mm, struct mm_struct **oldp, bool firs
 		down_write(&tsk->signal->exec_update_lock);
 		mmap_read_lock(old_mm);
 	}
+	/*
+	 * As exec_mmap(): the RSS events this task cached for the mm it leaves
+	 * (SPLIT_RSS_COUNTING batches up to 64) go to that mm now, not to the
+	 * next one ("BUG: Bad rss-counter state ... MM_SHMEMPAGES val:-63").
+	 */
+	sync_mm_rss(old_mm);
 	task_lock(tsk);
 	membarrier_exec_mmap(mm);
 	local_irq_disable();

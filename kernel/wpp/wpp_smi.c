@@ -93,11 +93,22 @@ int wpp_smi(struct wpp_call *c)
 	hdr->magic = WPP_MAILBOX_MAGIC;
 	hdr->abi_version = WPP_ABI_VERSION;
 	hdr->event = c->event;
-	hdr->seq = seq;
 	hdr->seq_ack = seq - 1;
 	hdr->status = -1;
 	hdr->payload_len = len;
 	memset(hdr->result, 0, sizeof(hdr->result));
+	/*
+	 * seq goes last: until it changes, seq == seq_ack and an SMI that reaches
+	 * the handler now (another CPU's late copy of the previous broadcast SMI,
+	 * which the handler takes for an APM SMI) answers "duplicate" and leaves
+	 * the mailbox alone. Once seq is visible the request is complete, so such
+	 * an SMI may only answer this very request early; ours then finds it
+	 * answered. Writing seq first let a late SMI act on a half-written request
+	 * and had seq_ack overwritten after its answer ("no answer", or a page
+	 * removed twice: NOT_FOUND).
+	 */
+	wmb();
+	WRITE_ONCE(hdr->seq, seq);
 	/* the request must be in memory before the SMI handler reads it */
 	mb();
 
