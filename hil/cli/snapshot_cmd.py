@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_json
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def inspect(ctx: Context) -> int:
-    from hil.snapshot import Verdict
-    from hil.snapshot import inspect as read_snapshot
+    from hil.wpp.snapshot import Verdict
+    from hil.wpp.snapshot import inspect as read_snapshot
 
     path: Path = ctx.args.file
     if not path.is_file():

@@ -1,6 +1,6 @@
 """kvmd backend of the twin: PiKVM's buttons, screen, keyboard and mains relay drive QEMU.
 
-The same `hil.pikvm_server.KvmdServer` that serves the simulated board serves this
+The same `hil.emulated.kvmd.server.KvmdServer` that serves the simulated board serves this
 backend, so the client code is identical for the lab board and the twin. Semantics:
 
 * power LED = QEMU is running (the guest powering itself off ends QEMU: LED off);
@@ -32,10 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from hil.emulated.machine import Machine
-from hil.errors import HilError
-from hil.pikvm import AtxState, GpioChannel, GpioState, MsdImage, MsdState
-from hil.pikvm_server import (
+from hil.core.errors import HilError
+from hil.drivers.pikvm import AtxState, GpioChannel, GpioState, MsdImage, MsdState
+from hil.emulated.kvmd.server import (
     KvmdBusyError,
     KvmdError,
     KvmdUnavailableError,
@@ -43,6 +42,7 @@ from hil.pikvm_server import (
     atx_action_button,
     perform_op,
 )
+from hil.emulated.machine import Machine
 
 log = logging.getLogger(__name__)
 

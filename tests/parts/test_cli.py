@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hil.cli.main import main
-from hil.pikvm_server import KvmdServer, SimulatedBoardBackend
+from hil.emulated.kvmd.server import KvmdServer, SimulatedBoardBackend
 
 REPO = Path(__file__).resolve().parents[2]
 CHIP = 1 << 20
@@ -104,7 +104,7 @@ def test_power_restore_failure_says_mains_stay_cut(lab, capsys) -> None:
 
 
 def _refuse(channel: str, state: bool, wait: bool) -> None:
-    from hil.pikvm_server import KvmdError
+    from hil.emulated.kvmd.server import KvmdError
 
     raise KvmdError("relay driver offline", "GpioDriverOfflineError")
 
@@ -154,6 +154,31 @@ def test_screenshot_is_jpeg(lab, tmp_path, capsys) -> None:
     assert out.read_bytes()[:3] == b"\xff\xd8\xff"
 
 
+def test_power_actions_and_screenshot_speak_json(lab, tmp_path, capsys) -> None:
+    inv, _, _ = lab
+    capsys.readouterr()
+    assert hil(inv, "power", "on", "--json") == 0
+    on = json.loads(capsys.readouterr().out)
+    assert on == {"board": "msi-z690", "action": "on", "done": "powered on", "power": "on"}
+    out = tmp_path / "shot.jpg"
+    assert hil(inv, "screenshot", "--json", str(out)) == 0
+    assert json.loads(capsys.readouterr().out) == {"board": "msi-z690", "file": str(out)}
+    assert hil(inv, "power", "cut", "--hold", "0.1", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "cut"
+
+
+def test_verbose_shows_log_calls(lab, capsys) -> None:
+    import logging
+
+    inv, _, _ = lab
+    assert hil(inv, "-v", "power", "status") == 0
+    assert logging.getLogger("hil").getEffectiveLevel() == logging.INFO
+    assert hil(inv, "-vv", "power", "status") == 0
+    assert logging.getLogger("hil").getEffectiveLevel() == logging.DEBUG
+    assert hil(inv, "power", "status") == 0
+    assert logging.getLogger("hil").getEffectiveLevel() == logging.WARNING
+
+
 def test_screenshot_of_a_board_without_video(lab, tmp_path, capsys) -> None:
     inv, _, _ = lab  # the board is off: no video
     out = tmp_path / "off.jpg"
@@ -172,3 +197,10 @@ def test_every_subcommand_has_help(capsys) -> None:
             "emulate"} <= set(sub.choices)
     for name, p in sub.choices.items():
         assert p.format_help().strip(), name
+
+
+def test_emulate_down_speaks_json(tmp_path, monkeypatch, capsys) -> None:
+    # a private cache: the user's own twin (under the real cache) is never touched
+    monkeypatch.setenv("WPP_HIL_CACHE", str(tmp_path))
+    assert main(["emulate", "down", "--board", "emulated", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"board": "emulated", "stopped": False}

@@ -26,8 +26,8 @@ import pytest
 from counter_probe import DATA, kill_tracked
 from twin_only import inspect_cli, optional_twin
 
-from hil import snapshot
-from hil.timeout import wait_for
+from hil.core.timeout import wait_for
+from hil.wpp import snapshot
 
 PROBE = "/usr/bin/wpp-mmprobe"
 LINE_RE = re.compile(r"^wpp-mmprobe: n=(\d+) pid=(\d+) case=(\S+) check=(\w+)(.*)$", re.M)
