@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_json
-from hil.core.errors import HilError
+from hil.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def inspect(ctx: Context) -> int:
 
     path: Path = ctx.args.file
     if not path.is_file():
-        raise HilError(f"no such image file: {path}",
+        raise ConfigError(f"no such image file: {path}",
                        "the twin's persistent device is <state_dir>/pdev.img "
                        "(see 'hil emulate status')")
     report = read_snapshot(path, verify_pages=not ctx.args.no_pages)

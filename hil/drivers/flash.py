@@ -394,7 +394,9 @@ class Flashrom:
     @staticmethod
     def _check_image_file(image: Path) -> None:
         if not image.is_file():
-            raise HilError(f"image '{image}' does not exist or is not a file")
+            # a missing input file is a usage error (exit 2), in every verb
+            raise ConfigError(f"image '{image}' does not exist or is not a file",
+                              "name the ROM file to write or verify")
 
     def _check_size(self, image: Path, size: int, chip_size: int) -> None:
         if size == chip_size:

@@ -204,3 +204,14 @@ def test_emulate_down_speaks_json(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("WPP_HIL_CACHE", str(tmp_path))
     assert main(["emulate", "down", "--board", "emulated", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"board": "emulated", "stopped": False}
+
+
+def test_a_missing_input_file_exits_2_in_every_verb(lab, tmp_path, capsys) -> None:
+    inv, _, chip = lab
+    before = chip.read_bytes()
+    missing = str(tmp_path / "missing.bin")
+    assert hil(inv, "snapshot", "inspect", missing) == 2
+    assert hil(inv, "flash", "write", missing) == 2
+    assert hil(inv, "flash", "verify", missing) == 2
+    assert "missing.bin" in capsys.readouterr().err
+    assert chip.read_bytes() == before

@@ -23,6 +23,7 @@ from hil.wpp.experiment import (
     COUNTER_BIN,
     LOG_LINE,
     MODE_PARAM,
+    MODES,
     TRACKED_PID,
     CounterLine,
     continuation_checks,
@@ -32,6 +33,7 @@ from hil.wpp.experiment import (
 )
 
 COUNTER = COUNTER_BIN
+__all__ = ["COUNTER", "DATA", "MODES", "Probe", "kill_tracked", "parse_lines"]
 DATA = "/data/wpp-system"  # on the persistent disk
 # one parser and one set of checks for the suite, the CLI and the bench
 parse_lines = parse_counter
