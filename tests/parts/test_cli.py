@@ -188,6 +188,18 @@ def test_screenshot_of_a_board_without_video(lab, tmp_path, capsys) -> None:
     assert out.read_bytes()[:3] == b"\xff\xd8\xff"
 
 
+def _subcommands(parser, path=()):
+    """(words, help line, parser) of every subcommand at any depth (``flash write``)."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield (*path, name), helps.get(name), sub
+                yield from _subcommands(sub, (*path, name))
+
+
 def test_every_subcommand_has_help(capsys) -> None:
     from hil.cli.main import build_parser
 
@@ -195,8 +207,12 @@ def test_every_subcommand_has_help(capsys) -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     assert {"inventory", "power", "flash", "console", "ssh", "logs", "screenshot",
             "emulate"} <= set(sub.choices)
-    for name, p in sub.choices.items():
-        assert p.format_help().strip(), name
+    found = list(_subcommands(parser))
+    assert ("flash", "write") in [words for words, _, _ in found]
+    for words, help_line, p in found:
+        # a one-line help in the parent's list, and a usage line naming the command
+        assert help_line and len(help_line) >= 10, words
+        assert p.format_help().startswith(f"usage: hil {' '.join(words)}"), words
 
 
 def test_emulate_down_speaks_json(tmp_path, monkeypatch, capsys) -> None:
