@@ -163,7 +163,7 @@ def run(target: Any, report: BenchReport, *, sizes: Sequence[int], mode: str,
         step: Callable[[str], None] = lambda _m: None) -> None:
     boot = report.add(Measurement(ORCH, "boot (power on to SSH)", report.board, "boot", "s"))
     # the case name is a key of the nightly history: it keeps the old module's name
-    case = "full cycle (hil.wpp.experiment)"
+    case = "full cycle (hil.cycle)"
     cycle = report.add(Measurement(ORCH, case, report.board, "cycle", "s"))
     if target.last_boot is not None:
         boot.samples.append(target.last_boot.total_s)

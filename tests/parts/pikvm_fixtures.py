@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from hil.drivers.pikvm import PiKvmClient
-from hil.emulated.kvmd.server import KvmdServer, SimulatedBoardBackend
+from hil.emulated.kvmd.server import KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 
 USER = "admin"
 PASSWORD = "kvmd-Pa55-never-shown"  # a distinctive value so leaks are easy to grep for

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from hil.cli.main import main
-from hil.emulated.kvmd.server import KvmdServer, SimulatedBoardBackend
+from hil.emulated.kvmd.server import KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 
 REPO = Path(__file__).resolve().parents[2]
 CHIP = 1 << 20

@@ -39,7 +39,8 @@ from hil.drivers.pikvm import (
     PiKvmUnavailableError,
     totp,
 )
-from hil.emulated.kvmd.server import KvmdBackend, KvmdServer, SimulatedBoardBackend
+from hil.emulated.kvmd.server import KvmdBackend, KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 
 sim_board = pikvm_fixtures.sim_board
 kvmd = pikvm_fixtures.kvmd
@@ -532,7 +533,7 @@ def test_gpio_switch_and_pulse(client: PiKvmClient, sim_board: SimulatedBoardBac
 def test_standalone_server_process(tmp_path: Path) -> None:
     env = dict(os.environ, KVMD_PASSWORD=PASSWORD)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hil.emulated.kvmd.server", "--msd-dir", str(tmp_path)],
+        [sys.executable, "-m", "hil.emulated.kvmd.simulated", "--msd-dir", str(tmp_path)],
         stdout=subprocess.PIPE, text=True, env=env,
     )
     try:

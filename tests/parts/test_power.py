@@ -27,7 +27,8 @@ from hil.drivers.power import (
     PowerError,
     PowerState,
 )
-from hil.emulated.kvmd.server import KvmdServer, SimulatedBoardBackend
+from hil.emulated.kvmd.server import KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 
 sim_board = pikvm_fixtures.sim_board
 kvmd = pikvm_fixtures.kvmd

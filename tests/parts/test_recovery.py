@@ -17,7 +17,8 @@ import pytest
 from hil.core.errors import ConfigError
 from hil.core.inventory import load
 from hil.drivers.pikvm import PiKvmClient
-from hil.emulated.kvmd.server import KvmdServer, SimulatedBoardBackend
+from hil.emulated.kvmd.server import KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 from hil.lab import recovery as R
 
 REPO = Path(__file__).resolve().parents[2]

@@ -122,3 +122,22 @@ def test_hil_has_no_import_cycle() -> None:
     graph = import_graph()
     found = cycles(graph)
     assert not found, "import cycles in hil/:\n" + "\n".join(_explain(c, graph) for c in found)
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for dep in graph[todo.pop()] - seen:
+            seen.add(dep)
+            todo.append(dep)
+    return seen
+
+
+def test_the_production_twin_does_not_embed_the_simulated_board() -> None:
+    """The simulated board is a test double: the twin's daemon shares only kvmd's MSD
+    rules with it (`hil.emulated.kvmd.msd`), never the double itself."""
+    graph = import_graph()
+    used = _reachable(graph, "hil.emulated.daemon")
+    assert "hil.emulated.kvmd.msd" in used
+    assert "hil.emulated.kvmd.simulated" not in used
