@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # build deps, the guest image's userland, and SSH peers for the tests. The kernel and
 # coreboot sources are not among them: their build scripts fetch the pinned revisions
 # into the cache (kernel/source.sh, firmware/coreboot-source.sh), whatever is installed.
-# docker.io and debootstrap: the container build path (hil/container.py).
+# docker.io and debootstrap: the container build path (hil/build/container.py).
 APT_PACKAGES := \
 	qemu-system-x86 qemu-utils flashrom openssl e2fsprogs ser2net \
 	build-essential gcc-multilib nasm acpica-tools m4 bison flex bc cpio xz-utils file kmod patch \
@@ -27,7 +27,7 @@ help:
 	@echo "make setup    install Debian packages and the Python venv (.venv)"
 	@echo "make demo     persist -> power cut -> restore on the emulated board"
 	@echo "make test     the whole test suite (unit, parts, firmware, kernel, twin)"
-	@echo "make lint     ruff, actionlint (.github/workflows)"
+	@echo "make lint     ruff, mypy (hil/), actionlint (.github/workflows)"
 	@echo "make firmware / kernel / rootfs   build (or reuse cached) twin artifacts"
 	@echo "make flash BOARD=<board> IMAGE=<rom>   hil flash write"
 	@echo "make recover BOARD=<board>   hil recover (restore the last known-good ROM)"
@@ -56,6 +56,7 @@ $(VENV)/.installed: pyproject.toml
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/actionlint
 
 firmware: setup

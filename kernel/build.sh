@@ -5,9 +5,9 @@
 #
 #   kernel/build.sh emulated        bzImage for the QEMU q35 twin
 #   kernel/build.sh board           Debian packages for the lab board (in Docker,
-#                                   via hil/build_kernel.py; needs a Docker engine)
+#                                   via hil/build/kernel.py; needs a Docker engine)
 #   kernel/build.sh hash TARGET     print the cache key only (emulated or board)
-#   kernel/build.sh board-in-container OUT WORK   (used by hil/build_kernel.py)
+#   kernel/build.sh board-in-container OUT WORK   (used by hil/build/kernel.py)
 #
 # Contract: progress and diagnostics on stderr; the LAST line of stdout is the
 # absolute path of the result (the bzImage, or the directory holding the .debs).
@@ -257,7 +257,7 @@ build_emulated() {
 	echo "$out/bzImage"
 }
 
-# Inside the board's Docker container (see hil/build_kernel.py): the distribution's
+# Inside the board's Docker container (see hil/build/kernel.py): the distribution's
 # generic config (Ubuntu's on the board) + config/board.config, then make bindeb-pkg.
 build_board_in_container() {
 	local out="$1" work="$2" base_config pristine frag
@@ -291,7 +291,7 @@ main() {
 		local py="$REPO/.venv/bin/python"
 		[ -x "$py" ] || py=python3
 		cd "$REPO"
-		exec "$py" -m hil.build_kernel board "$@"
+		exec "$py" -m hil.build.kernel board "$@"
 		;;
 	board-in-container)
 		build_board_in_container "${2:?out dir}" "${3:?work dir}"

@@ -14,8 +14,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from hil.cycle import MODE_PARAM, MODES, TRIGGER
-from hil.errors import HilError
+from hil.core.errors import HilError
+from hil.wpp.experiment import MODE_PARAM, MODES, TRIGGER
 
 STARTER = "wpp-start"  # runs its arguments as the (single) tracked process
 SYNTH = "wpp-synth"

@@ -22,7 +22,7 @@ from typing import Any
 
 from hil.bench import guest, remote
 from hil.bench.results import BenchReport, Measurement
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 BENCH = "neighbours"
 ALONE = "alone"

@@ -12,8 +12,8 @@ from typing import Any
 
 from hil.bench import guest, remote
 from hil.bench.results import BenchReport, Measurement
-from hil.errors import HilError
-from hil.timeout import wait_for
+from hil.core.errors import HilError
+from hil.core.timeout import wait_for
 
 BENCH = "redis"
 PORT = 6391

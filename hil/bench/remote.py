@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from hil.bench import guest
-from hil.errors import HilError
-from hil.timeout import wait_for
+from hil.core.errors import HilError
+from hil.core.timeout import wait_for
 
 
 def run(target: Any, command: str, timeout: float = 600.0) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from hil.bench import guest, remote
 from hil.bench.results import BenchReport, Measurement
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 BENCH = "synthetic"
 # Seed (thesis fig. 6.1): the slowdown settles "around 35x" as the size grows.

@@ -1,7 +1,7 @@
 """``hil bench``: the seed's evaluation as benchmarks (numbers and ratios, not pass/fail).
 
 On the emulated board a private twin is started (own state directory, free loopback
-ports, the ROM built by `hil.artifacts.twin_rom` or given with ``--rom``) unless
+ports, the ROM built by `hil.build.twin.twin_rom` or given with ``--rom``) unless
 ``--board`` names a twin that is already running; a real board is used as the
 inventory describes it. Results: a table on stdout (``--json``: the JSON), and
 ``bench.json``, ``table.txt`` and PNG plots under ``runs/<timestamp>/bench/``.
@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from hil.cli.context import Context
 from hil.cli.options import add_board, add_json
-from hil.errors import ConfigError
+from hil.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +57,7 @@ def _step(ctx: Context) -> Any:
 def bench(ctx: Context) -> int:
     from hil.bench.results import format_table
     from hil.bench.runner import run_benchmarks
-    from hil.runs import artifact_dir
+    from hil.core.runs import artifact_dir
 
     config = _config(ctx.args)
     if ctx.args.rom and not Path(ctx.args.rom).is_file():
@@ -68,9 +67,9 @@ def bench(ctx: Context) -> int:
     if board.emulated is not None and not _running_twin(ctx, board):
         result = _on_private_twin(ctx, board, config, out_dir)
     else:
-        from hil import parts
-        from hil.lease import held
-        from hil.target import Target
+        from hil.core import parts
+        from hil.core.target import Target
+        from hil.lab.lease import held
 
         # the board (or the user's running twin) is shared: hold its lease; a private
         # twin above is ours alone
@@ -102,20 +101,11 @@ def _running_twin(ctx: Context, board: Any) -> bool:
 
 
 def _on_private_twin(ctx: Context, board: Any, config: Any, out_dir: Path) -> Any:
-    from hil import artifacts
     from hil.bench.runner import run_benchmarks
-    from hil.emulated import twin
-    from hil.target import Target
+    from hil.build import twin as artifacts
+    from hil.emulated.private import private_twin
 
     rom = Path(ctx.args.rom).resolve() if ctx.args.rom else artifacts.twin_rom()
-    with tempfile.TemporaryDirectory(prefix="hil-bench-twin-") as state:
-        running = twin.up(board, state=Path(state), use_free_ports=True, rom=rom,
-                          stop_at_exit=True)
-        target = Target(running)
-        try:
-            target.boot()
-            return run_benchmarks(target, config, out_dir, quick=ctx.args.quick,
-                                  step=_step(ctx))
-        finally:
-            target.close()
-            twin.down(running)
+    with private_twin(board, rom, "bench") as target:
+        target.boot()
+        return run_benchmarks(target, config, out_dir, quick=ctx.args.quick, step=_step(ctx))

@@ -1,6 +1,6 @@
 """``hil build``: build or reuse (content-hash cache) a board's firmware, kernel, guest image.
 
-The twin's pieces build locally (`hil.artifacts`); the lab board's firmware (Dasharo)
+The twin's pieces build locally (`hil.build.twin`); the lab board's firmware (Dasharo)
 and kernel (Ubuntu 22.04 packages) build in Docker, and without a Docker engine the
 command says so and prints what it would run.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hil import artifacts
+from hil.build import twin as artifacts
 from hil.cli.context import Context
 from hil.cli.options import add_board, add_json
-from hil.errors import ConfigError
+from hil.core.errors import ConfigError
 
 WHAT = ("firmware", "kernel", "rootfs", "all")
 
@@ -46,11 +46,11 @@ def run(ctx: Context) -> int:
             raise ConfigError(f"board '{board.name}' runs its own OS: there is no guest image",
                               "build 'kernel' (Debian packages) or 'firmware' for it")
         if what in ("firmware", "all"):
-            from hil.build_firmware import build_board as build_fw
+            from hil.build.firmware import build_board as build_fw
 
             out["rom"] = str(build_fw())
         if what in ("kernel", "all"):
-            from hil.build_kernel import build_board as build_kernel
+            from hil.build.kernel import build_board as build_kernel
 
             out["kernel_debs"] = str(build_kernel(base_image=ctx.args.base_image))
     ctx.emit(out, "\n".join(f"{k}: {v}" for k, v in out.items()))

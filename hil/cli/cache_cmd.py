@@ -2,7 +2,7 @@
 
 Every source change leaves another kernel, ROM and initramfs in ~/.cache/wpp-hil and
 nothing else removes them; ``prune`` keeps what the current tree uses plus the most
-recently used few per kind (`hil.cache_prune`).
+recently used few per kind (`hil.cache.prune`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import hashlib
 import time
 from typing import Any
 
-from hil.build_versions import versions
-from hil.cache_current import current_keys
-from hil.cache_prune import DEFAULT_KEEP, RECENT_S, Decision, execute, plan
-from hil.cache_usage import Entry, scan, twin_running
+from hil.build.versions import versions
+from hil.cache.current import current_keys
+from hil.cache.prune import DEFAULT_KEEP, RECENT_S, Decision, execute, plan
+from hil.cache.usage import Entry, scan, twin_running
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_json
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 import threading
 
-from hil import parts
 from hil.cli.context import Context
 from hil.cli.options import add_board
+from hil.core import parts
 
 
 def register(sub: argparse._SubParsersAction) -> None:

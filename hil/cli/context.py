@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from hil import inventory as inv
-from hil.inventory import Board, Inventory
+from hil.core import inventory as inv
+from hil.core.inventory import Board, Inventory
 
 
 @dataclass

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from hil import parts
 from hil.cli.context import Context
 from hil.cli.options import add_board, add_json
-from hil.cycle import MODES, CycleRunner, format_table
-from hil.target import Target
+from hil.core import parts
+from hil.core.target import Target
+from hil.wpp.experiment import MODES, CycleRunner, format_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +47,6 @@ def cycle(ctx: Context) -> int:
 
 
 def demo(ctx: Context) -> int:
-    from hil.demo import main
+    from hil.wpp.demo import main
 
     return main(ctx.inventory.board("emulated"), ctx.args.mode, ctx.args.count)

@@ -6,13 +6,13 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from hil import artifacts
+from hil.build import twin as artifacts
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_board, add_json
-from hil.deploy import DeployResult, deploy_board, deploy_twin
-from hil.errors import ConfigError
-from hil.parts import resolve
-from hil.target import Target
+from hil.core.errors import ConfigError
+from hil.core.parts import resolve
+from hil.core.target import Target
+from hil.lab.deploy import DeployResult, deploy_board, deploy_twin
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def run(ctx: Context) -> int:
                                      work=Path(work))
         else:
             if ctx.args.debs is None:
-                from hil.build_kernel import build_board
+                from hil.build.kernel import build_board
 
                 debs_dir = build_board()
             else:

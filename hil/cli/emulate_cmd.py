@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hil import artifacts, parts
+from hil.build import twin as artifacts
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_board, add_json
+from hil.core import parts
 from hil.emulated import twin
 
 
@@ -15,12 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = add_actions(sub, "emulate", "run the emulated board (QEMU twin) in the background")
     up = s.add_parser("up", help="build/reuse the ROM, flash it, start the twin, power it on")
     add_board(up)
+    add_json(up)
     up.add_argument("--rom", type=Path, help="flash this ROM instead of the built twin ROM")
     up.add_argument("--no-flash", action="store_true", help="keep what the chip holds")
     up.add_argument("--off", action="store_true", help="leave the machine powered off")
     up.set_defaults(func=cmd_up)
     down = s.add_parser("down", help="stop the twin (daemon and QEMU)")
     add_board(down)
+    add_json(down)
     down.set_defaults(func=cmd_down)
     st = s.add_parser("status", help="what runs where: daemon, power, endpoints, files")
     add_board(st)
@@ -37,6 +40,9 @@ def cmd_up(ctx: Context) -> int:
     if not ctx.args.off:
         parts.make_power(running).on()
     info = twin.status(board)
+    if ctx.json:
+        ctx.emit(info)
+        return 0
     print(f"twin '{board.name}' up in {info['state_dir']}")
     machine = info.get("machine") or {}
     if machine.get("accel"):
@@ -50,7 +56,8 @@ def cmd_up(ctx: Context) -> int:
 
 def cmd_down(ctx: Context) -> int:
     stopped = twin.down(ctx.board)
-    print(f"twin '{ctx.board.name}': {'stopped' if stopped else 'was not running'}")
+    ctx.emit({"board": ctx.board.name, "stopped": bool(stopped)},
+             f"twin '{ctx.board.name}': {'stopped' if stopped else 'was not running'}")
     return 0
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hil import parts
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_board, add_json
-from hil.target import Target
+from hil.core import parts
+from hil.core.target import Target
 
 
 def register(sub: argparse._SubParsersAction) -> None:

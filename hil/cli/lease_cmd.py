@@ -13,10 +13,10 @@ import dataclasses
 import os
 import time
 
-from hil import lease as L
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_board, add_json
-from hil.errors import HilError
+from hil.core.errors import HilError
+from hil.lab import lease as L
 
 # verb -> actions that only look (no lease needed). `bench` and `nightly` take the lease
 # themselves, only when they drive a shared board (a private twin is theirs alone).

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from hil import parts
-from hil.cbmem import read_cbmem
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_board, add_json
+from hil.core import parts
+from hil.drivers.cbmem import read_cbmem
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,16 +8,18 @@ Expected failures (`HilError`) print a one-line cause and a hint, never a traceb
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from hil.cli import commands
 from hil.cli.context import Context
 from hil.cli.lease_cmd import needs_lease
-from hil.errors import HilError
-from hil.lease import held
+from hil.core.errors import HilError
+from hil.lab.lease import held
 
 EPILOG = """\
 boards come from inventory.yaml (see README); --board defaults to its default_board.
@@ -25,7 +27,7 @@ exit codes: 0 ok, 1 failure, 2 usage/config error.  HIL_DEBUG=1 shows tracebacks
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 on usage errors: keep that
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 on usage errors: keep that
         self.print_usage(sys.stderr)
         self.exit(2, f"error: {message}\n")
 
@@ -40,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--inventory", metavar="PATH", help="inventory file "
                         "(default: $HIL_INVENTORY or the repository's inventory.yaml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log what happens on stderr (-v: info, e.g. SSH host-key "
+                        "fingerprints; -vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module in commands.MODULES:
@@ -50,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
     ctx = Context(args)
     try:
         if needs_lease(args):
@@ -71,6 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+
+
+def _configure_logging(verbose: int) -> None:
+    """Without -v only warnings reach stderr, so the log calls (host keys, reconnects)
+    stay quiet for scripts; -v shows them, -vv adds debug detail. Secrets are never logged."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hil").setLevel(level)
 
 
 def _verb(argv: Sequence[str] | None) -> list[str]:

@@ -8,10 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-from hil import nightly
 from hil.cli.context import Context
 from hil.cli.options import add_board, add_json
-from hil.errors import ConfigError
+from hil.core.errors import ConfigError
+from hil.lab import nightly
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from hil import parts
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_board, add_json
+from hil.core import parts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, help_text in specs.items():
         c = s.add_parser(name, help=help_text, description=help_text)
         add_board(c)
-        if name == "status":
-            add_json(c)
+        add_json(c)
         if name in ("cut", "cycle"):
             c.add_argument("--hold", type=float, metavar="S",
                            help="seconds without mains (default: the inventory's hold_s)")
@@ -55,5 +54,7 @@ def run(ctx: Context) -> int:
         getattr(power, action)()
         done = {"on": "powered on", "off": "powered off", "reset": "reset pressed",
                 "restore": "mains restored"}[action]
-    print(f"{board.name}: {done}; now {power.state().value}")
+    now = power.state().value
+    ctx.emit({"board": board.name, "action": action, "done": done, "power": now},
+             f"{board.name}: {done}; now {now}")
     return 0

@@ -1,4 +1,4 @@
-"""``hil recover``: bring back a board that does not boot (see `hil.recovery`)."""
+"""``hil recover``: bring back a board that does not boot (see `hil.lab.recovery`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 from hil.cli.context import Context
 from hil.cli.options import add_board, add_json
-from hil.recovery import ROUTES, recover
-from hil.runs import artifact_dir
-from hil.target import Target
+from hil.core.runs import artifact_dir
+from hil.core.target import Target
+from hil.lab.recovery import ROUTES, recover
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(ctx: Context) -> int:
-    from hil.parts import resolve
+    from hil.core.parts import resolve
 
     target = Target(resolve(ctx.board))
     try:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hil import parts
 from hil.cli.context import Context
-from hil.cli.options import add_board
-from hil.runs import artifact_dir
+from hil.cli.options import add_board, add_json
+from hil.core import parts
+from hil.core.runs import artifact_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("screenshot", help="save the board's screen as JPEG")
     add_board(p)
+    add_json(p)
     p.add_argument("file", nargs="?", type=Path,
                    help="output file (default: runs/<timestamp>/<board>/screenshot.jpg)")
     p.add_argument("--allow-offline", action="store_true",
@@ -26,5 +27,5 @@ def run(ctx: Context) -> int:
     board = parts.resolve(ctx.board)
     path = ctx.args.file or artifact_dir(board.name) / "screenshot.jpg"
     out = parts.make_pikvm(board).snapshot(path, allow_offline=ctx.args.allow_offline)
-    print(out)
+    ctx.emit({"board": board.name, "file": str(out)}, str(out))
     return 0

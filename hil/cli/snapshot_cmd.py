@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_json
-from hil.errors import HilError
+from hil.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,12 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def inspect(ctx: Context) -> int:
-    from hil.snapshot import Verdict
-    from hil.snapshot import inspect as read_snapshot
+    from hil.wpp.snapshot import Verdict
+    from hil.wpp.snapshot import inspect as read_snapshot
 
     path: Path = ctx.args.file
     if not path.is_file():
-        raise HilError(f"no such image file: {path}",
+        raise ConfigError(f"no such image file: {path}",
                        "the twin's persistent device is <state_dir>/pdev.img "
                        "(see 'hil emulate status')")
     report = read_snapshot(path, verify_pages=not ctx.args.no_pages)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hil import parts
 from hil.cli.context import Context
 from hil.cli.options import add_board
-from hil.errors import ConfigError
+from hil.core import parts
+from hil.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,9 +6,10 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from hil import parts, transfer
 from hil.cli.context import Context
 from hil.cli.options import add_board, add_json
+from hil.core import parts
+from hil.drivers import transfer
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,6 +1,6 @@
 """kvmd backend of the twin: PiKVM's buttons, screen, keyboard and mains relay drive QEMU.
 
-The same `hil.pikvm_server.KvmdServer` that serves the simulated board serves this
+The same `hil.emulated.kvmd.server.KvmdServer` that serves the simulated board serves this
 backend, so the client code is identical for the lab board and the twin. Semantics:
 
 * power LED = QEMU is running (the guest powering itself off ends QEMU: LED off);
@@ -32,17 +32,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from hil.emulated.machine import Machine
-from hil.errors import HilError
-from hil.pikvm import AtxState, GpioChannel, GpioState, MsdImage, MsdState
-from hil.pikvm_server import (
+from hil.core.errors import HilError
+from hil.drivers.pikvm import AtxState, GpioChannel, GpioState, MsdImage, MsdState
+from hil.emulated.kvmd.msd import MsdStore
+from hil.emulated.kvmd.server import (
     KvmdBusyError,
     KvmdError,
     KvmdUnavailableError,
-    SimulatedBoardBackend,
     atx_action_button,
     perform_op,
 )
+from hil.emulated.machine import Machine
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,8 @@ class QemuKvmdBackend:
         self._atx_busy = False
         self._relay = not mains_cut_state  # mains present at start
         self._relay_busy = False
-        # MSD storage semantics are the simulated backend's, with files in the state dir
-        self._msd = SimulatedBoardBackend(machine.state.msd_dir, gpio_channels=(),
-                                          mains_channel=None)
+        # kvmd's MSD rules, with the images in the state dir (not the simulated board)
+        self._msd = MsdStore(machine.state.msd_dir)
 
     @property
     def mains(self) -> bool:
@@ -237,34 +236,34 @@ class QemuKvmdBackend:
     # -- MSD ------------------------------------------------------------------------------
 
     def msd_state(self) -> MsdState:
-        return self._msd.msd_state()
+        return self._msd.state()
 
     def msd_write(self, name: str, stream: BinaryIO, size: int | None) -> MsdImage:
-        return self._msd.msd_write(name, stream, size)
+        return self._msd.write(name, stream, size)
 
     def msd_set_params(self, image: str | None, cdrom: bool | None, rw: bool | None) -> None:
-        self._msd.msd_set_params(image, cdrom, rw)
+        self._msd.set_params(image, cdrom, rw)
 
     def msd_set_connected(self, connected: bool) -> None:
-        self._msd.msd_set_connected(connected)
-        state = self._msd.msd_state()
+        self._msd.set_connected(connected)
+        state = self._msd.state()
         try:
             if connected and state.image:
-                self.machine.set_usb_drive(self._msd.msd_dir / state.image,
+                self.machine.set_usb_drive(self._msd.dir / state.image,
                                            read_only=not state.rw)
             else:
                 self.machine.set_usb_drive(None)
         except HilError as e:
             with contextlib.suppress(KvmdError):
-                self._msd.msd_set_connected(not connected)
+                self._msd.set_connected(not connected)
             what = "plugged" if connected else "unplugged"
             raise KvmdError(f"the USB drive could not be {what}: {e}",
                             "MsdUnknownError") from e
 
     def msd_remove(self, name: str) -> None:
-        self._msd.msd_remove(name)
+        self._msd.remove(name)
 
     def msd_reset(self) -> None:
-        self._msd.msd_reset()
+        self._msd.reset()
         with contextlib.suppress(HilError):
             self.machine.set_usb_drive(None)

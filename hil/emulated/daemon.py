@@ -18,12 +18,12 @@ import signal
 import sys
 import threading
 
+from hil.core.errors import HilError
 from hil.emulated.backend import QemuKvmdBackend
+from hil.emulated.kvmd.server import KvmdServer
 from hil.emulated.machine import Machine, ensure_files
 from hil.emulated.serial_relay import SerialRelay
 from hil.emulated.state import StateDir, kill_tracked, process_start_time, tracked_pid
-from hil.errors import HilError
-from hil.pikvm_server import KvmdServer
 
 log = logging.getLogger("hil.emulated.daemon")
 

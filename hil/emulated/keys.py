@@ -7,7 +7,7 @@ QEMU's `send-key` wants qcodes (``a``, ``ret``, ``f11``). Text typed through
 
 from __future__ import annotations
 
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 _NAMED = {
     "Enter": "ret",

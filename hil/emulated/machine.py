@@ -27,12 +27,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from hil.core.errors import HilError, MissingToolError
 from hil.emulated import accel as accels
 from hil.emulated.accel import Accel
 from hil.emulated.keys import text_to_chords, web_key_to_qcode
 from hil.emulated.qmp import QmpClient
 from hil.emulated.state import StateDir, TwinConfig, kill_tracked
-from hil.errors import HilError, MissingToolError
 
 log = logging.getLogger(__name__)
 
@@ -313,15 +313,6 @@ class Machine:
                     {"keys": [{"type": "qcode", "data": k} for k in chord], "hold-time": 20},
                 )
                 time.sleep(0.03)
-
-
-def black_jpeg(width: int = 640, height: int = 480) -> bytes:
-    """What the streamer shows with no signal (machine off), for ``allow_offline=1``."""
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (width, height)).save(out, "JPEG")
-    return out.getvalue()
 
 
 def ensure_files(state: StateDir, config: TwinConfig) -> None:

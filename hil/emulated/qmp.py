@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 
 class QmpError(HilError):

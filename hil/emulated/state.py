@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil.errors import ConfigError
+from hil.core.errors import ConfigError
 
 STATE_VERSION = 1
 # sockaddr_un.sun_path is 108 bytes including the NUL

@@ -24,6 +24,10 @@ from urllib.parse import urlparse
 
 import requests
 
+from hil.core.errors import ConfigError, HilError, MissingToolError
+from hil.core.inventory import Board, Secret
+from hil.core.runs import REPO_ROOT
+from hil.core.timeout import Deadline
 from hil.emulated.machine import ensure_files
 from hil.emulated.state import (
     Ports,
@@ -35,10 +39,6 @@ from hil.emulated.state import (
     process_start_time,
     tracked_pid,
 )
-from hil.errors import ConfigError, HilError, MissingToolError
-from hil.inventory import Board, Secret
-from hil.runs import REPO_ROOT
-from hil.timeout import Deadline
 
 _started_here: dict[Path, Board] = {}
 

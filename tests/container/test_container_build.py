@@ -1,4 +1,4 @@
-"""A real build through the container path the board's builds use (hil.container).
+"""A real build through the container path the board's builds use (hil.build.container).
 
 The board's kernel and firmware are built in containers; CI has no board, so it builds the
 twin's coreboot through the very same `ContainerBuild` (mounts, user id, output contract)
@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from hil.container import ContainerBuild, engine_problem, ensure_builder_image, twin_firmware_build
+from hil.build.container import (
+    ContainerBuild,
+    engine_problem,
+    ensure_builder_image,
+    twin_firmware_build,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ROM_SIZE = 16 * 1024 * 1024

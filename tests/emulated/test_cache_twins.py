@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hil.cache_current import CurrentKeys
-from hil.cache_prune import execute, plan
-from hil.cache_usage import scan
+from hil.cache.prune import execute, plan
+from hil.cache.usage import CurrentKeys, scan
+from hil.core.inventory import load
 from hil.emulated import twin
-from hil.inventory import load
 
 
 def test_running_twin_survives_prune_and_a_stopped_one_goes(

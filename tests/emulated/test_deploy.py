@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hil import artifacts
-from hil.deploy import UNAME, bzimage_version, deploy_twin, uname_of
-from hil.target import Target
+from hil.build import twin as artifacts
+from hil.core.target import Target
+from hil.lab.deploy import UNAME, bzimage_version, deploy_twin, uname_of
 
 pytestmark = pytest.mark.twin
 
@@ -30,7 +30,7 @@ def test_deploy_a_kernel_then_roll_back_a_broken_one(target: Target, tmp_path: P
     ok = deploy_twin(target, kernel, rom_for=_rom_for, timeout=240, work=tmp_path)
     assert ok.deployed and not ok.rolled_back, ok.steps
     assert " ".join(target.shell.run(UNAME, timeout=30).stdout.split()) == want
-    good_chip = hashlib.sha256(target.chip_path.read_bytes()).hexdigest()
+    good_chip = hashlib.sha256(target.twin.chip.read_bytes()).hexdigest()
 
     broken = tmp_path / "bzImage.broken"
     data = bytearray(kernel.read_bytes())
@@ -42,4 +42,4 @@ def test_deploy_a_kernel_then_roll_back_a_broken_one(target: Target, tmp_path: P
     assert not bad.deployed and bad.rolled_back, bad.steps
     assert bad.cause
     assert bad.running == want
-    assert hashlib.sha256(target.chip_path.read_bytes()).hexdigest() == good_chip
+    assert hashlib.sha256(target.twin.chip.read_bytes()).hexdigest() == good_chip

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hil import nightly_history as H
+from hil.lab import nightly_history as H
 
 pytestmark = [pytest.mark.twin, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hil.target import Target
+from hil.core.target import Target
 
 pytestmark = pytest.mark.twin
 

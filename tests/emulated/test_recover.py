@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hil.recovery import KnownGood, recover
-from hil.target import Target
+from hil.core.known_good import KnownGood
+from hil.core.target import Target
+from hil.lab.recovery import recover
 
 pytestmark = pytest.mark.twin
 
@@ -44,7 +45,7 @@ def test_bricked_twin_is_detected_and_recovered_by_spi(target: Target, twin_rom:
     bad.write_bytes(bytes(data))
     target.force_off()
     target.flash_write(bad)
-    assert sha(target.chip_path) == sha(bad)
+    assert sha(target.twin.chip) == sha(bad)
 
     result = recover(target, evidence_dir=tmp_path / "evidence")
     assert not result.healthy_at_start
@@ -53,7 +54,7 @@ def test_bricked_twin_is_detected_and_recovered_by_spi(target: Target, twin_rom:
     assert any(Path(p).suffix in (".jpg", ".jpeg") for p in result.evidence.values())
     assert [a.route for a in result.attempts] == ["spi"]
     assert result.attempts[0].ok, result.attempts[0].detail
-    assert result.recovered and sha(target.chip_path) == sha(twin_rom)
+    assert result.recovered and sha(target.twin.chip) == sha(twin_rom)
     assert target.shell.is_reachable()
     # the garbled ROM never became known good
     assert sha(KnownGood(target.board).rom()) == sha(twin_rom)  # type: ignore[arg-type]
@@ -76,5 +77,5 @@ def test_bricked_twin_is_recovered_by_the_flash_bios_button(target: Target, twin
     assert [a.route for a in result.attempts] == ["usb"], result.attempts
     assert result.attempts[0].ok, result.attempts[0].detail
     assert "MSI.ROM" in result.attempts[0].detail
-    assert sha(target.chip_path) == sha(twin_rom)
+    assert sha(target.twin.chip) == sha(twin_rom)
     assert not target.pikvm.msd_state().connected  # the drive was taken away again

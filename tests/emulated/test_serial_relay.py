@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hil.core.timeout import wait_for
 from hil.emulated.serial_relay import SerialRelay
-from hil.timeout import wait_for
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hil.errors import HilError, TimeoutExpired
-from hil.pikvm import PiKvmError
-from hil.target import BANNER, Target
+from hil.core.errors import HilError, TimeoutExpired
+from hil.core.target import BANNER, Target
+from hil.drivers.pikvm import PiKvmError
 
 pytestmark = pytest.mark.twin
 
@@ -41,7 +41,7 @@ def test_boot_shows_banner_then_ssh(target: Target) -> None:
     out = target.shell.run("uname -sr; id -u").stdout.split()
     assert out[0] == "Linux" and out[-1] == "0"
     if target.is_emulated:
-        assert BANNER.search(target.serial_log_path.read_text(errors="replace"))
+        assert BANNER.search(target.twin.serial_log.read_text(errors="replace"))
     # boot() from off measures both milestones from the power press
     target.force_off()
     t = target.boot()
@@ -84,11 +84,11 @@ def test_keyboard_reaches_the_guest(target: Target) -> None:
 def test_flash_refused_while_on(target: Target, twin_rom: Path) -> None:
     if not target.board.flash.power_off_for_write:
         pytest.skip("this board is flashed while running")
-    before = sha(target.chip_path) if target.is_emulated else None
+    before = sha(target.twin.chip) if target.is_emulated else None
     with pytest.raises(HilError, match=r"refusing to flash .* while it is powered on"):
         target.flash_write(twin_rom)
     if before is not None:
-        assert sha(target.chip_path) == before
+        assert sha(target.twin.chip) == before
     assert target.shell.is_reachable()
 
 
@@ -106,7 +106,7 @@ def test_garbled_rom_bricks_and_good_rom_recovers(
 
     target.force_off()
     target.flash_write(bad)
-    assert sha(target.chip_path) == sha(bad)
+    assert sha(target.twin.chip) == sha(bad)
     since = target.console.mark()
     target.power_on()
     assert target.is_on()  # the power LED comes on: the board is not dead, just bricked
@@ -116,7 +116,7 @@ def test_garbled_rom_bricks_and_good_rom_recovers(
 
     target.force_off()
     target.flash_write(twin_rom)
-    assert sha(target.chip_path) == sha(twin_rom)
+    assert sha(target.twin.chip) == sha(twin_rom)
     t = target.boot()
     assert t.banner_s is not None
 
@@ -145,11 +145,11 @@ def test_power_cut_keeps_the_persistent_device(target: Target) -> None:
 
     target.power_cut()  # SIGKILL: RAM is gone, the device file stays
     assert not target.is_on()
-    pdev = target.pdev_path.read_bytes()
+    pdev = target.twin.pdev.read_bytes()
     for off, val in pattern.items():
         assert int.from_bytes(pdev[off:off + 4], "little") == val, f"offset {off:#x}"
     # the host side writes too, like a device keeping data across boots
-    with open(target.pdev_path, "r+b") as f:
+    with open(target.twin.pdev, "r+b") as f:
         f.seek(0x2000)
         f.write((0x12345678).to_bytes(4, "little"))
 
@@ -196,7 +196,7 @@ def test_second_twin_does_not_interfere(target: Target, twin_rom: Path, tmp_path
         mark = target.console.mark()
         t = second.boot()
         assert t.ssh_s is not None
-        assert second.pdev_path != target.pdev_path
+        assert second.twin.pdev != target.twin.pdev
         second.shell.run("echo second > /tmp/who")
         second.power_cut(0.2)
         assert not second.is_on()

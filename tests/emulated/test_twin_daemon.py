@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from hil.core.errors import HilError
+from hil.core.inventory import Board, load
+from hil.core.timeout import wait_for
+from hil.drivers.pikvm import PiKvmAuthRejectedError, PiKvmClient, PiKvmUnavailableError
+from hil.drivers.power import BoardPower, PikvmAtx, PikvmGpioRelay, PowerError, PowerState
 from hil.emulated import twin
 from hil.emulated.state import StateDir, free_ports, process_matches, tracked_pid
-from hil.errors import HilError
-from hil.inventory import Board, load
-from hil.pikvm import PiKvmAuthRejectedError, PiKvmClient, PiKvmUnavailableError
-from hil.power import BoardPower, PikvmAtx, PikvmGpioRelay, PowerError, PowerState
-from hil.timeout import wait_for
 
 
 @pytest.fixture
@@ -159,8 +159,8 @@ def test_twin_of_a_killed_session_stops_itself(tmp_path) -> None:
     script = (
         "import sys, time\n"
         "from hil.emulated import twin\n"
-        "from hil.inventory import load\n"
-        "from hil.pikvm import PiKvmClient\n"
+        "from hil.core.inventory import load\n"
+        "from hil.drivers.pikvm import PiKvmClient\n"
         f"tb = twin.up(load().board('emulated'), state={str(state)!r}, use_free_ports=True,\n"
         "              stop_at_exit=True)\n"
         "PiKvmClient(tb.pikvm.url, tb.pikvm.user, tb.pikvm.password.get()).atx_power('on')\n"
@@ -187,7 +187,7 @@ def test_twin_of_a_killed_session_stops_itself(tmp_path) -> None:
 def test_twin_is_wired_like_the_inventory_says(board: Board, tmp_path) -> None:
     """power_cut.cut_state false: the relay channel must be on for mains. The twin's
     relay follows it, and the bench's parts (from the same inventory) read it right."""
-    from hil import parts
+    from hil.core import parts
 
     reverse = board.replace(power_cut=dataclasses.replace(board.power_cut, cut_state=False))
     tb = twin.up(reverse, state=tmp_path / "rev", use_free_ports=True, stop_at_exit=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from hil.errors import HilError
-from hil.pikvm import PiKvmError
-from hil.target import Target
+from hil.core.errors import HilError
+from hil.core.target import Target
+from hil.drivers.pikvm import PiKvmError
 
 pytestmark = pytest.mark.twin
 

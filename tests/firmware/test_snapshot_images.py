@@ -1,4 +1,4 @@
-"""hil/snapshot.py against images written by the real firmware core (host platform).
+"""hil/wpp/snapshot.py against images written by the real firmware core (host platform).
 
 The reader's verdict must agree with the firmware's own restore decision on the same
 image, for complete, cut-off (power loss), corrupted, consumed and foreign images.
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from hil import snapshot
-from hil.errors import HilError
-from hil.snapshot import SnapshotImage, Verdict, inspect
+from hil.core.errors import HilError
+from hil.wpp import snapshot
+from hil.wpp.snapshot import SnapshotImage, Verdict, inspect
 
 VBASE = 0x7F0000000000
 REPO = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hil.build_kernel import source_tarball
-from hil.cache import cache_root
+from hil.build.kernel import source_tarball
+from hil.cache.keys import cache_root
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = REPO / "kernel" / "wpp"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hil.artifacts import kernel_image
-from hil.build_kernel import pinned_version, source_version
+from hil.build.kernel import pinned_version, source_version
+from hil.build.twin import kernel_image
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_SH = REPO / "kernel" / "source.sh"

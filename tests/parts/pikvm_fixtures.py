@@ -1,4 +1,4 @@
-"""Fixtures for tests that talk to a real loopback kvmd server (hil.pikvm_server).
+"""Fixtures for tests that talk to a real loopback kvmd server (hil.emulated.kvmd.server).
 
 Test modules import this file and re-export the fixtures they use, e.g.
 ``kvmd = pikvm_fixtures.kvmd``.
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hil.pikvm import PiKvmClient
-from hil.pikvm_server import KvmdServer, SimulatedBoardBackend
+from hil.drivers.pikvm import PiKvmClient
+from hil.emulated.kvmd.server import KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 
 USER = "admin"
 PASSWORD = "kvmd-Pa55-never-shown"  # a distinctive value so leaks are easy to grep for

@@ -142,7 +142,7 @@ class SshServer:
         self.start()
 
     def shell_kwargs(self) -> dict[str, object]:
-        """Arguments for `hil.shell.Shell(**kwargs)`."""
+        """Arguments for `hil.drivers.shell.Shell(**kwargs)`."""
         return {"host": self.host, "port": self.port, "user": self.user,
                 "key_file": self.key_file}
 

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from hil.cli.main import main
-from hil.pikvm_server import KvmdServer, SimulatedBoardBackend
+from hil.emulated.kvmd.server import KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 
 REPO = Path(__file__).resolve().parents[2]
 CHIP = 1 << 20
@@ -104,7 +105,7 @@ def test_power_restore_failure_says_mains_stay_cut(lab, capsys) -> None:
 
 
 def _refuse(channel: str, state: bool, wait: bool) -> None:
-    from hil.pikvm_server import KvmdError
+    from hil.emulated.kvmd.server import KvmdError
 
     raise KvmdError("relay driver offline", "GpioDriverOfflineError")
 
@@ -154,6 +155,31 @@ def test_screenshot_is_jpeg(lab, tmp_path, capsys) -> None:
     assert out.read_bytes()[:3] == b"\xff\xd8\xff"
 
 
+def test_power_actions_and_screenshot_speak_json(lab, tmp_path, capsys) -> None:
+    inv, _, _ = lab
+    capsys.readouterr()
+    assert hil(inv, "power", "on", "--json") == 0
+    on = json.loads(capsys.readouterr().out)
+    assert on == {"board": "msi-z690", "action": "on", "done": "powered on", "power": "on"}
+    out = tmp_path / "shot.jpg"
+    assert hil(inv, "screenshot", "--json", str(out)) == 0
+    assert json.loads(capsys.readouterr().out) == {"board": "msi-z690", "file": str(out)}
+    assert hil(inv, "power", "cut", "--hold", "0.1", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "cut"
+
+
+def test_verbose_shows_log_calls(lab, capsys) -> None:
+    import logging
+
+    inv, _, _ = lab
+    assert hil(inv, "-v", "power", "status") == 0
+    assert logging.getLogger("hil").getEffectiveLevel() == logging.INFO
+    assert hil(inv, "-vv", "power", "status") == 0
+    assert logging.getLogger("hil").getEffectiveLevel() == logging.DEBUG
+    assert hil(inv, "power", "status") == 0
+    assert logging.getLogger("hil").getEffectiveLevel() == logging.WARNING
+
+
 def test_screenshot_of_a_board_without_video(lab, tmp_path, capsys) -> None:
     inv, _, _ = lab  # the board is off: no video
     out = tmp_path / "off.jpg"
@@ -163,6 +189,18 @@ def test_screenshot_of_a_board_without_video(lab, tmp_path, capsys) -> None:
     assert out.read_bytes()[:3] == b"\xff\xd8\xff"
 
 
+def _subcommands(parser, path=()):
+    """(words, help line, parser) of every subcommand at any depth (``flash write``)."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield (*path, name), helps.get(name), sub
+                yield from _subcommands(sub, (*path, name))
+
+
 def test_every_subcommand_has_help(capsys) -> None:
     from hil.cli.main import build_parser
 
@@ -170,5 +208,27 @@ def test_every_subcommand_has_help(capsys) -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     assert {"inventory", "power", "flash", "console", "ssh", "logs", "screenshot",
             "emulate"} <= set(sub.choices)
-    for name, p in sub.choices.items():
-        assert p.format_help().strip(), name
+    found = list(_subcommands(parser))
+    assert ("flash", "write") in [words for words, _, _ in found]
+    for words, help_line, p in found:
+        # a one-line help in the parent's list, and a usage line naming the command
+        assert help_line and len(help_line) >= 10, words
+        assert p.format_help().startswith(f"usage: hil {' '.join(words)}"), words
+
+
+def test_emulate_down_speaks_json(tmp_path, monkeypatch, capsys) -> None:
+    # a private cache: the user's own twin (under the real cache) is never touched
+    monkeypatch.setenv("WPP_HIL_CACHE", str(tmp_path))
+    assert main(["emulate", "down", "--board", "emulated", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"board": "emulated", "stopped": False}
+
+
+def test_a_missing_input_file_exits_2_in_every_verb(lab, tmp_path, capsys) -> None:
+    inv, _, chip = lab
+    before = chip.read_bytes()
+    missing = str(tmp_path / "missing.bin")
+    assert hil(inv, "snapshot", "inspect", missing) == 2
+    assert hil(inv, "flash", "write", missing) == 2
+    assert hil(inv, "flash", "verify", missing) == 2
+    assert "missing.bin" in capsys.readouterr().err
+    assert chip.read_bytes() == before

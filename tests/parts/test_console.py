@@ -1,4 +1,4 @@
-"""hil.console against a loopback TCP peer that disappears and comes back (like QEMU)."""
+"""hil.drivers.console against a loopback TCP peer that disappears and comes back (like QEMU)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hil.console import Console
-from hil.errors import ConfigError, TimeoutExpired
-from hil.timeout import Deadline, wait_for
+from hil.core.errors import ConfigError, TimeoutExpired
+from hil.core.timeout import Deadline, wait_for
+from hil.drivers.console import Console
 
 
 class VanishingPeer:

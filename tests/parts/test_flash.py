@@ -1,4 +1,4 @@
-"""hil.flash against real flashrom with emulated chips (dummy programmer), locally and
+"""hil.drivers.flash against real flashrom with emulated chips (dummy programmer), locally and
 over a real SSH server on loopback."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 import sshd_fixture
 from sshd_fixture import SshServer
 
-from hil.errors import ConfigError, MissingToolError
-from hil.flash import FlashError, Flashrom
-from hil.ifd import ifd_regions
-from hil.runner import SshRunner
-from hil.shell import Shell
+from hil.core.errors import ConfigError, MissingToolError
+from hil.drivers.flash import FlashError, Flashrom
+from hil.drivers.ifd import ifd_regions
+from hil.drivers.runner import SshRunner
+from hil.drivers.shell import Shell
 
 sshd = sshd_fixture.sshd  # a real sshd on a loopback port
 
@@ -298,8 +298,8 @@ def test_ifd_parser_modern_layout() -> None:
 
 
 def test_local_runner_reports_exit_codes_signals_and_timeouts() -> None:
-    from hil.errors import TimeoutExpired
-    from hil.runner import LocalRunner
+    from hil.core.errors import TimeoutExpired
+    from hil.drivers.runner import LocalRunner
 
     r = LocalRunner()
     lines: list[str] = []

@@ -1,4 +1,4 @@
-"""Board leases (hil.lease) on their real stores: a local directory and a host over real SSH.
+"""Board leases (hil.lab.lease) on their real stores: a local directory and a host over real SSH.
 
 Two runs must never drive one board at once. These tests race real processes for one
 lease, break stale ones, and take leases over SSH on a loopback sshd as a PiKVM/RTE host
@@ -21,11 +21,11 @@ import pytest
 import sshd_fixture
 from sshd_fixture import SshServer
 
-from hil import lease as L
 from hil.cli.lease_cmd import needs_lease
 from hil.cli.main import build_parser
-from hil.runner import LocalRunner, SshRunner
-from hil.shell import Shell
+from hil.drivers.runner import LocalRunner, SshRunner
+from hil.drivers.shell import Shell
+from hil.lab import lease as L
 
 sshd = sshd_fixture.sshd
 
@@ -102,7 +102,7 @@ def test_breaking_never_removes_a_lease_taken_meanwhile(tmp_path: Path) -> None:
 
 def test_held_is_reentrant_through_the_environment(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from hil.inventory import load
+    from hil.core.inventory import load
 
     board = load(None).board("emulated")
     board = board.replace(emulated=dataclasses.replace(board.emulated,  # type: ignore[arg-type]

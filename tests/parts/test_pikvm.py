@@ -1,4 +1,4 @@
-"""hil.pikvm (the kvmd client) against the real loopback kvmd server, over real HTTP(S)."""
+"""hil.drivers.pikvm (the kvmd client) against the real loopback kvmd server, over real HTTP(S)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ import requests
 from pikvm_fixtures import PASSWORD, USER, free_port
 from PIL import Image
 
-from hil.errors import ConfigError, HilError
-from hil.pikvm import (
+from hil.core.errors import ConfigError, HilError
+from hil.core.timeout import wait_for
+from hil.drivers.pikvm import (
     InsecureTlsWarning,
     PiKvmAuthMissingError,
     PiKvmAuthRejectedError,
@@ -38,8 +39,8 @@ from hil.pikvm import (
     PiKvmUnavailableError,
     totp,
 )
-from hil.pikvm_server import KvmdBackend, KvmdServer, SimulatedBoardBackend
-from hil.timeout import wait_for
+from hil.emulated.kvmd.server import KvmdBackend, KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 
 sim_board = pikvm_fixtures.sim_board
 kvmd = pikvm_fixtures.kvmd
@@ -532,7 +533,7 @@ def test_gpio_switch_and_pulse(client: PiKvmClient, sim_board: SimulatedBoardBac
 def test_standalone_server_process(tmp_path: Path) -> None:
     env = dict(os.environ, KVMD_PASSWORD=PASSWORD)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hil.pikvm_server", "--msd-dir", str(tmp_path)],
+        [sys.executable, "-m", "hil.emulated.kvmd.simulated", "--msd-dir", str(tmp_path)],
         stdout=subprocess.PIPE, text=True, env=env,
     )
     try:

@@ -1,5 +1,5 @@
-"""hil.power and hil.plug against real loopback servers: the kvmd server with a simulated
-board, and a small Tasmota-style smart plug HTTP server defined here."""
+"""hil.drivers.power and hil.drivers.plug against real loopback servers: the kvmd server
+with a simulated board, and a small Tasmota-style smart plug HTTP server defined here."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ import pikvm_fixtures
 import pytest
 from pikvm_fixtures import PASSWORD, USER, free_port
 
-from hil.errors import ConfigError
-from hil.pikvm import PiKvmClient
-from hil.pikvm_server import KvmdServer, SimulatedBoardBackend
-from hil.plug import PlugError, TasmotaPlug
-from hil.power import (
+from hil.core.errors import ConfigError
+from hil.drivers.pikvm import PiKvmClient
+from hil.drivers.plug import PlugError, TasmotaPlug
+from hil.drivers.power import (
     BoardPower,
     PikvmAtx,
     PikvmGpioRelay,
@@ -28,6 +27,8 @@ from hil.power import (
     PowerError,
     PowerState,
 )
+from hil.emulated.kvmd.server import KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
 
 sim_board = pikvm_fixtures.sim_board
 kvmd = pikvm_fixtures.kvmd
@@ -362,8 +363,8 @@ def test_relay_state_is_read_when_the_channel_is_not_busy(tmp_path: Path) -> Non
 def test_power_cut_cut_state_reaches_the_relay(tmp_path: Path) -> None:
     import yaml
 
-    from hil import parts
-    from hil.inventory import parse
+    from hil.core import parts
+    from hil.core.inventory import parse
 
     raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "inventory.yaml").read_text())
     raw["boards"]["msi-z690"]["power_cut"]["cut_state"] = False

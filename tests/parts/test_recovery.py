@@ -1,4 +1,4 @@
-"""hil.recovery's parts: its configuration, the known-good ROM store, and the USB route
+"""hil.lab.recovery's parts: its configuration, the known-good ROM store, and the USB route
 (MSI's Flash BIOS button) as far as the kvmd API goes, against the loopback kvmd server.
 
 The SPI route and the whole detect -> restore -> verify flow run on the twin
@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from hil import recovery as R
-from hil.errors import ConfigError
-from hil.inventory import load
-from hil.pikvm import PiKvmClient
-from hil.pikvm_server import KvmdServer, SimulatedBoardBackend
+from hil.core.errors import ConfigError
+from hil.core.inventory import load
+from hil.drivers.pikvm import PiKvmClient
+from hil.emulated.kvmd.server import KvmdServer
+from hil.emulated.kvmd.simulated import SimulatedBoardBackend
+from hil.lab import recovery as R
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""hil.shell against a real OpenSSH server on a loopback port."""
+"""hil.drivers.shell against a real OpenSSH server on a loopback port."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import sshd_fixture
 from sshd_fixture import SshServer, free_port
 
-from hil.errors import HilError, TimeoutExpired
-from hil.shell import Shell
-from hil.timeout import Deadline
+from hil.core.errors import HilError, TimeoutExpired
+from hil.core.timeout import Deadline
+from hil.drivers.shell import Shell
 
 sshd = sshd_fixture.sshd  # a real sshd on a loopback port
 
@@ -56,7 +56,7 @@ def test_put_get_roundtrip(sshd: SshServer, tmp_path: Path) -> None:
 def test_reconnects_after_power_cycle_with_new_host_key(
     sshd: SshServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hil.shell")
+    caplog.set_level(logging.INFO, logger="hil.drivers.shell")
     sh = Shell(**sshd.shell_kwargs())
     assert sh.run("echo one").stdout == "one\n"
     first_fp = sh.host_key_fingerprint

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rootfs_build import REPO
 
-from hil.timeout import Deadline
+from hil.core.timeout import Deadline
 
 
 @pytest.fixture(scope="module")

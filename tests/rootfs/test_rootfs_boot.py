@@ -18,8 +18,8 @@ import paramiko
 import pytest
 from rootfs_build import REPO
 
-from hil.cache import cache_root
-from hil.timeout import Deadline, wait_for
+from hil.cache.keys import cache_root
+from hil.core.timeout import Deadline, wait_for
 
 pytestmark = [pytest.mark.twin, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import pytest
 from rootfs_build import BUILD, REPO, run_build
 from rootfs_newc import Entry, elf_interpreter, read_archive
 
-from hil.cache import cache_root, sha256_file
+from hil.cache.keys import cache_root, sha256_file
 
 EPOCH = 1700000000
 LIB_DIRS = ("lib/x86_64-linux-gnu", "lib64")

@@ -14,61 +14,40 @@ the firmware's snapshot, and the files are what the power-loss procedure wrote b
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from twin_only import inspect_cli, twin_files
 
-from hil.timeout import wait_for
-
-COUNTER = "/usr/bin/wpp-counter"
-DATA = "/data/wpp-system"  # on the persistent disk
-LOG_LINE = 64  # wpp-counter's fixed log-line width
-MODES = ("eager", "batched", "lazy")
-
-LINE_RE = re.compile(
-    r"^wpp-counter: n=(?P<n>\d+) pid=(?P<pid>\d+) sum=(?P<sum>[0-9a-f]+) buf=(?P<buf>\w+) "
-    r"fp=(?P<fp>\S+) regs=(?P<regs>\w+) xmm=(?P<xmm>\S+) off=(?P<off>\d+) fd=(?P<fd>\w+) "
-    r"map=(?P<map>\w+) mapsum=\S+ state=(?P<state>\w+)$",
-    re.M,
+from hil.core.timeout import wait_for
+from hil.wpp.experiment import (
+    COUNTER_BIN,
+    LOG_LINE,
+    MODE_PARAM,
+    MODES,
+    TRACKED_PID,
+    CounterLine,
+    continuation_checks,
+    failed_checks,
+    parse_counter,
+    recreated_pids,
 )
+
+COUNTER = COUNTER_BIN
+__all__ = ["COUNTER", "DATA", "MODES", "Probe", "kill_tracked", "parse_lines"]
+DATA = "/data/wpp-system"  # on the persistent disk
+# one parser and one set of checks for the suite, the CLI and the bench
+parse_lines = parse_counter
+
 START_RE = re.compile(r"^wpp-counter: start pid=\d+ .* sum=(?P<sum>[0-9a-f]+) "
                       r"buf_addr=(?P<addr>0x[0-9a-f]+|\(nil\)) ", re.M)
-
-
-@dataclass
-class Line:
-    n: int
-    pid: int
-    sum: str
-    fp: float
-    checks: dict[str, str]
-    off: int
-
-
-def parse_lines(text: str) -> list[Line]:
-    out = []
-    for m in LINE_RE.finditer(text):
-        checks = {k: m[k] for k in ("buf", "regs", "fd", "map", "state")}
-        out.append(Line(int(m["n"]), int(m["pid"]), m["sum"], float(m["fp"]), checks,
-                        int(m["off"])))
-    return out
-
-
-def harmonic(n: int) -> float:
-    """The counter's FPU value after n iterations: sum of 1/k, added in order."""
-    s = 0.0
-    for k in range(1, n + 1):
-        s += 1.0 / k
-    return s
 
 
 def kill_tracked(target: Any) -> None:
     """A process a failed test left tracked would block tracking and recreation."""
     run = target.shell.run
-    run("p=$(cat /sys/kernel/wpp/tracked_pid); [ $p = 0 ] || kill -9 $p", timeout=30,
+    run(f"p=$(cat {TRACKED_PID}); [ $p = 0 ] || kill -9 $p", timeout=30,
         check=False)
-    wait_for(lambda: run("cat /sys/kernel/wpp/tracked_pid", timeout=30).stdout.strip() == "0",
+    wait_for(lambda: run(f"cat {TRACKED_PID}", timeout=30).stdout.strip() == "0",
              30, "no tracked process (a previous one still exiting)")
 
 
@@ -82,6 +61,7 @@ class Probe:
         self.target = wpp.target
         self.mode = mode
         self.buffer_mib = buffer_mib
+        self.verify_every = verify_every
         self.log = f"{DATA}/{name}.log"
         self.state = f"{DATA}/{name}.state"
         self.map = f"{DATA}/{name}.map"
@@ -96,7 +76,7 @@ class Probe:
         self.set_mode(mode)
         self.prog = wpp.start(f"{COUNTER} {args}", name=name)
         self.pid = self.prog.pid
-        self.last: Line | None = None
+        self.last: CounterLine | None = None
         self.wait_lines(3, timeout=120 + 2 * buffer_mib)
         # no sync here: the power-loss procedure itself writes back the files the process
         # has open and the ones behind its mappings (the private map's file is closed)
@@ -112,16 +92,16 @@ class Probe:
 
     def set_mode(self, mode: str) -> None:
         self.mode = mode
-        self.run(f"echo {mode} > /sys/module/wpp/parameters/mode")
+        self.run(f"echo {mode} > {MODE_PARAM}")
 
     def output(self) -> str:
         return str(self.wpp.output(self.prog))
 
-    def lines(self) -> list[Line]:
+    def lines(self) -> list[CounterLine]:
         return parse_lines(self.output())
 
-    def wait_lines(self, count: int, *, after: int = -1, timeout: float = 60) -> list[Line]:
-        def enough() -> list[Line] | None:
+    def wait_lines(self, count: int, *, after: int = -1, timeout: float = 60) -> list[CounterLine]:
+        def enough() -> list[CounterLine] | None:
             new = [ln for ln in self.lines() if ln.n > after]
             return new if len(new) >= count else None
 
@@ -161,7 +141,7 @@ class Probe:
         assert report["marker_state"] == "complete", report
         return report
 
-    def note_last(self) -> Line:
+    def note_last(self) -> CounterLine:
         lines = self.lines()
         assert lines, "the counter printed nothing before the power loss"
         last = lines[-1]
@@ -177,29 +157,29 @@ class Probe:
         return self.run(" ".join(x for x in ("wpp-recreate", args, binary) if x), timeout=600,
                         check=False)
 
-    def assert_continues(self, res: Any) -> list[Line]:
+    def assert_continues(self, res: Any) -> list[CounterLine]:
         """The recreated counter prints n+1.. with all checks ok, same pid and checksum."""
         assert res.ok, f"wpp-recreate failed: {res.stderr.strip() or res.stdout.strip()}"
-        m = re.search(r"^wpp-recreate: recreated \S+ pid (\d+) as pid (\d+) ", res.stdout, re.M)
-        assert m, res.stdout
-        assert int(m[1]) == self.pid
-        if int(m[2]) != self.pid:  # only when the pid is taken, and then it says by whom
+        pids = recreated_pids(res.stdout)
+        assert pids, res.stdout
+        assert pids[0] == self.pid
+        if pids[1] != self.pid:  # only when the pid is taken, and then it says by whom
             assert f"original pid {self.pid} in use by " in res.stdout, res.stdout
-            self.pid = self.prog.pid = int(m[2])
+            self.pid = self.prog.pid = pids[1]
         assert self.last is not None
         new = self.wait_lines(2, after=self.last.n, timeout=120)
-        first = new[0]
-        assert first.n == self.last.n + 1, f"counter resumed at {first.n}, not {self.last.n + 1}"
+        assert new[0].n == self.last.n + 1, \
+            f"counter resumed at {new[0].n}, not {self.last.n + 1}"
+        prev = self.last
         for ln in new:
-            assert ln.pid == self.pid  # getpid() of the recreated process
-            assert ln.sum == self.last.sum, "buffer checksum changed"
-            bad = {k: v for k, v in ln.checks.items() if v not in ("ok", "none", "skip")}
-            assert not bad, f"n={ln.n}: failed self-checks {bad}"
-            assert ln.off == ln.n * LOG_LINE, "log file offset lost"
-            # the x87/SSE value lives only in registers across the sleep: the exact
-            # double of the harmonic sum, bit for bit
-            assert ln.fp == harmonic(ln.n), f"n={ln.n}: FPU value {ln.fp!r} drifted"
-        tracked = self.run("cat /sys/kernel/wpp/tracked_pid").stdout.strip()
+            # the same checks as `hil cycle`: n+1, pid, checksum, self-checks, log offset
+            # and the x87/SSE value (only in registers across the sleep) bit for bit
+            checks = continuation_checks(prev, ln, pid=self.pid, verify_every=self.verify_every,
+                                         buffer=self.buffer_mib > 0, line_len=LOG_LINE)
+            assert not failed_checks(checks), \
+                f"n={ln.n}: failed {failed_checks(checks)}: {ln.raw} (after {prev.raw})"
+            prev = ln
+        tracked = self.run(f"cat {TRACKED_PID}").stdout.strip()
         assert tracked == str(self.pid), "the recreated process is not tracked again"
         flag = self.run(f"cat /proc/{self.pid}/process_persistence").stdout
         assert "true" in flag

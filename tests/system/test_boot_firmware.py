@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hil.cbmem import read_cbmem
+from hil.drivers.cbmem import read_cbmem
 
 
 def _stats(target: Any, path: str) -> dict[str, list[str]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from counter_probe import DATA, kill_tracked
 
-from hil.timeout import wait_for
+from hil.core.timeout import wait_for
 
 PROBE = "/usr/bin/wpp-clockprobe"
 ALLOW = "/sys/module/wpp/parameters/allow_threads"

@@ -15,7 +15,7 @@ from typing import Any
 
 from counter_probe import COUNTER, DATA, kill_tracked, parse_lines
 
-from hil.timeout import wait_for
+from hil.core.timeout import wait_for
 
 UID, GID, GROUPS = 1000, 1000, (1001, 1002)
 DIR = f"{DATA}/u{UID}"

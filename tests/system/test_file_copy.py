@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hil import transfer
+from hil.drivers import transfer
 
 SCRIPT = """#!/bin/sh
 # made on the host, copied by hil put, run on the board

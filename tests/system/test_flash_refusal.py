@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from twin_only import optional_twin
 
-from hil.cache import sha256_file
-from hil.errors import HilError
+from hil.cache.keys import sha256_file
+from hil.core.errors import HilError
 
 
 @pytest.mark.hil_no_autoboot  # it powers the board off anyway: no boot between the cases

@@ -27,8 +27,8 @@ import pytest
 from counter_probe import Probe
 from twin_only import inspect_cli, optional_twin
 
-from hil import snapshot
-from hil.cbmem import parse_log
+from hil.drivers.cbmem import parse_log
+from hil.wpp import snapshot
 
 pytestmark = pytest.mark.twin
 
@@ -59,8 +59,8 @@ def target(target: Any, twin_rom: Path,
     if not target.is_emulated or _high_ram(target):
         yield target
         return
+    from hil.core.target import Target
     from hil.emulated import twin
-    from hil.target import Target
 
     board = target.board
     board = board.replace(emulated=dataclasses.replace(board.emulated, memory_mib=3072,

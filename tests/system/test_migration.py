@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from counter_probe import DATA, kill_tracked
 
-from hil.timeout import wait_for
+from hil.core.timeout import wait_for
 
 PROBE = "/usr/bin/wpp-mmprobe"
 LINE_RE = re.compile(r"^wpp-mmprobe: n=(\d+) pid=\d+ case=compact check=(\w+)(.*)$", re.M)

@@ -36,9 +36,9 @@ import pytest
 from counter_probe import DATA, kill_tracked
 from twin_only import inspect_cli, optional_twin
 
-from hil import snapshot
-from hil.errors import HilError
-from hil.timeout import wait_for
+from hil.core.errors import HilError
+from hil.core.timeout import wait_for
+from hil.wpp import snapshot
 
 PROBE = "/usr/bin/wpp-mmprobe"
 DIRECT = "/sys/module/wpp/parameters/recreate_direct"

@@ -32,7 +32,7 @@ import pytest
 from counter_probe import Probe
 from twin_only import inspect_cli, require_twin
 
-from hil.timeout import Deadline
+from hil.core.timeout import Deadline
 
 CUTS = 20
 BUFFER_MIB = 32

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from counter_probe import COUNTER, MODES, Probe
+from counter_probe import COUNTER, Probe
 from twin_only import inspect_cli, optional_twin
 
-from hil import snapshot
-from hil.timeout import wait_for
+from hil.core.timeout import wait_for
+from hil.wpp import snapshot
+from hil.wpp.experiment import MODES
 
 PAGE = 4096
 

@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 from twin_only import inspect_cli, optional_twin
 
-from hil import snapshot
 from hil.bench import guest
-from hil.target import WppSession
-from hil.timeout import wait_for
+from hil.core.timeout import wait_for
+from hil.wpp import snapshot
+from hil.wpp.session import WppSession
 
 PORT = 6399
 REDIS = "/usr/bin/redis-server"

@@ -35,8 +35,8 @@ import pytest
 from counter_probe import kill_tracked
 from twin_only import inspect_cli, optional_twin, sha256_ranges
 
-from hil import snapshot
-from hil.cbmem import parse_log
+from hil.drivers.cbmem import parse_log
+from hil.wpp import snapshot
 
 COUNT = 5000
 KNOWN_PAGES = 8  # pages of the fuzzer's --prepare snapshot

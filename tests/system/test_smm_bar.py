@@ -27,7 +27,7 @@ import pytest
 from counter_probe import kill_tracked
 from twin_only import require_twin
 
-from hil.cbmem import parse_log
+from hil.drivers.cbmem import parse_log
 
 pytestmark = pytest.mark.twin
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hil.cbmem import parse_log
+from hil.drivers.cbmem import parse_log
 
 pytestmark = pytest.mark.twin
 

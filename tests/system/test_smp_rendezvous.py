@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from hil.cbmem import parse_log
+from hil.drivers.cbmem import parse_log
 
 pytestmark = pytest.mark.twin
 
@@ -41,8 +41,8 @@ def target(target: Any, twin_rom: Path,
     if not target.is_emulated or _nproc(target) >= 2:
         yield target
         return
+    from hil.core.target import Target
     from hil.emulated import twin
-    from hil.target import Target
 
     board = target.board
     board = board.replace(emulated=dataclasses.replace(board.emulated, smp=2))

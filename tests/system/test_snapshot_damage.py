@@ -24,8 +24,8 @@ import pytest
 from counter_probe import Probe
 from twin_only import inspect_cli, require_twin
 
-from hil import snapshot
-from hil.target import WppSession
+from hil.wpp import snapshot
+from hil.wpp.session import WppSession
 
 HDR_FORMAT_VERSION = 8
 HDR_TIMESTAMP = 24

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from hil.target import WppSession
-from hil.timeout import wait_for
+from hil.core.timeout import wait_for
+from hil.wpp.session import WppSession
 
 PROBE = "/usr/bin/wpp-threads"
 THREADS = 4  # besides the main thread

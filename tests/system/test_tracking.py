@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from twin_only import inspect_cli, optional_twin
 
-from hil import snapshot
-from hil.timeout import wait_for
+from hil.core.timeout import wait_for
+from hil.wpp import snapshot
 
 MODES = ("eager", "batched", "lazy")
 COUNTER = "/usr/bin/wpp-counter"

@@ -1,6 +1,6 @@
 """The system suite's only door to twin-only mechanics (host files of the emulated board).
 
-Every system test talks to the board through `hil.target.Target` and SSH, so it runs on
+Every system test talks to the board through `hil.core.target.Target` and SSH, so it runs on
 the twin and on the lab board alike. A few checks additionally look at what only the twin
 exposes on the host: the persistent-device file (to read a snapshot offline or damage
 it), the flash chip file, and the debugcon log (the SMM handler's output while it runs;
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 
 class TwinOnlyCheckSkipped(UserWarning):
@@ -53,8 +53,8 @@ def twin_files(target: Any, why: str) -> TwinFiles:
     """The twin's files; raises `HilError` naming `why` on a real board."""
     if not target.is_emulated:
         raise HilError(_reason(target, why), "run this check with --target=emulated")
-    return TwinFiles(Path(target.pdev_path), Path(target.chip_path),
-                     Path(target.debugcon_path))
+    return TwinFiles(Path(target.twin.pdev), Path(target.twin.chip),
+                     Path(target.twin.debugcon_log))
 
 
 def require_twin(target: Any, why: str) -> TwinFiles:

@@ -13,7 +13,7 @@ import pytest
 
 from hil.bench import guest, persist
 from hil.bench.results import BenchReport, format_table
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 MIB = 2**20
 DMESG = ("[   41.207311] wpp: recreated pid 65 (was 65, wpp-counter) from snapshot 3: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hil.bench import guest
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 SYNTH = """wpp-synth: cycle=1 size_mib=10 ms=10.412
 wpp-synth: size_mib=10 cycles=10 total_ms=104.117 per_cycle_ms=10.412 check=00ff00ff00ff00ff

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from hil.bench.stats import linear_fit, ratio, summarize
-from hil.errors import HilError
+from hil.core.errors import HilError
 
 
 def test_summary_median_and_spread_odd_and_even() -> None:

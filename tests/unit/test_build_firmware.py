@@ -1,4 +1,4 @@
-"""Command construction and prerequisite checks of hil/build_firmware.py (no Docker here)."""
+"""Command construction and prerequisite checks of hil/build/firmware.py (no Docker here)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from hil import build_firmware as bf
-from hil.errors import HilError, MissingToolError
+from hil.build import firmware as bf
+from hil.core.errors import HilError, MissingToolError
 
 
 def test_emulated_command_forms() -> None:

@@ -1,4 +1,4 @@
-"""hil.build_kernel: the commands for both boards, Docker detection, cache reuse."""
+"""hil.build.kernel: the commands for both boards, Docker detection, cache reuse."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from hil import build_kernel as bk
-from hil import container
-from hil.errors import HilError, MissingToolError
+from hil.build import container
+from hil.build import kernel as bk
+from hil.core.errors import HilError, MissingToolError
 
 REPO = bk.REPO_ROOT
 

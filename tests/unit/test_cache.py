@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from hil import cache_current
-from hil.cache_current import CurrentKeys, firmware_base_key
-from hil.cache_prune import execute, plan, select
-from hil.cache_usage import Entry, entry_of, mark_used, scan
+from hil.cache import current as cache_current
+from hil.cache.current import firmware_base_key
+from hil.cache.prune import execute, plan, select
+from hil.cache.usage import CurrentKeys, Entry, entry_of, mark_used, scan
 from hil.cli import cache_cmd
 from hil.cli.main import main
-from hil.errors import HilError
-from hil.runs import REPO_ROOT
+from hil.core.errors import HilError
+from hil.core.runs import REPO_ROOT
 
 NOW = 2_000_000_000.0
 HOUR = 3600.0

@@ -1,12 +1,12 @@
-"""hil.cbmem: boots and wpp events from captured `cbmem -c` text (pure parsing)."""
+"""hil.drivers.cbmem: boots and wpp events from captured `cbmem -c` text (pure parsing)."""
 
 from __future__ import annotations
 
 import pytest
 
-from hil.cbmem import parse_log, parse_wpp_line, read_cbmem
-from hil.errors import HilError
-from hil.runner import CommandResult
+from hil.core.errors import HilError
+from hil.drivers.cbmem import parse_log, parse_wpp_line, read_cbmem
+from hil.drivers.runner import CommandResult
 
 # Two boots as coreboot 4.15 prints them (the first truncated at the buffer start), then a
 # third boot of a board without bootblock console (starts at romstage after ramstage).
@@ -135,7 +135,7 @@ def test_log_without_banner_is_one_boot() -> None:
 
 
 class FakeShell:
-    """Stands in for hil.shell.Shell: records the command, returns canned output."""
+    """Stands in for hil.drivers.shell.Shell: records the command, returns canned output."""
 
     def __init__(self, result: CommandResult) -> None:
         self.result = result

@@ -1,4 +1,4 @@
-"""hil.container: the one contract for builds in containers (mounts, user, result path)."""
+"""hil.build.container: the one contract for builds in containers (mounts, user, result path)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from hil import container as c
-from hil.errors import HilError
+from hil.build import container as c
+from hil.core.errors import HilError
 
 
 def spec(tmp_path: Path) -> c.ContainerBuild:

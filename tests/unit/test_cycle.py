@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from hil.cycle import CycleReport, Phase, continuation_checks, format_table, parse_counter
+from hil.wpp.experiment import (
+    CycleReport,
+    Phase,
+    continuation_checks,
+    format_table,
+    harmonic,
+    parse_counter,
+    recreated_pids,
+)
 
-BEFORE = ("wpp-counter: n=41 pid=97 sum=00000000deadbeef buf=ok fp=4.2 regs=ok "
-          "xmm=0000000000000029 off=2624 fd=ok map=ok mapsum=1 state=ok")
-AFTER = ("wpp-counter: n=42 pid=97 sum=00000000deadbeef buf=ok fp=4.3 regs=ok "
-         "xmm=000000000000002a off=2688 fd=ok map=ok mapsum=1 state=ok")
+# fp is printed with %.17g: the exact double of the harmonic sum after n iterations
+BEFORE = (f"wpp-counter: n=41 pid=97 sum=00000000deadbeef buf=ok fp={harmonic(41):.17g} "
+          "regs=ok xmm=0000000000000029 off=2624 fd=ok map=ok mapsum=1 state=ok")
+AFTER = (f"wpp-counter: n=42 pid=97 sum=00000000deadbeef buf=ok fp={harmonic(42):.17g} "
+         "regs=ok xmm=000000000000002a off=2688 fd=ok map=ok mapsum=1 state=ok")
 
 
 def test_parse_ignores_other_lines() -> None:
@@ -45,3 +54,32 @@ def test_report_ok_and_table() -> None:
     table = format_table([good, bad])
     assert "persist" in table and "fw 1.2 ms" in table and "FAILED" in table and "OK" in table
     assert good.to_json()["phases"][0]["firmware_us"] == 1200
+
+
+def test_continuation_checks_pid_and_fpu_like_the_suite() -> None:
+    """The one set of checks is the stricter one the system suite used: a recreated
+    process under another pid, or an FPU value off by one ulp, is not a continuation."""
+    b = parse_counter(BEFORE)[0]
+    other = parse_counter(AFTER.replace("pid=97", "pid=98"))[0]
+    assert not continuation_checks(b, other)["same process (pid)"]
+    # ...unless wpp-recreate said the original pid was taken and gave it this one
+    assert continuation_checks(b, other, pid=98)["same process (pid)"]
+    drift = f"{harmonic(42) + 2 ** -50:.17g}"
+    fpu = parse_counter(AFTER.replace(f"fp={harmonic(42):.17g}", f"fp={drift}"))[0]
+    assert not continuation_checks(b, fpu)["registers and FPU/SIMD intact"]
+
+
+def test_buf_skip_only_counts_when_the_run_verifies_every_k() -> None:
+    b = parse_counter(BEFORE)[0]
+    skip = parse_counter(AFTER.replace("buf=ok", "buf=skip"))[0]
+    assert not continuation_checks(b, skip)["buffer checksum intact"]
+    assert continuation_checks(b, skip, verify_every=4)["buffer checksum intact"]
+    na = parse_counter(AFTER.replace("buf=ok", "buf=na"))[0]
+    assert not continuation_checks(b, na)["buffer checksum intact"]
+    assert continuation_checks(b, na, buffer=False)["buffer checksum intact"]
+
+
+def test_recreated_pids_from_the_report_line() -> None:
+    line = "wpp-recreate: recreated /usr/bin/wpp-counter pid 97 as pid 97 (3 regions)"
+    assert recreated_pids(line) == (97, 97)
+    assert recreated_pids("wpp-recreate: error: nothing persisted") is None

@@ -1,4 +1,4 @@
-"""hil.deploy on the lab board: the exact commands, for a kernel that comes up and one that
+"""hil.lab.deploy on the lab board: the exact commands, for a kernel that comes up and one that
 does not (the twin runs the whole flow for real: tests/emulated/test_deploy.py)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from hil import deploy as D
-from hil.errors import ConfigError, HilError
+from hil.core.errors import ConfigError, HilError
+from hil.lab import deploy as D
 
 
 @dataclass

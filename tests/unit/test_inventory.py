@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hil import inventory
 from hil.cli.main import main
-from hil.errors import ConfigError, MissingSecretError
+from hil.core import inventory
+from hil.core.errors import ConfigError, MissingSecretError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,10 +1,10 @@
-"""hil.nightly_history: numbers from bench.json, and regressions judged against the nights."""
+"""hil.lab.nightly_history: numbers from bench.json, and regressions judged against the nights."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hil import nightly_history as H
+from hil.lab import nightly_history as H
 
 
 def night(**values: float) -> dict:

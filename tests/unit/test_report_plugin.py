@@ -1,4 +1,4 @@
-"""hil.report_plugin: a tiny inner suite run in a subprocess leaves JUnit, HTML and KTAP."""
+"""hil.pytest.report: a tiny inner suite run in a subprocess leaves JUnit, HTML and KTAP."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def broken():
     raise RuntimeError("fixture exploded")
 '''
 
-# What hil.pytest_plugin adds to a failing board test: a "hil artifacts" section of
+# What hil.pytest.plugin adds to a failing board test: a "hil artifacts" section of
 # "label: path" lines pointing into the run directory.
 CONFTEST = '''
 import os
@@ -61,10 +61,10 @@ def pytest_runtest_makereport(item, call):
 
 
 def _plugin_args() -> list[str]:
-    """``-p hil.report_plugin`` unless the installed entry point already loads it."""
+    """``-p hil.pytest.report`` unless the installed entry point already loads it."""
     eps = importlib.metadata.entry_points(group="pytest11")
-    return [] if any(ep.value == "hil.report_plugin" for ep in eps) else ["-p",
-                                                                          "hil.report_plugin"]
+    return [] if any(ep.value == "hil.pytest.report" for ep in eps) else ["-p",
+                                                                          "hil.pytest.report"]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""hil/snapshot.py on images assembled in Python (no C toolchain): format and verdicts.
+"""hil/wpp/snapshot.py on images assembled in Python (no C toolchain): format and verdicts.
 
 The cross-check against images written by the firmware core itself is in
 tests/firmware/test_snapshot_images.py.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hil import snapshot as s
-from hil.snapshot import SnapshotImage, Verdict, inspect
+from hil.wpp import snapshot as s
+from hil.wpp.snapshot import SnapshotImage, Verdict, inspect
 
 HDR = struct.Struct("<8sIIQQQ" + "QQII" * 3 + "QQQIIII")
 MARK = struct.Struct("<8sQIIQII")

@@ -1,0 +1,3 @@
+"""The WPP experiment on any Target: start tracked, trigger, cut power, boot, recreate, verify;
+the snapshot reader; the demo.
+"""
