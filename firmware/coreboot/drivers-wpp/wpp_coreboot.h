@@ -52,7 +52,7 @@ int wpp_pci_bar(pci_devfn_t d, unsigned int bar_reg, int size_them, struct wpp_r
 int wpp_platform_smi_broadcast(void);
 
 /* How long the first CPU in SMM waits for the others before it acts anyway. */
-#define WPP_RENDEZVOUS_TIMEOUT_US	(100 * 1000)
+#define WPP_RENDEZVOUS_TIMEOUT_US	(CONFIG_WPP_RENDEZVOUS_TIMEOUT_MS * 1000ULL)
 
 /* Handle an APMC byte in SMM; returns 1 when it was a WPP event. */
 int wpp_smi_apmc(uint8_t data);
