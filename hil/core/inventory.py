@@ -454,7 +454,7 @@ class _Section:
                 self.fail(f"expected a mapping, got {_kind(v)}", key=key)
             v = dict(v)
         elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            v = _build(tp, self.file, f"{self.keypath}.{key}", v)
+            v = build_section(tp, self.file, f"{self.keypath}.{key}", v)
         else:  # a declaration error, not the user's: fail loudly in the tests
             raise TypeError(f"inventory: no reader for {key}: {tp!r}")
         return v
@@ -469,7 +469,7 @@ def _expand_path(v: str) -> Path:
     return Path(os.path.expanduser(v))
 
 
-def _build(cls: type, path: Path, keypath: str, data: Any, **given: Any) -> Any:
+def build_section(cls: type, path: Path, keypath: str, data: Any, **given: Any) -> Any:
     """Build section `cls` from its YAML mapping, driven by the dataclass declaration alone."""
     sec = _Section(path, keypath, data, accepted_keys(cls))
     values: dict[str, Any] = dict(given)
@@ -512,7 +512,7 @@ def parse(text: str, path: Path) -> Inventory:
     boards_raw = top.get("boards")
     if not isinstance(boards_raw, dict) or not boards_raw:
         top.fail("expected a non-empty mapping of boards", key="boards")
-    boards = {str(n): _build(Board, path, f"boards.{n}", b, name=str(n))
+    boards = {str(n): build_section(Board, path, f"boards.{n}", b, name=str(n))
               for n, b in boards_raw.items()}
     default = top.typed("default_board", str) if top.get("default_board") is not None \
         else next(iter(boards))
