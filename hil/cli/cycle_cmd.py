@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
+from collections.abc import Iterator
 
 from hil.cli.context import Context
 from hil.cli.options import add_board, add_json
@@ -75,6 +77,22 @@ def demo_board(inventory: Inventory, name: str | None) -> Board:
     return board
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send stdout to stderr, for Python prints and for the build scripts and tools the demo
+    runs as child processes (they inherit file descriptor 1)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def demo(ctx: Context) -> int:
     from hil.wpp import demo as narrated
 
@@ -82,7 +100,7 @@ def demo(ctx: Context) -> int:
     if not ctx.json:
         return narrated.main(board, ctx.args.mode, ctx.args.count)
     # --json: stdout carries the result alone; the narration goes to stderr
-    with contextlib.redirect_stdout(sys.stderr):
+    with _stdout_to_stderr():
         reports = narrated.run_demo(board, ctx.args.mode, ctx.args.count)
     ok = bool(reports) and all(r.ok for r in reports)
     ctx.emit({"board": board.name, "mode": ctx.args.mode, "ok": ok,

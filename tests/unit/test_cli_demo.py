@@ -8,6 +8,7 @@ what the CLI does with the board choice, the narration and the result.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int]]:
     def fake_run_demo(board: Board, mode: str = "eager", cycles: int = 1) -> list[CycleReport]:
         calls.append((board.name, mode, cycles))
         narrated.say("starting the emulated board")  # the real narration prints on stdout
+        subprocess.run(["echo", "a build step's output"], check=True)  # as build scripts do
         return [CycleReport(cycle=i, mode=mode, checks={"continues": True})
                 for i in range(1, cycles + 1)]
 
@@ -81,14 +83,16 @@ def test_demo_without_any_twin_says_how_to_add_one(runs, tmp_path, capsys) -> No
     assert runs == []
 
 
-def test_demo_json_is_the_result_alone_with_progress_on_stderr(runs, capsys) -> None:
+def test_demo_json_is_the_result_alone_with_progress_on_stderr(runs, capfd) -> None:
+    """Child processes' output (build scripts) must not reach stdout either: capfd sees
+    the file descriptors, not only Python's sys.stdout."""
     assert main(["demo", "--json", "--mode", "lazy", "--count", "2"]) == 0
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     result = json.loads(out)  # stdout is exactly one JSON document
     assert result["board"] == "emulated" and result["mode"] == "lazy" and result["ok"] is True
     assert [c["cycle"] for c in result["cycles"]] == [1, 2]
     assert result["cycles"][0]["checks"] == {"continues": True}
-    assert "==> starting the emulated board" in err
+    assert "==> starting the emulated board" in err and "a build step's output" in err
 
 
 def test_demo_json_failure_exits_1(monkeypatch, capsys) -> None:
@@ -99,8 +103,8 @@ def test_demo_json_failure_exits_1(monkeypatch, capsys) -> None:
     assert result["ok"] is False and result["cycles"][0]["error"] == "no answer"
 
 
-def test_demo_text_output_is_unchanged(runs, capsys) -> None:
+def test_demo_text_output_is_unchanged(runs, capfd) -> None:
     assert main(["demo"]) == 0
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     assert "==> starting the emulated board" in out
     assert "the process survived the power cut" in err
