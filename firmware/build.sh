@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build WPP firmware.
 #
-#   firmware/build.sh emulated [--kernel PATH --initrd PATH --cmdline STR]
+#   firmware/build.sh emulated [--hash] [--kernel PATH --initrd PATH --cmdline STR]
 #       coreboot 4.15 for QEMU q35 (SMM in TSEG, WPP handler, 16 MiB ROM), with an
 #       optional Linux payload. Cached under $WPP_HIL_CACHE/firmware/<hash>/.
+#       --hash prints the keys only (base_hash=..., then hash=...): no download,
+#       no build, nothing written.
 #   firmware/build.sh board [--out DIR]
 #       Dasharo coreboot for the MSI PRO Z690-A (msi_ms7d25) with the WPP patches.
 #       Runs INSIDE Dasharo's SDK container (hil/build_firmware.py starts it).
@@ -143,9 +145,10 @@ PY
 }
 
 cmd_emulated() {
-	local kernel="" initrd="" cmdline="" have_cmdline=0
+	local kernel="" initrd="" cmdline="" have_cmdline=0 hash_only=0
 	while [ $# -gt 0 ]; do
 		case "$1" in
+		--hash) hash_only=1; shift ;;
 		--kernel) kernel=${2:?--kernel needs a path}; shift 2 ;;
 		--initrd) initrd=${2:?--initrd needs a path}; shift 2 ;;
 		--cmdline) cmdline=${2-}; have_cmdline=1; shift 2 ;;
@@ -160,10 +163,7 @@ cmd_emulated() {
 	[ -z "$kernel" ] || kernel=$(readlink -f "$kernel")
 	[ -z "$initrd" ] || initrd=$(readlink -f "$initrd")
 
-	mkdir -p "$FWCACHE"
-	exec 9>"$FWCACHE/.lock"
-	flock 9
-
+	# The keys: every input, known without the source, a build or the cache.
 	local srcsum cb_version gccv basehash base
 	cb_version=$(sed -n 's/^COREBOOT_VERSION="\${COREBOOT_VERSION:-\(.*\)}"$/\1/p' \
 		"$HERE/coreboot-source.sh")
@@ -173,13 +173,6 @@ cmd_emulated() {
 	# shellcheck disable=SC2046
 	basehash=$(printf '%s\n' "coreboot=$cb_version" "orig=$srcsum" "gcc=$gccv" |
 		hash_tree $(base_inputs))
-	base="$FWCACHE/base/$basehash"
-	if [ -f "$base/coreboot.rom" ] && [ -x "$base/cbfstool" ]; then
-		log "base ROM from cache ($basehash)"
-	else
-		build_base "$basehash" "$base"
-	fi
-
 	local ksum="" isum="" hash out
 	[ -z "$kernel" ] || ksum=$(sha256sum < "$kernel" | cut -d' ' -f1)
 	[ -z "$initrd" ] || isum=$(sha256sum < "$initrd" | cut -d' ' -f1)
@@ -189,6 +182,23 @@ cmd_emulated() {
 	else
 		hash=$(printf '%s\n' "base=$basehash" "nopayload" | sha256sum | cut -d' ' -f1)
 	fi
+	if [ "$hash_only" = 1 ]; then
+		echo "base_hash=$basehash"
+		echo "hash=$hash"
+		return 0
+	fi
+
+	mkdir -p "$FWCACHE"
+	exec 9>"$FWCACHE/.lock"
+	flock 9
+
+	base="$FWCACHE/base/$basehash"
+	if [ -f "$base/coreboot.rom" ] && [ -x "$base/cbfstool" ]; then
+		log "base ROM from cache ($basehash)"
+	else
+		build_base "$basehash" "$base"
+	fi
+
 	out="$FWCACHE/$hash"
 	if [ -f "$out/coreboot.rom" ] && [ -f "$out/manifest.json" ] &&
 		(cd "$out" && sha256sum -c --status coreboot.rom.sha256); then

@@ -102,9 +102,19 @@ done
 file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
 file_is_static /bin/busybox || die "/bin/busybox is dynamically linked" "apt-get install busybox-static"
 [ "$(id -u)" = 0 ] || need fakeroot fakeroot
-COREBOOT="$("$REPO/firmware/coreboot-source.sh" 2>/dev/null | tail -n1)" ||
-	die "cannot locate the coreboot source tree" "run firmware/coreboot-source.sh and read its error"
-[ -f "$COREBOOT/util/cbmem/cbmem.c" ] || die "no util/cbmem in $COREBOOT" "run firmware/coreboot-source.sh"
+# The coreboot tree (for cbmem) is fetched only when cbmem must be built: its
+# pinned version and orig checksum key it (cbmem_key), so --hash needs no source.
+COREBOOT_SH="$REPO/firmware/coreboot-source.sh"
+coreboot_pin() { # coreboot_pin VAR: the pinned value coreboot-source.sh defaults to
+	sed -n "s/^$1=\"\\\${$1:-\\(.*\\)}\"\$/\\1/p" "$COREBOOT_SH"
+}
+coreboot_tree() {
+	local tree
+	tree="$("$COREBOOT_SH" 2>/dev/null | tail -n1)" ||
+		die "cannot locate the coreboot source tree" "run firmware/coreboot-source.sh and read its error"
+	[ -f "$tree/util/cbmem/cbmem.c" ] || die "no util/cbmem in $tree" "run firmware/coreboot-source.sh"
+	echo "$tree"
+}
 
 # ---------------------------------------------------------------- keys
 ensure_keys() {
@@ -163,13 +173,10 @@ tool_sources() {
 	} | sort
 }
 
-cbmem_key() {
+cbmem_key() { # the pinned coreboot source (checked against its orig sha256) + compiler
 	{
-		find "$COREBOOT/util/cbmem" "$COREBOOT/src/commonlib/include" \
-			"$COREBOOT/src/commonlib/bsd/include" -type f | sort | xargs sha256sum |
-			sed "s|$COREBOOT/||"
+		echo "coreboot $(coreboot_pin COREBOOT_VERSION) orig $(coreboot_pin COREBOOT_ORIG_SHA256)"
 		gcc --version | head -n1
-		basename "$(dirname "$COREBOOT")"
 	} | sha256sum | cut -c1-16
 }
 
@@ -195,6 +202,7 @@ build_cbmem() { # prints the path of the cached static cbmem
 	local dir scratch
 	dir="$CACHE_ROOT/rootfs/cbmem-$(cbmem_key)"
 	if [ ! -x "$dir/cbmem" ]; then
+		COREBOOT="$(coreboot_tree)" || exit 1
 		log "building static cbmem from $COREBOOT"
 		scratch="$(mktemp -d "$CACHE_ROOT/rootfs/cbmem-build.XXXXXX")"
 		cp -r "$COREBOOT/util/cbmem" "$scratch/"
@@ -282,12 +290,16 @@ $script"
 }
 
 # ---------------------------------------------------------------- main
-ensure_keys
-HASH="$(input_hash)"
 if [ "$MODE" = hash ]; then
-	echo "$HASH"
+	# a key only: nothing fetched, generated or written
+	[ -f "$KEYS/twin_ed25519.pub" ] && [ -f "$KEYS/twin_host_ed25519" ] ||
+		die "no key yet: the twin's SSH keys (part of the image) are made by its first build" \
+			"kernel/rootfs/build.sh (or hil build rootfs)"
+	input_hash
 	exit 0
 fi
+ensure_keys
+HASH="$(input_hash)"
 DEST_DIR="$CACHE_ROOT/rootfs/$HASH"
 IMAGE="$DEST_DIR/initramfs$EXT"
 if [ "$MODE" = cached ] && [ -f "$IMAGE" ]; then

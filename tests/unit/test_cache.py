@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from hil.cache import current as cache_current
-from hil.cache.current import firmware_base_key
 from hil.cache.prune import execute, plan, select
 from hil.cache.usage import CurrentKeys, Entry, entry_of, mark_used, scan
 from hil.cli import cache_cmd
@@ -233,22 +233,45 @@ def test_a_used_rom_also_marks_its_base(cache: Path) -> None:
 # -- keys ------------------------------------------------------------------------------
 
 
-def test_firmware_base_key_matches_the_build_script() -> None:
-    """Run build.sh's own hash_tree/base_inputs: the Python copy must give the same key."""
-    fw = REPO_ROOT / "firmware"
-    script = r'''
-        set -euo pipefail
-        HERE=$1
-        eval "$(sed -n '/^hash_tree()/,/^}/p;/^base_inputs()/,/^}/p' "$HERE/build.sh")"
-        v() { sed -n "s/^$1=\"\${$1:-\(.*\)}\"\$/\1/p" "$HERE/coreboot-source.sh"; }
-        printf '%s\n' "coreboot=$(v COREBOOT_VERSION)" "orig=$(v COREBOOT_ORIG_SHA256)" \
-            "gcc=$2" | hash_tree $(base_inputs)
-    '''
-    out = subprocess.run(["bash", "-c", script, "bash", str(fw), "gcc (test) 1.0"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    assert len(out) == 64
-    assert firmware_base_key(fw, gcc="gcc (test) 1.0") == out
-    assert firmware_base_key(fw, gcc="gcc (test) 1.1") != out
+def _fw_hash(fw: Path, cache: Path) -> tuple[str, str]:
+    out = subprocess.run(["bash", str(fw / "build.sh"), "emulated", "--hash"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "WPP_HIL_CACHE": str(cache)}).stdout
+    lines = dict(line.split("=", 1) for line in out.split())
+    return lines["base_hash"], lines["hash"]
+
+
+def test_firmware_hash_mode_follows_the_inputs_and_writes_nothing(tmp_path: Path) -> None:
+    """``firmware/build.sh emulated --hash`` is the only place the firmware keys are
+    computed: it changes with a build input, not with a document, and touches no cache."""
+    fw = tmp_path / "firmware"
+    subprocess.run(["cp", "-r", str(REPO_ROOT / "firmware"), str(fw)], check=True)
+    empty = tmp_path / "cache"
+    base, rom = _fw_hash(fw, empty)
+    assert len(base) == 64 and len(rom) == 64 and base != rom
+    assert not empty.exists(), "the hash mode created the cache"
+    (fw / "README.md").write_text("docs are no build input\n")
+    assert _fw_hash(fw, empty) == (base, rom)
+    with (fw / "wpp" / "src" / "core.c").open("a") as f:
+        f.write("/* a changed input */\n")
+    assert _fw_hash(fw, empty)[0] != base
+    assert cache_current.firmware_keys() == _fw_hash(REPO_ROOT / "firmware", empty)
+
+
+def test_status_on_an_empty_cache_downloads_and_generates_nothing(tmp_path: Path) -> None:
+    """Asking for the keys must not fetch the coreboot source (280 MB) nor make the twin's
+    SSH keys: before, ``hil cache status`` on an empty cache did both."""
+    empty = tmp_path / "cache"
+    env = {**os.environ, "WPP_HIL_CACHE": str(empty)}
+    cli = "import sys; from hil.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", cli, "cache", "status", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300, check=False,
+                          cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    made = sorted(str(p.relative_to(empty)) for p in empty.rglob("*")) if empty.exists() else []
+    assert not any(m.startswith(("coreboot-src", "keys/")) for m in made), made
+    status = json.loads(proc.stdout)
+    assert "no key yet" in status["current_unknown"]["rootfs"]
 
 
 def test_a_failing_key_script_leaves_the_kind_unknown(
@@ -261,7 +284,7 @@ def test_a_failing_key_script_leaves_the_kind_unknown(
     assert "missing tool" in keys.unknown["kernel"] and "missing tool" in keys.unknown["rootfs"]
     assert not keys.of("kernel") and keys.of("coreboot-src") == {"4.15~dfsg-3"}
     assert "firmware" in keys.unknown  # needs the current kernel and initramfs
-    # the payload-less ROM needs only the base key, which is computed here, not by a script
+    # the payload-less ROM's keys come from firmware/build.sh --hash, which still answered
     assert len(keys.of("firmware")) == 1 and len(keys.of("firmware-base")) == 1
 
 
