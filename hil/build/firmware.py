@@ -9,16 +9,18 @@ patches applied to a copy of the tree inside the container.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from hil.cache.keys import cache_root
 from hil.build.container import ContainerBuild
+from hil.cache.keys import cache_root
 from hil.core.errors import HilError, MissingToolError
 from hil.core.runs import REPO_ROOT
 
@@ -124,14 +126,39 @@ def board_out_dir(tag: str = DASHARO_TAG) -> Path:
     return cache_root() / "firmware" / "board" / tag
 
 
+@dataclass(frozen=True)
+class BoardSettings:
+    """What the inventory's ``firmware:`` section of a board says about its build."""
+
+    tag: str = DASHARO_TAG
+    sdk_image: str | None = None  # None: what the tag's build.sh names, else the default
+    config: str = DASHARO_CONFIG  # path inside the Dasharo tree
+
+    @classmethod
+    def of(cls, firmware: Mapping[str, Any] | None) -> BoardSettings:
+        """The inventory's ``dasharo_tag``, ``sdk_image`` and ``config``, each optional."""
+        fw = firmware or {}
+        return cls(tag=str(fw.get("dasharo_tag") or DASHARO_TAG),
+                   sdk_image=str(fw["sdk_image"]) if fw.get("sdk_image") else None,
+                   config=str(fw.get("config") or DASHARO_CONFIG))
+
+
 def build_board(tree: Path | None = None, out: Path | None = None,
                 sdk_image: str | None = None, run: Runner = subprocess.run,
-                which: Callable[[str], str | None] = shutil.which) -> Path:
-    """Build the lab board's ROM in Docker; returns the ROM path."""
+                which: Callable[[str], str | None] = shutil.which,
+                settings: BoardSettings | None = None) -> Path:
+    """Build the lab board's ROM in Docker; returns the ROM path.
+
+    `settings` come from the board's inventory (tag, SDK image, config); an explicit
+    `sdk_image` wins over them, and without either the tag's own build.sh names the SDK.
+    """
     check_docker(which, run)
-    tree = tree or default_tree()
-    out = out or board_out_dir()
-    spec = BoardBuild(tree=tree, out=out, sdk_image=sdk_image or DEFAULT_SDK_IMAGE)
+    settings = settings or BoardSettings()
+    sdk_image = sdk_image or settings.sdk_image
+    tree = tree or default_tree(settings.tag)
+    out = out or board_out_dir(settings.tag)
+    spec = BoardBuild(tree=tree, out=out, sdk_image=sdk_image or DEFAULT_SDK_IMAGE,
+                      config=settings.config, tag=settings.tag)
     if not (tree / "Makefile").is_file():
         if which("git") is None:
             raise MissingToolError("git", "git")
@@ -141,8 +168,7 @@ def build_board(tree: Path | None = None, out: Path | None = None,
             raise HilError(f"could not fetch Dasharo {spec.tag}: {proc.stderr.strip()[-300:]}",
                            f"clone {DASHARO_REPO} at {spec.tag} into {tree} by hand")
     if sdk_image is None:
-        spec = BoardBuild(tree=tree, out=out,
-                          sdk_image=sdk_image_from_tree(tree) or DEFAULT_SDK_IMAGE)
+        spec = dataclasses.replace(spec, sdk_image=sdk_image_from_tree(tree) or DEFAULT_SDK_IMAGE)
     rom = spec.container().run(run)
     if not rom.is_file():
         raise HilError(f"board build finished but {rom} is missing")

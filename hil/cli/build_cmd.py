@@ -46,9 +46,10 @@ def run(ctx: Context) -> int:
             raise ConfigError(f"board '{board.name}' runs its own OS: there is no guest image",
                               "build 'kernel' (Debian packages) or 'firmware' for it")
         if what in ("firmware", "all"):
+            from hil.build.firmware import BoardSettings
             from hil.build.firmware import build_board as build_fw
 
-            out["rom"] = str(build_fw())
+            out["rom"] = str(build_fw(settings=BoardSettings.of(board.firmware)))
         if what in ("kernel", "all"):
             from hil.build.kernel import build_board as build_kernel
 

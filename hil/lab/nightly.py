@@ -152,10 +152,11 @@ class NightRunner:
                 built = artifacts.twin_artifacts()
                 self.artifacts.update(kernel=built.kernel, initrd=built.initrd, rom=built.rom)
             else:
+                from hil.build.firmware import BoardSettings
                 from hil.build.firmware import build_board as build_fw
                 from hil.build.kernel import build_board as build_kernel
 
-                self.artifacts["rom"] = build_fw()
+                self.artifacts["rom"] = build_fw(settings=BoardSettings.of(self.board.firmware))
                 self.artifacts["debs"] = sorted(build_kernel().glob("*.deb"))
             d.append(f"ROM {self.artifacts['rom']}")
 

@@ -117,3 +117,42 @@ def test_build_emulated_uses_script_runner(tmp_path: Path) -> None:
     assert rom == tmp_path / "coreboot.rom"
     assert seen == [("firmware", [str(bf.BUILD_SCRIPT), "emulated", "--kernel", "/k/bzImage",
                                   "--cmdline", "console=ttyS0"])]
+
+
+def test_build_board_uses_the_inventory_settings(tmp_path: Path) -> None:
+    """The board's ``firmware:`` section (tag, SDK image, config) decides the build; before,
+    they were read by nobody and the code's constants built something else."""
+    from hil.core.inventory import load
+
+    board = load(bf.REPO_ROOT / "inventory.yaml").board("msi-z690")
+    settings = bf.BoardSettings.of(board.firmware)
+    assert settings == bf.BoardSettings(tag=board.firmware["dasharo_tag"],
+                                        sdk_image=board.firmware["sdk_image"],
+                                        config=board.firmware["config"])
+    tree = tmp_path / "cb"
+    tree.mkdir()
+    (tree / "Makefile").write_text("")
+    (tree / "build.sh").write_text('DASHARO_SDK=${DASHARO_SDK:-ghcr.io/dasharo/dasharo-sdk:v9}\n')
+    out = tmp_path / "out"
+    calls: list[list[str]] = []
+
+    def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        if cmd[:2] == ["docker", "run"]:
+            (out / "coreboot.rom").write_bytes(b"\xff" * 16)
+            return subprocess.CompletedProcess(cmd, 0, "/out/coreboot.rom\n", "")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    custom = bf.BoardSettings(tag="msi_ms7d25_v9", sdk_image="example/sdk:1",
+                              config="configs/config.msi_ms7d25_ddr4")
+    bf.build_board(tree=tree, out=out, run=run, which=lambda n: f"/usr/bin/{n}",
+                   settings=custom)
+    docker = calls[1]
+    assert "example/sdk:1" in docker and "ghcr.io/dasharo/dasharo-sdk:v9" not in docker
+    assert docker[docker.index("--config") + 1] == "configs/config.msi_ms7d25_ddr4"
+    # without an SDK in the inventory, the tag's own build.sh names it
+    calls.clear()
+    bf.build_board(tree=tree, out=out, run=run, which=lambda n: f"/usr/bin/{n}",
+                   settings=bf.BoardSettings(tag="t", config="c"))
+    assert "ghcr.io/dasharo/dasharo-sdk:v9" in calls[1]
+    assert bf.BoardSettings.of({}) == bf.BoardSettings()
