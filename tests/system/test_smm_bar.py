@@ -19,8 +19,10 @@ restores; the board is switched off at the end so the next test gets a fresh boo
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,6 +68,35 @@ def volatile(a: list[str], b: list[str]) -> set[int]:
 def changed(before: list[str], after: list[str], noisy: set[int]) -> list[int]:
     return [i for i, (x, y) in enumerate(zip(before, after, strict=True))
             if x != y and i not in noisy]
+
+
+@pytest.fixture(scope="module")
+def target(target: Any, twin_rom: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A twin with one vCPU: the SMRAM comparison needs the same CPU to run the handler
+    every time. With several CPUs whichever enters SMM first runs it, so the per-CPU
+    pages (its stack, its save state) differ from episode to episode by chance: on the
+    2-vCPU default, page 1 of TSEG changed in one run and not in the control runs. A
+    real board with several CPUs runs the session's target."""
+    target.ensure_booted()  # a previous module may have left it off
+    if not target.is_emulated or target.board.emulated.smp == 1:
+        yield target
+        return
+    from hil.core.target import Target
+    from hil.emulated import twin
+
+    board = target.board
+    board = board.replace(emulated=dataclasses.replace(board.emulated, smp=1))
+    started = twin.up(board, state=tmp_path_factory.mktemp("one-cpu-twin"),
+                      use_free_ports=True, stop_at_exit=True)
+    one = Target(started)
+    try:
+        one.flash_write(twin_rom)
+        one.boot(300)
+        yield one
+    finally:
+        one.close()
+        twin.down(started)
 
 
 @pytest.fixture(scope="module")
