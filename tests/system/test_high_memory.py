@@ -52,31 +52,22 @@ def _high_ram(target: Any) -> list[tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def target(target: Any, twin_rom: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def target(target: Any, twin_rom: Path) -> Iterator[Any]:
     """The session's target if it has RAM above 4 GiB, else a private 3 GiB/2-vCPU twin."""
     target.ensure_booted()  # a previous module may have left it off
     if not target.is_emulated or _high_ram(target):
         yield target
         return
-    from hil.core.target import Target
-    from hil.emulated import twin
+    from hil.emulated.private import private_twin
 
     board = target.board
     board = board.replace(emulated=dataclasses.replace(board.emulated, memory_mib=3072,
                                                        smp=2))
-    started = twin.up(board, state=tmp_path_factory.mktemp("high-twin"),
-                      use_free_ports=True, stop_at_exit=True)
-    big = Target(started)
-    try:
-        big.flash_write(twin_rom)
+    with private_twin(board, twin_rom, "high-memory") as big:
         t0 = time.monotonic()
         big.boot(300)
         print(f"3 GiB / 2 vCPU twin booted in {time.monotonic() - t0:.1f} s")
         yield big
-    finally:
-        big.close()
-        twin.down(started)
 
 
 @pytest.fixture(scope="module")

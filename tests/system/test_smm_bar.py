@@ -71,8 +71,7 @@ def changed(before: list[str], after: list[str], noisy: set[int]) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def target(target: Any, twin_rom: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def target(target: Any, twin_rom: Path) -> Iterator[Any]:
     """A twin with one vCPU: the SMRAM comparison needs the same CPU to run the handler
     every time. With several CPUs whichever enters SMM first runs it, so the per-CPU
     pages (its stack, its save state) differ from episode to episode by chance: on the
@@ -82,21 +81,13 @@ def target(target: Any, twin_rom: Path,
     if not target.is_emulated or target.board.emulated.smp == 1:
         yield target
         return
-    from hil.core.target import Target
-    from hil.emulated import twin
+    from hil.emulated.private import private_twin
 
     board = target.board
     board = board.replace(emulated=dataclasses.replace(board.emulated, smp=1))
-    started = twin.up(board, state=tmp_path_factory.mktemp("one-cpu-twin"),
-                      use_free_ports=True, stop_at_exit=True)
-    one = Target(started)
-    try:
-        one.flash_write(twin_rom)
+    with private_twin(board, twin_rom, "one-cpu") as one:
         one.boot(300)
         yield one
-    finally:
-        one.close()
-        twin.down(started)
 
 
 @pytest.fixture(scope="module")

@@ -34,28 +34,19 @@ def _nproc(target: Any) -> int:
 
 
 @pytest.fixture(scope="module")
-def target(target: Any, twin_rom: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def target(target: Any, twin_rom: Path) -> Iterator[Any]:
     """The session's target if it has >= 2 CPUs, else (a twin) a private 2-vCPU twin."""
     target.ensure_booted()  # a previous module (test_smi_fuzz) may have left it off
     if not target.is_emulated or _nproc(target) >= 2:
         yield target
         return
-    from hil.core.target import Target
-    from hil.emulated import twin
+    from hil.emulated.private import private_twin
 
     board = target.board
     board = board.replace(emulated=dataclasses.replace(board.emulated, smp=2))
-    started = twin.up(board, state=tmp_path_factory.mktemp("smp-twin"), use_free_ports=True,
-                      stop_at_exit=True)
-    smp = Target(started)
-    try:
-        smp.flash_write(twin_rom)
+    with private_twin(board, twin_rom, "smp") as smp:
         smp.boot(300)
         yield smp
-    finally:
-        smp.close()
-        twin.down(started)
 
 
 @pytest.fixture(scope="module")
