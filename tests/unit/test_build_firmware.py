@@ -86,7 +86,8 @@ def test_no_docker_engine_says_so_with_hint(tmp_path: Path) -> None:
     assert run.calls == [["docker", "info", "--format", "{{.ServerVersion}}"]]
 
 
-def test_build_board_runs_docker_with_tree_sdk(tmp_path: Path) -> None:
+def _fake_dasharo(tmp_path: Path) -> tuple[Path, Path, Any, list[list[str]]]:
+    """A Dasharo tree whose build.sh names an SDK, and a `run` that plays git and docker."""
     tree = tmp_path / "cb"
     tree.mkdir()
     (tree / "Makefile").write_text("")
@@ -100,6 +101,12 @@ def test_build_board_runs_docker_with_tree_sdk(tmp_path: Path) -> None:
             (out / "coreboot.rom").write_bytes(b"\xff" * 16)
             return subprocess.CompletedProcess(cmd, 0, "/out/coreboot.rom\n", "")
         return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    return tree, out, run, calls
+
+
+def test_build_board_runs_docker_with_tree_sdk(tmp_path: Path) -> None:
+    tree, out, run, calls = _fake_dasharo(tmp_path)
 
     rom = bf.build_board(tree=tree, out=out, run=run, which=lambda n: f"/usr/bin/{n}")
     assert rom == out / "coreboot.rom"
@@ -129,19 +136,7 @@ def test_build_board_uses_the_inventory_settings(tmp_path: Path) -> None:
     assert settings == bf.BoardSettings(tag=board.firmware["dasharo_tag"],
                                         sdk_image=board.firmware["sdk_image"],
                                         config=board.firmware["config"])
-    tree = tmp_path / "cb"
-    tree.mkdir()
-    (tree / "Makefile").write_text("")
-    (tree / "build.sh").write_text('DASHARO_SDK=${DASHARO_SDK:-ghcr.io/dasharo/dasharo-sdk:v9}\n')
-    out = tmp_path / "out"
-    calls: list[list[str]] = []
-
-    def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        calls.append(cmd)
-        if cmd[:2] == ["docker", "run"]:
-            (out / "coreboot.rom").write_bytes(b"\xff" * 16)
-            return subprocess.CompletedProcess(cmd, 0, "/out/coreboot.rom\n", "")
-        return subprocess.CompletedProcess(cmd, 0, "", "")
+    tree, out, run, calls = _fake_dasharo(tmp_path)
 
     custom = bf.BoardSettings(tag="msi_ms7d25_v9", sdk_image="example/sdk:1",
                               config="configs/config.msi_ms7d25_ddr4")
