@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
-from hil.build.firmware import DASHARO_TAG
+from hil.build.firmware import DASHARO_TAG, BoardSettings
 from hil.build.twin import FIRMWARE_SCRIPT, KERNEL_SCRIPT, ROOTFS_SCRIPT, TWIN_CMDLINE
 from hil.cache.keys import cache_root
 from hil.cache.usage import CurrentKeys
+from hil.core.inventory import Inventory
 from hil.core.runs import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,14 @@ def firmware_keys(kernel: Path | None = None, initrd: Path | None = None,
     return found["base_hash"], found["hash"]
 
 
-def current_keys(root: Path | None = None) -> CurrentKeys:
-    """What the working tree hashes to, per cache kind (see `hil.cache.usage.KINDS`)."""
+def current_keys(root: Path | None = None,
+                 dasharo_tags: Iterable[str] | None = None) -> CurrentKeys:
+    """What the working tree hashes to, per cache kind (see `hil.cache.usage.KINDS`).
+
+    The board's Dasharo tree and ROM are keyed by the tag the build takes, which is the
+    inventory's ``dasharo_tag`` per board (`dasharo_tags`, see `inventory_dasharo_tags`);
+    without an inventory, the build's default tag.
+    """
     root = root or cache_root()
     keys = CurrentKeys()
 
@@ -95,8 +103,9 @@ def current_keys(root: Path | None = None) -> CurrentKeys:
     for base_key, rom_key in plain:  # the payload-less ROM (tests/firmware)
         keys.add("firmware-base", base_key)
         keys.add("firmware", rom_key)
-    for kind in ("firmware-board", "dasharo"):  # both keyed by the pinned Dasharo tag
-        keys.add(kind, DASHARO_TAG)
+    for tag in sorted(set(dasharo_tags or ())) or [DASHARO_TAG]:
+        for kind in ("firmware-board", "dasharo"):  # both keyed by the tag they build
+            keys.add(kind, tag)
     keys.unknown["cbmem"] = "kernel/rootfs/build.sh prints no cbmem key (newest kept)"
     kernels = [root / "kernel" / "out" / n / "bzImage" for n in keys.of("kernel")]
     initrds = [root / "rootfs" / n / f"initramfs{ROOTFS_COMPRESSIONS['xz']}"
@@ -108,6 +117,12 @@ def current_keys(root: Path | None = None) -> CurrentKeys:
     else:
         keys.unknown.setdefault("firmware", "the twin's kernel or initramfs is not built yet")
     return keys
+
+
+def inventory_dasharo_tags(inventory: Inventory) -> list[str]:
+    """The Dasharo tag each board of `inventory` builds (`hil.build.firmware.BoardSettings`)."""
+    return sorted({BoardSettings.of(b.firmware).tag for b in inventory.boards.values()
+                   if b.firmware.get("kind") == "dasharo"})
 
 
 def _kernel_source_version() -> str:

@@ -13,11 +13,12 @@ import time
 from typing import Any
 
 from hil.build.versions import versions
-from hil.cache.current import current_keys
+from hil.cache.current import current_keys, inventory_dasharo_tags
 from hil.cache.prune import DEFAULT_KEEP, RECENT_S, Decision, execute, plan
-from hil.cache.usage import Entry, scan, twin_running
+from hil.cache.usage import CurrentKeys, Entry, scan, twin_running
 from hil.cli.context import Context
 from hil.cli.options import add_actions, add_json
+from hil.core.errors import HilError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     ky.set_defaults(func=cmd_key)
 
 
+def _current(ctx: Context) -> CurrentKeys:
+    """The current keys, the board ROMs keyed by the inventory's Dasharo tags (an inventory
+    that does not load leaves the build's default tag: the cache verbs need no inventory)."""
+    try:
+        tags = inventory_dasharo_tags(ctx.inventory)
+    except HilError:
+        return current_keys()
+    return current_keys(dasharo_tags=tags)
+
+
 def combined_key(names: dict[str, set[str]]) -> str:
     """One hash over every kind's current entry names (the build scripts' own keys)."""
     text = "\n".join(f"{kind}={name}" for kind in sorted(names) for name in sorted(names[kind]))
@@ -46,7 +57,7 @@ def combined_key(names: dict[str, set[str]]) -> str:
 
 
 def cmd_key(ctx: Context) -> int:
-    current = current_keys()
+    current = _current(ctx)
     key = combined_key(current.names)
     if ctx.json:
         ctx.emit({"key": key, "kinds": {k: sorted(v) for k, v in current.names.items()},
@@ -84,7 +95,7 @@ def _entry_json(e: Entry, decision: Decision | None = None) -> dict[str, Any]:
 
 
 def cmd_status(ctx: Context) -> int:
-    current = current_keys()
+    current = _current(ctx)
     usage = scan(current=current)
     p = plan(usage)
     if ctx.json:
@@ -127,7 +138,7 @@ def _still_unused(e: Entry) -> bool:
 
 
 def cmd_prune(ctx: Context) -> int:
-    usage = scan(current=current_keys())
+    usage = scan(current=_current(ctx))
     p = plan(usage, ctx.args.keep)
     deleted = p.doomed if ctx.args.dry_run else execute(p, _still_unused)
     if ctx.json:

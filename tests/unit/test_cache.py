@@ -1,8 +1,8 @@
 """`hil cache status|prune` on a temporary cache ($WPP_HIL_CACHE): what is kept, what goes.
 
 The selection is pure logic over entries; the scan, the deletion and the CLI run on real
-folders under tmp_path. The firmware key is recomputed in Python (firmware/build.sh has
-no hash mode), so one test runs the script's own hash functions to catch drift.
+folders under tmp_path. The keys come from the build scripts' own hash modes, which the
+tests run for real to show they build, download and write nothing.
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ def test_a_failing_key_script_leaves_the_kind_unknown(
 
 def test_cli_status_and_prune(cache: Path, monkeypatch: pytest.MonkeyPatch,
                               capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cache_cmd, "current_keys", current)
+    monkeypatch.setattr(cache_cmd, "current_keys", lambda **_: current())
     monkeypatch.setattr(cache_cmd, "scan", lambda current: scan(current=current,
                                                                 twin_running=running))
     assert main(["cache", "status", "--json"]) == 0
@@ -320,3 +320,43 @@ def test_cli_rejects_a_negative_keep(capsys: pytest.CaptureFixture[str]) -> None
         main(["cache", "prune", "--keep", "-1"])
     assert exc.value.code == 2
     assert "whole number" in capsys.readouterr().err
+
+
+def test_board_entries_are_keyed_by_the_inventorys_dasharo_tag(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # the board build clones and builds the inventory's tag, so that tag's tree and ROM are
+    # the ones in use, not the code's default
+    text = (REPO_ROOT / "inventory.yaml").read_text()
+    assert "dasharo_tag: msi_ms7d25_v1.1.3" in text
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(text.replace("dasharo_tag: msi_ms7d25_v1.1.3", "dasharo_tag: msi_ms7d25_v9.9"))
+    seen: list[object] = []
+
+    def fake(**kw: object) -> CurrentKeys:
+        seen.append(kw.get("dasharo_tags"))
+        keys = CurrentKeys()
+        for kind in ("firmware-board", "dasharo"):
+            for tag in kw.get("dasharo_tags") or []:  # type: ignore[attr-defined]
+                keys.add(kind, tag)
+        return keys
+
+    monkeypatch.setattr(cache_cmd, "current_keys", fake)
+    assert main(["--inventory", str(inv), "cache", "key", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert seen == [["msi_ms7d25_v9.9"]]
+    assert out["kinds"]["firmware-board"] == ["msi_ms7d25_v9.9"]
+    # and current_keys itself keys both kinds by the given tags
+    keys = cache_current.current_keys(tmp_path / "cache", dasharo_tags=["t1", "t2"])
+    assert keys.of("firmware-board") == {"t1", "t2"} and keys.of("dasharo") == {"t1", "t2"}
+
+
+def test_the_cache_verbs_work_without_a_loadable_inventory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[object] = []
+    monkeypatch.setattr(cache_cmd, "current_keys",
+                        lambda **kw: seen.append(kw) or CurrentKeys())
+    assert main(["--inventory", str(tmp_path / "missing.yaml"), "cache", "key"]) == 0
+    assert seen == [{}]  # the build's default tag
+    assert len(capsys.readouterr().out.strip()) == 24
