@@ -119,28 +119,42 @@ def deploy_twin(target: Any, kernel: Path, *, rom_for: Any, timeout: float = 240
     result.steps.append(f"kept the previous ROM ({previous})")
     target.flash_write(rom)
     result.steps.append("flashed the new ROM")
-    why = _wait_up(target, timeout)
+    why = _runs_new(target, result, lambda: _running(target), timeout)
     if why is None:
-        result.running = _running(target)
-        if result.running == want:
-            result.deployed = True
-            result.steps.append("booted; the running kernel is the new one")
-            return result
-        why = f"booted, but runs '{result.running}'"
-    result.cause = why
+        result.steps.append("booted; the running kernel is the new one")
+        return result
     result.steps.append(f"the new kernel did not come up: {why}")
     with contextlib.suppress(HilError):
         target.force_off()
     target.flash_write(previous)
     result.steps.append("flashed the previous ROM back")
-    back = _wait_up(target, timeout)
-    if back is not None:
-        raise HilError(f"rollback failed: the previous ROM does not boot either ({back})",
-                       "hil recover --board <board> restores the last known-good ROM")
+    _back_up(target, timeout, "the previous ROM does not boot either",
+             "hil recover --board <board> restores the last known-good ROM")
     result.rolled_back = True
     result.running = _running(target)
     result.steps.append("rolled back: the previous kernel runs")
     return result
+
+
+def _runs_new(target: Any, result: DeployResult, running: Any, timeout: float) -> str | None:
+    """None once the target is up and `running()` names the expected kernel (marked
+    deployed); else why not, recorded as the result's cause."""
+    why = _wait_up(target, timeout)
+    if why is None:
+        result.running = running()
+        if result.running == result.expected:
+            result.deployed = True
+            return None
+        why = f"booted, but runs '{result.running}'"
+    result.cause = why
+    return why
+
+
+def _back_up(target: Any, timeout: float, what: str, hint: str) -> None:
+    """Wait for the rolled-back target; a target that stays down is the user's to rescue."""
+    back = _wait_up(target, timeout)
+    if back is not None:
+        raise HilError(f"rollback failed: {what} ({back})", hint)
 
 
 # -- the lab board: Debian packages and GRUB ---------------------------------------------------
@@ -188,24 +202,18 @@ def deploy_board(target: Any, debs: list[Path], *, timeout: float = 600.0,
     result.steps.append(f"next boot only: {entry}")
     shell.run("systemctl reboot || reboot", timeout=30, check=False)
     _wait_down(target)
-    why = _wait_up(target, timeout)
+    why = _runs_new(target, result, lambda: run("uname -r", 30), timeout)
     if why is None:
-        result.running = run("uname -r", 30)
-        if result.running == want:
-            run(f"grub-set-default {shlex.quote(entry)}", 30)
-            result.deployed = True
-            result.steps.append("booted the new kernel; it is the default now")
-            return result
-        why = f"booted, but runs {result.running}"
-    result.cause = why
+        run(f"grub-set-default {shlex.quote(entry)}", 30)
+        result.steps.append("booted the new kernel; it is the default now")
+        return result
     result.steps.append(f"the new kernel did not come up: {why}; power cycle to the previous")
     with contextlib.suppress(HilError):
         target.force_off()
-    back = _wait_up(target, timeout)  # GRUB's saved default: the previous kernel
-    if back is not None:
-        raise HilError(f"rollback failed: the board does not come back ({back})",
-                       "choose the previous entry in GRUB over the serial console "
-                       "(hil console), or hil recover")
+    # GRUB's saved default: the previous kernel
+    _back_up(target, timeout, "the board does not come back",
+             "choose the previous entry in GRUB over the serial console (hil console), "
+             "or hil recover")
     result.running = run("uname -r", 30)
     result.rolled_back = result.running == before
     result.steps.append(f"rolled back: running {result.running}")
