@@ -94,7 +94,9 @@ def test_check_docker_without_cli(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_check_docker_with_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(container.shutil, "which", lambda name: "/usr/bin/docker")
-    bk.check_docker(runner=FakeRunner({("docker", "info"): (0, "24.0.7\n", "")}))
+    runner = FakeRunner({("docker", "info"): (0, "24.0.7\n", "")})
+    bk.check_docker(runner=runner)  # an engine that answers passes the check
+    assert [c[:2] for c in runner.calls] == [["docker", "info"]]  # asked the engine itself
 
 
 def test_build_board_runs_build_then_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
