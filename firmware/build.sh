@@ -165,10 +165,8 @@ cmd_emulated() {
 
 	# The keys: every input, known without the source, a build or the cache.
 	local srcsum cb_version gccv basehash base
-	cb_version=$(sed -n 's/^COREBOOT_VERSION="\${COREBOOT_VERSION:-\(.*\)}"$/\1/p' \
-		"$HERE/coreboot-source.sh")
-	srcsum=$(sed -n 's/^COREBOOT_ORIG_SHA256="\${COREBOOT_ORIG_SHA256:-\(.*\)}"$/\1/p' \
-		"$HERE/coreboot-source.sh")
+	cb_version=$("$HERE/coreboot-source.sh" pin COREBOOT_VERSION)
+	srcsum=$("$HERE/coreboot-source.sh" pin COREBOOT_ORIG_SHA256)
 	gccv=$(gcc --version | head -n1)
 	# shellcheck disable=SC2046
 	basehash=$(printf '%s\n' "coreboot=$cb_version" "orig=$srcsum" "gcc=$gccv" |

@@ -2,6 +2,10 @@
 # Fetch and unpack Debian's coreboot source (pinned), once, into the build cache.
 # Prints the path of the unpacked tree on its last line of stdout.
 #
+#   coreboot-source.sh pin VAR   print the pinned COREBOOT_VERSION or COREBOOT_ORIG_SHA256
+#                                (what a fetch would use) and do nothing else: the build
+#                                scripts key their caches with it
+#
 # Debian's sources file names the archive URIs; we derive a deb-src entry from it at
 # run time (in a file of our own) instead of writing any host name into the repo.
 set -euo pipefail
@@ -14,6 +18,15 @@ DEST="$CACHE/coreboot-src/$COREBOOT_VERSION"
 TREE="$DEST/coreboot"
 
 log() { echo "[coreboot-source] $*" >&2; }
+
+if [ "${1:-}" = pin ]; then
+	case "${2:-}" in
+	COREBOOT_VERSION) echo "$COREBOOT_VERSION" ;;
+	COREBOOT_ORIG_SHA256) echo "$COREBOOT_ORIG_SHA256" ;;
+	*) echo "usage: $0 pin COREBOOT_VERSION|COREBOOT_ORIG_SHA256" >&2; exit 2 ;;
+	esac
+	exit 0
+fi
 
 if [ -f "$TREE/.wpp-unpacked" ]; then
 	echo "$TREE"

@@ -11,7 +11,6 @@ newest entry instead.
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,14 +43,6 @@ def _script_key(argv: list[str]) -> str:
                    lines[-1])
         raise RuntimeError(f"{Path(argv[0]).name} {' '.join(argv[1:])}: {err}")
     return out[-1].strip()
-
-
-def _sh_var_default(script: Path, name: str) -> str:
-    """The default of ``NAME="${NAME:-value}"`` in a shell script (what build.sh seds out)."""
-    m = re.search(rf'^{name}="\$\{{{name}:-(.*)\}}"$', script.read_text(), re.M)
-    if not m:
-        raise RuntimeError(f"{script.name} has no {name} default")
-    return m.group(1)
 
 
 def firmware_keys(kernel: Path | None = None, initrd: Path | None = None,
@@ -94,8 +85,8 @@ def current_keys(root: Path | None = None,
     for compress in ROOTFS_COMPRESSIONS:
         attempt("rootfs", lambda c=compress: keys.add(
             "rootfs", _script_key([str(ROOTFS_SCRIPT), "--hash", "--compress", c])))
-    attempt("coreboot-src", lambda: keys.add("coreboot-src", _sh_var_default(
-        FIRMWARE_SCRIPT.parent / "coreboot-source.sh", "COREBOOT_VERSION")))
+    attempt("coreboot-src", lambda: keys.add("coreboot-src", _script_key(
+        [str(FIRMWARE_SCRIPT.parent / "coreboot-source.sh"), "pin", "COREBOOT_VERSION"])))
     attempt("kernel-src", lambda: keys.add("kernel-src", _kernel_source_version()))
     attempt("kernel-source", lambda: keys.add("kernel-source", _kernel_source_version()))
     plain: list[tuple[str, str]] = []

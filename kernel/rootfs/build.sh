@@ -105,8 +105,8 @@ file_is_static /bin/busybox || die "/bin/busybox is dynamically linked" "apt-get
 # The coreboot tree (for cbmem) is fetched only when cbmem must be built: its
 # pinned version and orig checksum key it (cbmem_key), so --hash needs no source.
 COREBOOT_SH="$REPO/firmware/coreboot-source.sh"
-coreboot_pin() { # coreboot_pin VAR: the pinned value coreboot-source.sh defaults to
-	sed -n "s/^$1=\"\\\${$1:-\\(.*\\)}\"\$/\\1/p" "$COREBOOT_SH"
+coreboot_pin() { # coreboot_pin VAR: the pinned value, as coreboot-source.sh says it
+	"$COREBOOT_SH" pin "$1"
 }
 coreboot_tree() {
 	local tree
