@@ -15,7 +15,6 @@ than assuming it, persists, cuts power, boots, recreates and checks the buffer b
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import struct
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 from counter_probe import Probe
-from twin_only import inspect_cli, optional_twin
+from twin_only import assert_complete_snapshot, optional_twin, twin_shaped
 
 from hil.drivers.cbmem import parse_log
 from hil.wpp import snapshot
@@ -55,18 +54,10 @@ def _high_ram(target: Any) -> list[tuple[int, int]]:
 def target(target: Any, twin_rom: Path) -> Iterator[Any]:
     """The session's target if it has RAM above 4 GiB, else a private 3 GiB/2-vCPU twin."""
     target.ensure_booted()  # a previous module may have left it off
-    if not target.is_emulated or _high_ram(target):
-        yield target
-        return
-    from hil.emulated.private import private_twin
-
-    board = target.board
-    board = board.replace(emulated=dataclasses.replace(board.emulated, memory_mib=3072,
-                                                       smp=2))
-    with private_twin(board, twin_rom, "high-memory") as big:
-        t0 = time.monotonic()
-        big.boot(300)
-        print(f"3 GiB / 2 vCPU twin booted in {time.monotonic() - t0:.1f} s")
+    t0 = time.monotonic()
+    with twin_shaped(target, twin_rom, "high-memory", _high_ram(target), memory_mib=3072,
+                     smp=2) as big:
+        print(f"target ready in {time.monotonic() - t0:.1f} s")
         yield big
 
 
@@ -127,10 +118,7 @@ def test_high_frames_persisted_and_recreated(wpp: Any, target: Any,
     probe.persist()
     twin = optional_twin(target, "reading the snapshot offline")
     if twin is not None:
-        rc, report = inspect_cli(twin.pdev)
-        assert rc == 0 and report["verdict"] == "complete", report
-        assert report["page_crc_ok"] is True, report
-        assert report["page_count"] >= BUFFER_MIB * 256
+        assert_complete_snapshot(twin.pdev, BUFFER_MIB * 256)
         rep = snapshot.inspect(twin.pdev, verify_pages=True)
         assert rep.verdict is snapshot.Verdict.COMPLETE, rep.format_text()
         assert rep.page_crc_ok is True, rep.format_text()

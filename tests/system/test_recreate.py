@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from counter_probe import COUNTER, Probe
-from twin_only import inspect_cli, optional_twin
+from twin_only import assert_complete_snapshot, optional_twin
 
 from hil.core.timeout import wait_for
 from hil.wpp import snapshot
@@ -114,10 +114,7 @@ def test_buffers_byte_exact(wpp: Any, target: Any, mib: int) -> None:
         offline, word0 = _snapshot_buffer(twin.pdev, probe.buf_addr, mib << 20)
         assert offline == before, "the snapshot's buffer pages differ from the process'"
         assert probe.last is not None and word0 in (probe.last.n, probe.last.n + 1)
-        rc, report = inspect_cli(twin.pdev)
-        assert rc == 0 and report["verdict"] == "complete", report
-        assert report["page_crc_ok"] is True and report["marker_state"] == "complete"
-        assert report["page_count"] >= mib * 256
+        assert_complete_snapshot(twin.pdev, mib * 256)
     probe.boot()
     res = probe.recreate()
     probe.assert_continues(res)

@@ -19,7 +19,6 @@ restores; the board is switched off at the end so the next test gets a fresh boo
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 import pytest
 from counter_probe import kill_tracked
-from twin_only import require_twin
+from twin_only import require_twin, twin_shaped
 
 from hil.drivers.cbmem import parse_log
 
@@ -78,15 +77,8 @@ def target(target: Any, twin_rom: Path) -> Iterator[Any]:
     2-vCPU default, page 1 of TSEG changed in one run and not in the control runs. A
     real board with several CPUs runs the session's target."""
     target.ensure_booted()  # a previous module may have left it off
-    if not target.is_emulated or target.board.emulated.smp == 1:
-        yield target
-        return
-    from hil.emulated.private import private_twin
-
-    board = target.board
-    board = board.replace(emulated=dataclasses.replace(board.emulated, smp=1))
-    with private_twin(board, twin_rom, "one-cpu") as one:
-        one.boot(300)
+    fits = target.is_emulated and target.board.emulated.smp == 1
+    with twin_shaped(target, twin_rom, "one-cpu", fits, smp=1) as one:
         yield one
 
 

@@ -14,13 +14,13 @@ skipped: this module boots a private 2-vCPU twin of its own with the session's R
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from twin_only import twin_shaped
 
 from hil.drivers.cbmem import parse_log
 
@@ -37,15 +37,7 @@ def _nproc(target: Any) -> int:
 def target(target: Any, twin_rom: Path) -> Iterator[Any]:
     """The session's target if it has >= 2 CPUs, else (a twin) a private 2-vCPU twin."""
     target.ensure_booted()  # a previous module (test_smi_fuzz) may have left it off
-    if not target.is_emulated or _nproc(target) >= 2:
-        yield target
-        return
-    from hil.emulated.private import private_twin
-
-    board = target.board
-    board = board.replace(emulated=dataclasses.replace(board.emulated, smp=2))
-    with private_twin(board, twin_rom, "smp") as smp:
-        smp.boot(300)
+    with twin_shaped(target, twin_rom, "smp", _nproc(target) >= 2, smp=2) as smp:
         yield smp
 
 

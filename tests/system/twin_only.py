@@ -11,17 +11,21 @@ a silently passing test:
 * `require_twin(target, why)`: the whole test needs the twin -> skipped on a board with
   a ``twin_only: ...`` reason (like ``board_only`` the other way round);
 * `optional_twin(target, why)`: only an extra check needs it -> None on a board and a
-  `TwinOnlyCheckSkipped` warning naming the check, shown in pytest's warnings summary.
+  `TwinOnlyCheckSkipped` warning naming the check, shown in pytest's warnings summary;
+* `twin_shaped(target, twin_rom, name, fits, ...)`: a module that needs a machine of
+  another shape (CPUs, RAM) gets the session's target when it fits, else a private twin.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import subprocess
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +85,37 @@ def inspect_cli(image: Path, *, no_pages: bool = False) -> tuple[int, dict[str, 
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode in (0, 1), f"hil snapshot inspect failed: {proc.stderr.strip()}"
     return proc.returncode, json.loads(proc.stdout)
+
+
+@contextlib.contextmanager
+def twin_shaped(target: Any, twin_rom: Path, name: str, fits: bool,
+                **emulated: Any) -> Iterator[Any]:
+    """The session's target when it `fits` (or is a board: its shape is what it is), else a
+    private twin whose ``emulated:`` settings differ by `emulated` (e.g. ``smp=2``), booted.
+
+    Why private: the session's twin keeps its shape for every other module; the few that
+    need one CPU, two CPUs or RAM above 4 GiB boot their own and stop it afterwards.
+    """
+    if fits or not target.is_emulated:
+        yield target
+        return
+    from hil.emulated.private import private_twin
+
+    board = target.board
+    board = board.replace(emulated=dataclasses.replace(board.emulated, **emulated))
+    with private_twin(board, twin_rom, name) as twin:
+        twin.boot(300)
+        yield twin
+
+
+def assert_complete_snapshot(image: Path, min_pages: int) -> dict[str, Any]:
+    """The persistent device holds a complete snapshot, as ``hil snapshot inspect`` judges
+    it (every page's checksum verified), of at least `min_pages` pages; its report."""
+    rc, report = inspect_cli(image)
+    assert rc == 0 and report["verdict"] == "complete", report
+    assert report["page_crc_ok"] is True and report["marker_state"] == "complete", report
+    assert report["page_count"] >= min_pages, report
+    return report
 
 
 def sha256_ranges(path: Path, skip: Sequence[tuple[int, int]] = ()) -> str:
