@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wpp-mix.h"
+
 #define LOG_LINE_LEN	64	/* fixed width of a log-file line, '\n' included */
 #define NXMM		8	/* xmm8 .. xmm15 */
 #define MXCSR_RC_ZERO	0x6000	/* rounding control: toward zero */
@@ -295,16 +297,6 @@ static long sleep_with_live_registers(const struct regset *in, struct regset *ou
 	out->gpr[2] = r14;
 	out->gpr[3] = r15;
 	return ret;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
 }
 
 static uint64_t dbits(double d)

@@ -163,6 +163,31 @@ static void fill_area(unsigned int i)
 	}
 }
 
+/* A new area of len bytes at a 2 MiB boundary, every page written (area 0). */
+static uint8_t *filled_area(size_t len, unsigned int alike)
+{
+	uint8_t *a = aligned_hole(len, 2 * MIB);
+
+	map_at(a, len, 0);
+	new_area(a, len, 1, alike);
+	fill_area(nar - 1);
+	return a;
+}
+
+/* The pagemap entry of one of our pages (bit 63 present, bit 62 swapped). */
+static uint64_t pagemap_of(const void *va)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+
+	if (fd < 0)
+		die("open /proc/self/pagemap");
+	if (pread(fd, &e, 8, (off_t)((uintptr_t)va / PAGE * 8)) != 8)
+		die("read pagemap");
+	close(fd);
+	return e;
+}
+
 /* Moves an area between two aligned holes; the kernel moves whole tables. */
 static void case_move(size_t len, size_t align, unsigned long stride, int noreserve)
 {
@@ -176,34 +201,18 @@ static void case_move(size_t len, size_t align, unsigned long stride, int norese
 	ar[0].addr = dst;
 }
 
-static int present(const void *va)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	uint64_t e = 0;
-
-	if (fd < 0)
-		die("open /proc/self/pagemap");
-	if (pread(fd, &e, 8, (off_t)((uintptr_t)va / PAGE * 8)) != 8)
-		die("read pagemap");
-	close(fd);
-	return !!(e >> 63);
-}
-
 static void case_madv_free(void)
 {
 	size_t len = 8 * MIB;
-	uint8_t *a = aligned_hole(len, 2 * MIB);
+	uint8_t *a = filled_area(len, 0);
 	unsigned long p, gone = 0;
 
-	map_at(a, len, 0);
-	new_area(a, len, 1, 0);
-	fill_area(0);
 	if (madvise(a, len, MADV_FREE))
 		die("madvise(MADV_FREE)");
 	if (madvise(a, len, MADV_PAGEOUT))
 		die("madvise(MADV_PAGEOUT)");
 	for (p = 0; p < len / PAGE; p++) {
-		if (!present(a + p * PAGE)) {
+		if (!(pagemap_of(a + p * PAGE) >> 63)) {
 			ar[0].zero[p] = 1;
 			gone++;
 		}
@@ -240,11 +249,8 @@ static void case_thp(void)
 
 static void case_ksm(void)
 {
-	uint8_t *a = aligned_hole(MIB, 2 * MIB);
+	uint8_t *a = filled_area(MIB, 16);
 
-	map_at(a, MIB, 0);
-	new_area(a, MIB, 1, 16);
-	fill_area(0);
 	if (madvise(a, MIB, MADV_MERGEABLE))
 		die("madvise(MADV_MERGEABLE)");
 }
@@ -287,32 +293,16 @@ static void case_uffd(void)
 	munmap(src, PAGE);
 }
 
-static int swapped(const void *va)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	uint64_t e = 0;
-
-	if (fd < 0)
-		die("open /proc/self/pagemap");
-	if (pread(fd, &e, 8, (off_t)((uintptr_t)va / PAGE * 8)) != 8)
-		die("read pagemap");
-	close(fd);
-	return !!((e >> 62) & 1);
-}
-
 static void case_swap(void)
 {
 	size_t len = 8 * MIB;
-	uint8_t *a = aligned_hole(len, 2 * MIB);
+	uint8_t *a = filled_area(len, 0);
 	unsigned long p, out = 0;
 
-	map_at(a, len, 0);
-	new_area(a, len, 1, 0);
-	fill_area(0);
 	if (madvise(a, len, MADV_PAGEOUT))
 		die("madvise(MADV_PAGEOUT)");
 	for (p = 0; p < len / PAGE; p++)
-		out += swapped(a + p * PAGE);
+		out += (pagemap_of(a + p * PAGE) >> 62) & 1;
 	if (!out) {
 		fprintf(stderr, "wpp-mmprobe: error: MADV_PAGEOUT swapped out no page (is swap on? see /proc/swaps)\n");
 		exit(1);
@@ -332,12 +322,8 @@ static void case_shm_swap(void)
 
 static void case_compact(void)
 {
-	size_t len = 32 * MIB;	/* spread widely enough that compaction moves some */
-	uint8_t *a = aligned_hole(len, 2 * MIB);
-
-	map_at(a, len, 0);
-	new_area(a, len, 1, 0);
-	fill_area(0);
+	/* spread widely enough that compaction moves some */
+	filled_area(32 * MIB, 0);
 }
 
 /* --pageout PID ADDR LEN: swap out another (stopped) process' pages. */

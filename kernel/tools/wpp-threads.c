@@ -46,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wpp-mix.h"
+
 #define MAX_THREADS	64
 #define EV_DATA		0x5770ee5770ee0001ULL	/* the epoll registration's data word */
 
@@ -73,16 +75,6 @@ static unsigned long number(const char *opt, const char *arg)
 		exit(2);
 	}
 	return v;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
 }
 
 /* xmm8..15 and r12..r15 hold @in across a raw nanosleep; returns 1 if unchanged */
