@@ -204,28 +204,35 @@ def totp(secret: str, at: float | None = None, *, digits: int = 6, step: int = 3
 
 @dataclass(frozen=True)
 class AtxState:
-    """`GET /api/atx`: whether ATX is wired, an operation runs, and the two front-panel LEDs."""
+    """`GET /api/atx`: whether ATX is wired, an operation runs (``busy``: either button;
+    ``acts``: the power and the reset button each, as kvmd says), and the two LEDs."""
 
     enabled: bool
     busy: bool
     power_led: bool
     hdd_led: bool
+    power_busy: bool = False
+    reset_busy: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
             "busy": self.busy,
+            "acts": {"power": self.power_busy, "reset": self.reset_busy},
             "leds": {"power": self.power_led, "hdd": self.hdd_led},
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AtxState:
         leds = data.get("leds") or {}
+        acts = data.get("acts") or {}  # older kvmd versions say only "busy"
         return cls(
             enabled=bool(data.get("enabled", False)),
             busy=bool(data.get("busy", False)),
             power_led=bool(leds.get("power", False)),
             hdd_led=bool(leds.get("hdd", False)),
+            power_busy=bool(acts.get("power", False)),
+            reset_busy=bool(acts.get("reset", False)),
         )
 
 

@@ -34,6 +34,7 @@ from typing import BinaryIO
 
 from hil.core.errors import HilError
 from hil.drivers.pikvm import AtxState, GpioChannel, GpioState, MsdImage, MsdState
+from hil.emulated.kvmd.atx import KVMD_SETTLE_S, AtxButtons
 from hil.emulated.kvmd.msd import MsdStore
 from hil.emulated.kvmd.server import (
     KvmdBusyError,
@@ -51,7 +52,9 @@ FLASH_BIOS_FILE = "MSI.ROM"
 
 
 class QemuKvmdBackend:
-    """The `KvmdBackend` of one twin. Thread-safe; one ATX press at a time (else 409)."""
+    """The `KvmdBackend` of one twin. Thread-safe; ATX busy as kvmd (`hil.emulated.kvmd.atx`):
+    the power and reset buttons each refuse a press (409) while held and `atx_settle_s`
+    after their release."""
 
     def __init__(
         self,
@@ -61,6 +64,7 @@ class QemuKvmdBackend:
         mains_cut_state: bool = True,
         press_s: float = 0.1,
         long_press_s: float = 0.5,
+        atx_settle_s: float = KVMD_SETTLE_S,
     ) -> None:
         self.machine = machine
         self.relay_channel = relay_channel
@@ -68,7 +72,7 @@ class QemuKvmdBackend:
         self.press_s = press_s
         self.long_press_s = long_press_s
         self._lock = threading.RLock()
-        self._atx_busy = False
+        self._atx = AtxButtons(atx_settle_s, self._lock)
         self._relay = not mains_cut_state  # mains present at start
         self._relay_busy = False
         # kvmd's MSD rules, with the images in the state dir (not the simulated board)
@@ -83,7 +87,9 @@ class QemuKvmdBackend:
 
     def atx_state(self) -> AtxState:
         with self._lock:
-            return AtxState(True, self._atx_busy, self.machine.running, False)
+            acts = self._atx.acts()
+            return AtxState(True, any(acts.values()), self.machine.running, False,
+                            power_busy=acts["power"], reset_busy=acts["reset"])
 
     def atx_power(self, action: str, wait: bool) -> None:
         button = atx_action_button(action, self.machine.running)
@@ -91,20 +97,13 @@ class QemuKvmdBackend:
             return  # kvmd: nothing to do answers 200, even while a press is running
         self.atx_click(button, wait)
 
-    def _check_atx(self) -> None:
-        if self._atx_busy:
-            raise KvmdBusyError("performing another ATX operation", "AtxIsBusyError")
-
     def atx_click(self, button: str, wait: bool) -> None:
-        with self._lock:
-            self._check_atx()
-            self._atx_busy = True
+        self._atx.claim(button)
         duration = self.long_press_s if button == "power_long" else self.press_s
-        perform_op(lambda: self._press(button, duration), wait, f"atx-{button}")
+        self._atx.press(button, duration, lambda: self._released(button), wait)
 
-    def _press(self, button: str, duration: float) -> None:
+    def _released(self, button: str) -> None:
         try:
-            time.sleep(duration)
             if not self.mains:
                 log.info("ATX %s ignored: mains are off", button)
                 return
@@ -124,9 +123,6 @@ class QemuKvmdBackend:
         except HilError as e:
             log.error("ATX %s failed: %s", button, e)
             raise KvmdError(str(e)) from None
-        finally:
-            with self._lock:
-                self._atx_busy = False
 
     # -- streamer / HID -----------------------------------------------------------------
 

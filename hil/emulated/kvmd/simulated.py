@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hil.drivers.pikvm import AtxState, GpioChannel, GpioState, MsdImage, MsdState
+from hil.emulated.kvmd.atx import AtxButtons
 from hil.emulated.kvmd.msd import MsdStore
 from hil.emulated.kvmd.server import (
     KvmdBusyError,
@@ -57,7 +58,7 @@ class SimulatedBoardBackend:
         *,
         press_s: float = 0.1,
         long_press_s: float = 0.3,
-        settle_s: float = 0.0,
+        settle_s: float = 0.0,  # kvmd: KVMD_SETTLE_S; tests that do not time it: 0
         gpio_busy_s: float = 0.0,
         gpio_channels: Iterable[str] = ("relay",),
         mains_channel: str | None = "relay",
@@ -71,7 +72,6 @@ class SimulatedBoardBackend:
         self.msd_dir.mkdir(parents=True, exist_ok=True)
         self.press_s = press_s
         self.long_press_s = long_press_s
-        self.settle_s = settle_s
         self.gpio_busy_s = gpio_busy_s
         self.mains_channel = mains_channel
         self.mains_cut_state = mains_cut_state
@@ -85,7 +85,7 @@ class SimulatedBoardBackend:
         self.resets = 0
         self.hid_log: list[tuple[str, str]] = []
         self._lock = threading.RLock()
-        self._atx_busy: set[str] = set()  # "power", "reset": kvmd's two button regions
+        self._atx = AtxButtons(settle_s, self._lock)  # kvmd's two button regions
         channels = list(gpio_channels)
         if mains_channel and mains_channel not in channels:
             channels.append(mains_channel)
@@ -117,7 +117,9 @@ class SimulatedBoardBackend:
 
     def atx_state(self) -> AtxState:
         with self._lock:
-            return AtxState(self.atx_enabled, bool(self._atx_busy), self.power_led, self.hdd_led)
+            acts = self._atx.acts()
+            return AtxState(self.atx_enabled, any(acts.values()), self.power_led, self.hdd_led,
+                            power_busy=acts["power"], reset_busy=acts["reset"])
 
     def atx_power(self, action: str, wait: bool) -> None:
         with self._lock:  # decide and claim the button atomically
@@ -129,16 +131,10 @@ class SimulatedBoardBackend:
             self._claim(button)
         self._run_press(button, wait)
 
-    @staticmethod
-    def _region(button: str) -> str:
-        return "reset" if button == "reset" else "power"
-
     def _claim(self, button: str) -> None:
         if not self.atx_enabled:
             raise KvmdError("ATX is disabled", "AtxDisabledError")
-        if self._region(button) in self._atx_busy:
-            raise KvmdBusyError("performing another ATX operation", "AtxIsBusyError")
-        self._atx_busy.add(self._region(button))
+        self._atx.claim(button)
 
     def atx_click(self, button: str, wait: bool) -> None:
         with self._lock:
@@ -147,28 +143,23 @@ class SimulatedBoardBackend:
 
     def _run_press(self, button: str, wait: bool) -> None:
         duration = self.long_press_s if button == "power_long" else self.press_s
-        perform_op(lambda: self._press(button, duration), wait, f"atx-{button}")
+        self._atx.press(button, duration, lambda: self._released(button), wait)
 
-    def _press(self, button: str, duration: float) -> None:
-        try:
-            time.sleep(duration)
-            with self._lock:
-                if self.mains:  # a dead PSU ignores the buttons
-                    if button == "power":
-                        if not self.power_led:
-                            self.power_led = True
-                            self.boots += 1
-                        elif self.soft_off_works:
-                            self.power_led = False
-                    elif button == "power_long":
-                        self.power_led = False
-                    elif button == "reset" and self.power_led:
-                        self.resets += 1
-                        self.boots += 1
-            time.sleep(self.settle_s)
-        finally:
-            with self._lock:
-                self._atx_busy.discard(self._region(button))
+    def _released(self, button: str) -> None:
+        with self._lock:
+            if not self.mains:  # a dead PSU ignores the buttons
+                return
+            if button == "power":
+                if not self.power_led:
+                    self.power_led = True
+                    self.boots += 1
+                elif self.soft_off_works:
+                    self.power_led = False
+            elif button == "power_long":
+                self.power_led = False
+            elif button == "reset" and self.power_led:
+                self.resets += 1
+                self.boots += 1
 
     # -- streamer -------------------------------------------------------------------------
 
