@@ -17,7 +17,7 @@ start, import included      37 ms         162 ms      30 ms
 import alone                0.15 s        0.25 s      0.09 s
 peak RSS                    33 MiB        43 MiB      33 MiB
 dependencies added          none          8 packages  2 packages
-                                          12.8 MiB    2.1 MiB
+                                          12.2 MiB    2.1 MiB
 ==========================  ============  ==========  ==========
 
 The measurement first found a defect of ours, not a reason to switch: 44 ms per request,
