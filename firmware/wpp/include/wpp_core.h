@@ -39,6 +39,9 @@ struct wpp_ctx {
 	/* Pages: per bucket high-water and free list (link in physical_address). */
 	wpp_u32 bucket_hw[WPP_PAGE_BUCKETS];
 	wpp_u32 bucket_free[WPP_PAGE_BUCKETS];
+	/* slot of the bucket's last removal: munmap removes pages in address order,
+	 * which sit in neighbouring slots, so removal searches outward from it */
+	wpp_u32 bucket_hint[WPP_PAGE_BUCKETS];
 	wpp_u64 pages_used;
 	wpp_u64 metadata_used;
 	wpp_u64 restored_list_bytes;	/* linear page list written by RESTORE */

@@ -396,6 +396,7 @@ static void clear_tracking(struct wpp_ctx *ctx)
 		       (wpp_u64)ctx->bucket_hw[b] * sizeof(struct wpp_page_mapping));
 		ctx->bucket_hw[b] = 0;
 		ctx->bucket_free[b] = WPP_NO_SLOT;
+		ctx->bucket_hint[b] = 0;
 	}
 	memset(section(ctx, WPP_PAGES_OFFSET), 0, ctx->restored_list_bytes);
 	ctx->restored_list_bytes = 0;
@@ -556,18 +557,47 @@ static int page_add(struct wpp_ctx *ctx, wpp_u64 va, wpp_u64 pa)
 	return WPP_OK;
 }
 
+static int slot_is(const struct wpp_page_mapping *m, wpp_u64 va, wpp_u64 pa)
+{
+	return m->virtual_address == (va | WPP_PAGE_USED) && (!pa || m->physical_address == pa);
+}
+
+/*
+ * The slot holding va (and pa, unless 0), or WPP_NO_SLOT. The search starts at
+ * the bucket's last removal and widens both ways: a munmap removes pages in
+ * address order, and pages added in order sit in ascending slots (fresh) or
+ * descending ones (popped off the free list), so the next page is a neighbour.
+ * A linear scan from slot 0 made each removal cost the bucket's size: batched
+ * tracking of 100 MiB spent ~250 ms per PAGE_BATCH under TCG, 1.6x the
+ * untracked run, nearly all of it here.
+ */
+static wpp_u32 page_find(const struct wpp_page_mapping *base, wpp_u32 hw, wpp_u32 from,
+			 wpp_u64 va, wpp_u64 pa)
+{
+	if (!hw)
+		return WPP_NO_SLOT;
+	if (from >= hw)
+		from = hw - 1;
+	for (wpp_u32 d = 0; d <= from || from + d < hw; d++) {
+		if (from + d < hw && slot_is(&base[from + d], va, pa))
+			return from + d;
+		if (d && d <= from && slot_is(&base[from - d], va, pa))
+			return from - d;
+	}
+	return WPP_NO_SLOT;
+}
+
 static int page_remove(struct wpp_ctx *ctx, wpp_u64 va, wpp_u64 pa)
 {
 	unsigned int b = WPP_PAGE_BUCKET(va);
 	struct wpp_page_mapping *base = bucket_base(ctx, b);
+	wpp_u32 i;
 
 	if (va & (WPP_PAGE_SIZE - 1))
 		return WPP_E_BAD_ARG;
-	for (wpp_u32 i = 0; i < ctx->bucket_hw[b]; i++) {
-		if (base[i].virtual_address != (va | WPP_PAGE_USED))
-			continue;
-		if (pa && base[i].physical_address != pa)
-			continue;
+	i = page_find(base, ctx->bucket_hw[b], ctx->bucket_hint[b], va, pa);
+	if (i != WPP_NO_SLOT) {
+		ctx->bucket_hint[b] = i;
 		base[i].virtual_address = 0;
 		base[i].physical_address = ctx->bucket_free[b] == WPP_NO_SLOT ? 0 :
 			(wpp_u64)ctx->bucket_free[b] + 1;

@@ -320,6 +320,39 @@ static void t_region_exhaustion(void)
 	host_platform_close(&hp);
 }
 
+/*
+ * Removal searches outward from the bucket's last removal: whatever the order
+ * (ascending, descending, scattered), every page is found exactly once, a wrong
+ * pa is not found, and pa 0 removes the one mapping the va has.
+ */
+static void t_pages_remove_orders(void)
+{
+	struct host_platform hp;
+	const unsigned int n = 64;	/* pages in bucket 3 */
+	wpp_u64 va[64];
+
+	open_hp(&hp, 16 * MiB, 1);
+	ev(&hp, WPP_EV_INIT);
+	for (unsigned int round = 0; round < 3; round++) {
+		for (unsigned int k = 0; k < n; k++) {
+			va[k] = 0x7f0000003000ULL + ((wpp_u64)k << 16);
+			CHECK_EQ(add_page(&hp, va[k], ram_page(k)), WPP_OK);
+		}
+		CHECK_EQ(hp.ctx.pages_used, n);
+		CHECK_EQ(remove_page(&hp, va[5], ram_page(6)), WPP_E_NOT_FOUND);
+		for (unsigned int k = 0; k < n; k++) {
+			/* round 0 ascending, 1 descending, 2 scattered (stride 37 mod 64) */
+			unsigned int j = round == 0 ? k : round == 1 ? n - 1 - k : (k * 37) % n;
+
+			CHECK_EQ(remove_page(&hp, va[j], round == 2 ? 0 : ram_page(j)), WPP_OK);
+			CHECK_EQ(remove_page(&hp, va[j], 0), WPP_E_NOT_FOUND);
+		}
+		CHECK_EQ(hp.ctx.pages_used, 0);
+		CHECK_EQ(hp.ctx.bucket_hw[3], n);	/* slots are reused, never appended */
+	}
+	host_platform_close(&hp);
+}
+
 static void t_pages_buckets(void)
 {
 	struct host_platform hp;
@@ -1977,6 +2010,7 @@ static const struct test tests[] = {
 	{ "state_rules", t_state_rules },
 	{ "init_resets", t_init_resets },
 	{ "regions", t_regions },
+	{ "pages_remove_orders", t_pages_remove_orders },
 	{ "region_exhaustion", t_region_exhaustion },
 	{ "pages_buckets", t_pages_buckets },
 	{ "page_exhaustion", t_page_exhaustion },
