@@ -78,10 +78,12 @@ static int raise_smi(uint8_t port_ev, uint16_t hdr_ev, uint32_t magic, uint32_t 
 	h->magic = magic;
 	h->abi_version = WPP_ABI_VERSION;
 	h->event = hdr_ev;
-	h->seq = seq;
-	h->seq_ack = 0;
+	h->seq_ack = seq - 1;	/* nothing pending until seq changes */
 	h->status = -1;
 	h->payload_len = len;
+	/* seq last (see wpp-smi-fuzz.c): a late broadcast SMI must not see half a request */
+	__sync_synchronize();
+	h->seq = seq;
 	__sync_synchronize();
 	if (port_fd >= 0) {
 		if (pwrite(port_fd, &port_ev, 1, WPP_APM_CNT_PORT) != 1)
