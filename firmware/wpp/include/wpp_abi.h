@@ -202,8 +202,12 @@ struct wpp_data_cmd {
 /*
  * Get Pages: copy `count` pages starting at snapshot page index `index` from
  * the persistent device. dest_phys == 0: into the mailbox right after this
- * struct. Otherwise into OS memory at dest_phys, which must be RAM and not
- * SMRAM nor the WPP region (checked; WPP_E_BAD_ADDR otherwise).
+ * struct. dest_phys == WPP_GET_PAGES_FRAMES: page i into the 4 KiB frame
+ * whose physical address is the i-th of `count` u64s following this struct
+ * (the recreated process' own new frames, so no page passes through a
+ * buffer). Otherwise into OS memory at dest_phys. Every destination must be
+ * RAM and not SMRAM nor the WPP region, a frame also 4 KiB aligned (checked;
+ * WPP_E_BAD_ADDR otherwise, after the frames before it were written).
  * result[0] = pages copied.
  */
 struct wpp_get_pages {
@@ -211,6 +215,8 @@ struct wpp_get_pages {
 	wpp_u32 count;
 	wpp_u64 dest_phys;
 };
+
+#define WPP_GET_PAGES_FRAMES		(~0ULL)
 
 /*
  * Debug: toggle flags and/or dump state to the log. result[0] = flags now;

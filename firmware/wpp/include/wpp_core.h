@@ -67,6 +67,12 @@ struct wpp_ctx {
 	wpp_u32 smi_cpus;
 	wpp_u32 smi_cpus_expected;
 	wpp_u64 smi_rendezvous_us;
+	/* The rendezvous found every CPU (set for the next event only), and so
+	 * the event being handled runs with the OS stopped: the BAR checked once
+	 * in it (dev_guarded) stays where it is until the event ends. */
+	int rendezvous_all_held;
+	int event_all_held;
+	int dev_guarded;
 	/* SMRAM-resident copy buffer: what is CRC'd is what is written */
 	wpp_u8 bounce[WPP_PAGE_SIZE];
 };

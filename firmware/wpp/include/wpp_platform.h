@@ -80,6 +80,12 @@ struct wpp_pdev {
 	 */
 	int (*write_crc)(void *ctx, wpp_u64 dev_off, const void *src, wpp_u64 len,
 			 wpp_u32 *crc);
+	/*
+	 * Optional, for CPU-mapped devices: update *crc (wpp_crc32) over device
+	 * bytes where they lie. Restore's page check uses it instead of copying
+	 * each piece into the scratch buffer first; NULL = read, then CRC.
+	 */
+	int (*crc)(void *ctx, wpp_u64 dev_off, wpp_u64 len, wpp_u32 *crc);
 	/* Wait until every queued transfer has completed. */
 	int (*wait)(void *ctx, wpp_u64 timeout_us);
 };

@@ -257,6 +257,8 @@ int wpp_guard_device(struct wpp_ctx *ctx, int log)
 				 WPP_E_NO_DEVICE, pdev_name(ctx));
 		return WPP_E_NO_DEVICE;
 	}
+	if (ctx->dev_guarded)
+		goto same;
 	memset(now, 0, sizeof(now));
 	n = d->locate(d->ctx, now, WPP_PDEV_MAX_WINDOWS, 0);
 	for (unsigned int i = 0; i < ctx->dev_nwin; i++) {
@@ -269,6 +271,8 @@ int wpp_guard_device(struct wpp_ctx *ctx, int log)
 				 U(ctx->dev_win[i].base));
 		return WPP_E_DEVICE_MOVED;
 	}
+	ctx->dev_guarded = ctx->event_all_held;
+same:
 	memcpy(d->win, ctx->dev_win, sizeof(d->win));
 	d->nwin = ctx->dev_nwin;
 	return WPP_OK;
@@ -335,10 +339,14 @@ static int dev_probe(struct wpp_ctx *ctx, wpp_u64 *size)
 }
 
 /*
- * Transfers check the BAR again: other CPUs keep running while one is in SMM
- * (QEMU's TCG delivers the SMI to the writing CPU only), so the OS could move
- * the BAR in the middle of a persist. What remains is the window inside one
- * transfer (at most MAX_RUN bytes).
+ * Transfers check the BAR again: other CPUs may keep running while one is in
+ * SMM (an SMI that reached only the writing CPU, or a platform that does not
+ * count the rendezvous), so the OS could move the BAR in the middle of a
+ * persist. What remains is the window inside one transfer (at most MAX_RUN
+ * bytes). When the rendezvous found every CPU in SMM, the OS is stopped for
+ * the whole event and the first check holds until it ends (a GET_PAGES into
+ * 1,024 scattered frames read the BAR 1,024 times: 3 PCI config reads each,
+ * about 12 us per frame under TCG).
  */
 static int dev_write(struct wpp_ctx *ctx, wpp_u64 off, const void *src, wpp_u64 phys,
 		     wpp_u64 len)
@@ -363,6 +371,15 @@ static int dev_write_crc(struct wpp_ctx *ctx, wpp_u64 off, const void *src, wpp_
 		return WPP_OK;
 	rc = wpp_guard_device(ctx, 1);
 	return rc == WPP_OK ? d->write_crc(d->ctx, off, src, len, crc) : rc;
+}
+
+/* CRC of device bytes in place (a CPU-mapped device: pdev->crc). */
+static int dev_crc(struct wpp_ctx *ctx, wpp_u64 off, wpp_u64 len, wpp_u32 *crc)
+{
+	struct wpp_pdev *d = ctx->plat->pdev;
+	int rc = wpp_guard_device(ctx, 1);
+
+	return rc == WPP_OK ? d->crc(d->ctx, off, len, crc) : rc;
 }
 
 static int dev_read(struct wpp_ctx *ctx, wpp_u64 off, void *dst, wpp_u64 phys, wpp_u64 len)
@@ -1346,6 +1363,13 @@ static int ev_restore(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len, wpp_u6
 			wpp_u64 n = WPP_MIN((wpp_u64)WPP_INTERNAL_SCRATCH_SIZE,
 					h.page_area_length - done);
 
+			if (ctx->plat->pdev->crc) {
+				rc = dev_crc(ctx, h.page_area_offset + done, n, &crc);
+				if (rc != WPP_OK)
+					goto fail;
+				done += n;
+				continue;
+			}
 			rc = dev_read(ctx, h.page_area_offset + done, scratch(ctx),
 				      scratch_phys(ctx), n);
 			if (rc == WPP_OK)
@@ -1411,6 +1435,51 @@ static int get_pages_to_frames(struct wpp_ctx *ctx, wpp_u64 dev_off, wpp_u64 des
 	return rc;
 }
 
+/*
+ * GET_PAGES into a list of OS frames (WPP_GET_PAGES_FRAMES): each address is
+ * read out of the OS-writable mailbox once and checked before it is used, and
+ * neighbouring frames are moved as one run. A refused frame stops the call
+ * (the frames before it hold their pages, which the OS asked for).
+ */
+static int get_pages_to_list(struct wpp_ctx *ctx, const wpp_u8 *list, wpp_u32 count,
+			     wpp_u64 dev_off)
+{
+	wpp_u64 run_pa = 0, run_len = 0;
+	int rc = WPP_OK;
+
+	for (wpp_u32 k = 0; k < count; k++) {
+		wpp_u64 pa;
+
+		memcpy(&pa, list + (wpp_u64)k * sizeof(pa), sizeof(pa));
+		if (pa & (WPP_PAGE_SIZE - 1))
+			ctx->reason = "unaligned";
+		if ((pa & (WPP_PAGE_SIZE - 1)) || check_os_range(ctx, pa, WPP_PAGE_SIZE)) {
+			wpp_logf(ctx->plat, "get_pages status=%d error=bad_addr reason=%s "
+				 "frame=%u dest=0x%llx", WPP_E_BAD_ADDR, ctx->reason, k, U(pa));
+			rc = WPP_E_BAD_ADDR;
+			break;
+		}
+		if (run_len && pa == run_pa + run_len && run_len + WPP_PAGE_SIZE <= map_piece(ctx)) {
+			run_len += WPP_PAGE_SIZE;
+			continue;
+		}
+		if (run_len)
+			rc = get_pages_to_frames(ctx, dev_off, run_pa, run_len);
+		if (rc != WPP_OK)
+			return rc;
+		dev_off += run_len;
+		run_pa = pa;
+		run_len = WPP_PAGE_SIZE;
+	}
+	if (run_len) {
+		int rc2 = get_pages_to_frames(ctx, dev_off, run_pa, run_len);
+
+		if (rc == WPP_OK)
+			rc = rc2;
+	}
+	return rc;
+}
+
 static int ev_get_pages(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u64 *res,
 			wpp_u32 *reply_len)
 {
@@ -1429,6 +1498,9 @@ static int ev_get_pages(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u64 *r
 	if (g.dest_phys == 0) {
 		if (bytes > WPP_MAILBOX_PAYLOAD_MAX - sizeof(g))
 			return WPP_E_BOUNDS;
+	} else if (g.dest_phys == WPP_GET_PAGES_FRAMES) {
+		if (len < sizeof(g) || (wpp_u64)g.count * sizeof(wpp_u64) > len - sizeof(g))
+			return WPP_E_BAD_ARG;
 	} else {
 		rc = check_os_range(ctx, g.dest_phys, bytes);
 		if (rc != WPP_OK) {
@@ -1449,6 +1521,8 @@ static int ev_get_pages(struct wpp_ctx *ctx, wpp_u8 *pl, wpp_u32 len, wpp_u64 *r
 			      WPP_MAILBOX_HDR_SIZE + sizeof(g), bytes);
 		if (rc == WPP_OK)
 			rc = dev_wait(ctx);
+	} else if (g.dest_phys == WPP_GET_PAGES_FRAMES) {
+		rc = get_pages_to_list(ctx, pl + sizeof(g), g.count, dev_off);
 	} else {
 		rc = get_pages_to_frames(ctx, dev_off, g.dest_phys, bytes);
 	}
@@ -1678,6 +1752,7 @@ int wpp_rendezvous(struct wpp_ctx *ctx, wpp_u32 expected, wpp_u64 timeout_us)
 	ctx->smi_cpus = n;
 	ctx->smi_cpus_expected = expected;
 	ctx->smi_rendezvous_us = waited;
+	ctx->rendezvous_all_held = p->smm_cpus && n >= expected;
 	if (n < expected) {
 		wpp_logf(p, "rendezvous status=%d error=cpus_missing cpus=%u cpus_expected=%u "
 			 "time_us=%llu", WPP_E_TIMEOUT, n, expected, U(waited));
@@ -1699,7 +1774,7 @@ int wpp_already_answered(struct wpp_ctx *ctx, wpp_u8 event)
 	return 1;
 }
 
-int wpp_handle_event(struct wpp_ctx *ctx, wpp_u8 ev)
+static int handle_event(struct wpp_ctx *ctx, wpp_u8 ev)
 {
 	struct wpp_mailbox_hdr hdr;
 	wpp_u64 res[4] = { 0, 0, 0, 0 };
@@ -1798,4 +1873,22 @@ int wpp_handle_event(struct wpp_ctx *ctx, wpp_u8 ev)
 		out->seq_ack = hdr.seq;
 	}
 	return 1;
+}
+
+/*
+ * One event. A complete rendezvous (every CPU parked in SMM for this SMI)
+ * holds for this event only: it lets the device guard check the BAR once
+ * per event instead of before every transfer (see wpp_guard_device()).
+ */
+int wpp_handle_event(struct wpp_ctx *ctx, wpp_u8 ev)
+{
+	int handled;
+
+	ctx->event_all_held = ctx->rendezvous_all_held;
+	ctx->rendezvous_all_held = 0;
+	ctx->dev_guarded = 0;
+	handled = handle_event(ctx, ev);
+	ctx->event_all_held = 0;
+	ctx->dev_guarded = 0;
+	return handled;
 }

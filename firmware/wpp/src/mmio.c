@@ -33,6 +33,18 @@ static int mmio_write_crc(void *c, wpp_u64 off, const void *src, wpp_u64 len, wp
 	return WPP_OK;
 }
 
+static int mmio_crc(void *c, wpp_u64 off, wpp_u64 len, wpp_u32 *crc)
+{
+	struct wpp_mmio_dev *d = c;
+
+	if (!d->base)
+		return WPP_E_NO_DEVICE;
+	if (off > d->size || len > d->size - off)
+		return WPP_E_DEVICE_IO;
+	*crc = wpp_crc32(*crc, d->base + off, (size_t)len);
+	return WPP_OK;
+}
+
 static int mmio_read(void *c, wpp_u64 off, void *dst, wpp_u64 dst_phys, wpp_u64 len)
 {
 	struct wpp_mmio_dev *d = c;
@@ -65,5 +77,6 @@ void wpp_mmio_init(struct wpp_pdev *pdev, struct wpp_mmio_dev *dev, const char *
 	pdev->read = mmio_read;
 	pdev->write = mmio_write;
 	pdev->write_crc = mmio_write_crc;
+	pdev->crc = mmio_crc;
 	pdev->wait = mmio_wait;
 }

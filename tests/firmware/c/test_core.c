@@ -897,6 +897,64 @@ static void t_get_pages_checks(void)
 	host_platform_close(&hp);
 }
 
+/*
+ * GET_PAGES into a list of frames: neighbouring (one run), scattered and
+ * descending frames get exactly the bytes the mailbox form returns; the list
+ * must lie in the payload; a bad frame stops the call there, with the frames
+ * before it written and those after it untouched.
+ */
+static void t_get_pages_frames(void)
+{
+	static wpp_u8 want[8][4096];
+	const wpp_u64 frames[8] = { ram_page(40), ram_page(41), ram_page(42), ram_page(30),
+				    ram_page(20), ram_page(21), ram_page(50), ram_page(49) };
+	const struct { wpp_u64 pa; const char *log; } bad[] = {
+		{ HOST_SMRAM_BASE, "reason=smram frame=3 dest=0x7ff00000" },
+		{ ram_page(30) + 8, "reason=unaligned frame=3" },
+		{ WPP_REGION_BASE_DEFAULT, "reason=region frame=3" },
+		{ 0x5000, "reason=not_ram frame=3" },
+	};
+	struct {
+		struct wpp_get_pages g;
+		wpp_u64 f[8];
+	} req;
+	struct host_platform hp;
+
+	persist_fresh(17);
+	open_hp(&hp, 0, 0);
+	CHECK_EQ(restore(&hp, 0), WPP_OK);
+	for (int i = 0; i < 8; i++) {
+		CHECK_EQ(get_pages(&hp, 5 + i, 1, 0), WPP_OK);
+		memcpy(want[i], (wpp_u8 *)host_payload(&hp) + sizeof(struct wpp_get_pages), 4096);
+	}
+	CHECK(memcmp(want[0], want[1], 4096));
+	req.g = (struct wpp_get_pages){ 5, 8, WPP_GET_PAGES_FRAMES };
+	memcpy(req.f, frames, sizeof(frames));
+	for (int i = 0; i < 8; i++)
+		memset(host_phys(&hp, frames[i]), 0xa5, 4096);
+	CHECK_EQ(host_call(&hp, WPP_EV_GET_PAGES, &req, sizeof(req)), WPP_OK);
+	CHECK_EQ(res(&hp, 0), 8);
+	for (int i = 0; i < 8; i++)
+		CHECK(!memcmp(host_phys(&hp, frames[i]), want[i], 4096));
+	CHECK_EQ(host_call(&hp, WPP_EV_GET_PAGES, &req, sizeof(req) - 8), WPP_E_BAD_ARG);
+	for (unsigned int b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+		wpp_u8 untouched[4096];
+
+		memset(untouched, 0xa5, sizeof(untouched));
+		for (int i = 0; i < 8; i++)
+			memset(host_phys(&hp, frames[i]), 0xa5, 4096);
+		req.f[3] = bad[b].pa;
+		CHECK_EQ(host_call(&hp, WPP_EV_GET_PAGES, &req, sizeof(req)), WPP_E_BAD_ADDR);
+		CHECK(host_log_contains(&hp, bad[b].log));
+		for (int i = 0; i < 8; i++)
+			if (i != 3)
+				CHECK(!memcmp(host_phys(&hp, frames[i]), i < 3 ? want[i] : untouched,
+					      4096));
+	}
+	CHECK(smram_intact(&hp));
+	host_platform_close(&hp);
+}
+
 static void t_debug(void)
 {
 	struct host_platform hp;
@@ -1260,12 +1318,39 @@ static void t_fuzz_restored(void)
 	srand(99);
 	memcpy(shadow, hp.ram, HOST_RAM_SIZE);
 	for (int it = 0; it < 5000; it++) {
+		struct {
+			struct wpp_get_pages g;
+			wpp_u64 f[40];
+		} req;
 		struct wpp_get_pages g = { (wpp_u32)(rand() % 400), (wpp_u32)(rand() % 40),
 					   rand() % 3 ? rnd_addr() : 0 };
-		int rc = host_call(&hp, WPP_EV_GET_PAGES, &g, sizeof(g));
+		wpp_u32 len = sizeof(g);
+		int rc;
 
+		memset(&req, 0, sizeof(req));
+		req.g = g;
+
+		if (rand() % 4 == 0) {
+			/* the frame-list form: frames anywhere, a list maybe cut short */
+			g.dest_phys = req.g.dest_phys = WPP_GET_PAGES_FRAMES;
+			for (wpp_u32 k = 0; k < 40; k++)
+				req.f[k] = rand() % 8 ? ram_page((unsigned int)rand() % 4096) :
+					rnd_addr();
+			len = sizeof(g) + (rand() % 8 ? g.count : (wpp_u32)rand() % 41) * 8U;
+		}
+		rc = host_call(&hp, WPP_EV_GET_PAGES, &req, len);
 		CHECK(smram_intact(&hp));
-		if (rc == WPP_OK && g.dest_phys) {
+		if (g.dest_phys == WPP_GET_PAGES_FRAMES) {
+			/* only listed frames may change (those past a refused one do not) */
+			for (wpp_u32 k = 0; k < g.count && k < 40; k++) {
+				wpp_u64 off = req.f[k] - HOST_RAM_BASE;
+
+				if (req.f[k] >= HOST_RAM_BASE && off < HOST_RAM_SIZE &&
+				    !(off & 4095))
+					memcpy(shadow + off, hp.ram + off, 4096);
+			}
+			CHECK(rc != WPP_OK || g.index + g.count <= SYN_PAGES);
+		} else if (rc == WPP_OK && g.dest_phys) {
 			wpp_u64 off = g.dest_phys - HOST_RAM_BASE;
 
 			CHECK(g.index + g.count <= SYN_PAGES);
@@ -1537,6 +1622,49 @@ static void t_bar_moved_mid_persist(void)
 	CHECK_EQ(restore_status("check=marker_missing"), WPP_E_INCOMPLETE);
 }
 
+/*
+ * With every CPU parked in SMM (a complete rendezvous before the event) the
+ * OS cannot move the BAR during the event: the guard reads it once per event.
+ * The rendezvous counts for the next event only; without it, every transfer
+ * checks again and a move in the middle is still caught.
+ */
+static wpp_u32 all_cpus(void *ctx)
+{
+	(void)ctx;
+	return 2;
+}
+
+static void t_bar_once_when_all_held(void)
+{
+	struct host_platform hp;
+	int locates;
+
+	open_hp(&hp, 64 * MiB, 1);
+	build_process(&hp, 3);
+	hp.plat.smm_cpus = all_cpus;
+	CHECK_EQ(wpp_rendezvous(&hp.ctx, 2, 1000), WPP_OK);
+	locates = hp.bar_locates;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	CHECK_EQ(hp.bar_locates - locates, 1);
+	/* the next event had no rendezvous: per transfer again */
+	locates = hp.bar_locates;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	CHECK(hp.bar_locates - locates > 3);
+	hp.on_write = move_bar_once;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_DEVICE_MOVED);
+	/* a rendezvous that timed out (a CPU missing) does not count */
+	hp.on_write = NULL;
+	host_platform_close(&hp);
+	open_hp(&hp, 64 * MiB, 1);
+	build_process(&hp, 3);
+	hp.plat.smm_cpus = all_cpus;
+	CHECK_EQ(wpp_rendezvous(&hp.ctx, 3, 1000), WPP_E_TIMEOUT);
+	locates = hp.bar_locates;
+	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
+	CHECK(hp.bar_locates - locates > 3);
+	host_platform_close(&hp);
+}
+
 /* A BAR already over TSEG (or RAM) at the handoff is never recorded. */
 static void t_bar_bad_at_boot(void)
 {
@@ -1805,6 +1933,13 @@ static void t_mmio_write_crc(void)
 	CHECK(!memcmp(bar + 4096, src, sizeof(src)));
 	CHECK_EQ(pdev.write_crc(&dev, 65536 - 4096, src, sizeof(src), &crc), WPP_E_DEVICE_IO);
 	CHECK_EQ(pdev.write_crc(&dev, 0, NULL, 4096, &crc), WPP_E_BAD_ADDR);
+	/* the CRC in place over what was written, bounds refused */
+	CHECK(pdev.crc);
+	crc = 0;
+	CHECK_EQ(pdev.crc(&dev, 4096, sizeof(src), &crc), WPP_OK);
+	CHECK_EQ(crc, wpp_crc32(0, src, sizeof(src)));
+	CHECK_EQ(pdev.crc(&dev, 65536 - 4096, 8192, &crc), WPP_E_DEVICE_IO);
+	CHECK_EQ(pdev.crc(&dev, 65537, 0, &crc), WPP_E_DEVICE_IO);
 	free(bar);
 }
 
@@ -2023,6 +2158,8 @@ static const struct test tests[] = {
 	{ "marker_and_version", t_marker_and_version },
 	{ "consume", t_consume },
 	{ "get_pages_checks", t_get_pages_checks },
+	{ "get_pages_frames", t_get_pages_frames },
+	{ "bar_once_when_all_held", t_bar_once_when_all_held },
 	{ "debug", t_debug },
 	{ "device_errors", t_device_errors },
 	{ "tampered_slots", t_tampered_slots },
