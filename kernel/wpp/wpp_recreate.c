@@ -43,10 +43,12 @@
 #include <linux/moduleparam.h>
 #include <linux/mman.h>
 #include <linux/mmu_context.h>
+#include <linux/memcontrol.h>
 #include <linux/mutex.h>
 #include <linux/namei.h>
 #include <linux/refcount.h>
 #include <linux/regset.h>
+#include <linux/rmap.h>
 #include <linux/sched.h>
 #include <linux/sched/coredump.h>
 #include <linux/sched/mm.h>
@@ -56,9 +58,11 @@
 #include <linux/completion.h>
 #include <linux/signal.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/string.h>
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
 #include <linux/vmalloc.h>
 #include <linux/wpp.h>
 #include <asm/fpu/api.h>
@@ -83,6 +87,18 @@ static bool rc_direct = true;
  */
 module_param_named(recreate_direct, rc_direct, bool, 0644);
 MODULE_PARM_DESC(recreate_direct, "recreate: GET_PAGES straight into a kernel buffer (1) or through the mailbox (0)");
+
+/*
+ * wpp.recreate_frames=0: no GET_PAGES into the process' own new frames (the
+ * frame-list form); the buffer forms above then fill the pages, through page
+ * faults. For tests of every form and bench comparisons.
+ */
+static bool rc_frames = true;
+module_param_named(recreate_frames, rc_frames, bool, 0644);
+MODULE_PARM_DESC(recreate_frames, "recreate: GET_PAGES straight into the new process' frames (1) or through a buffer (0)");
+
+/* Frames per frame-list GET_PAGES: 8 KiB of addresses in the mailbox, 4 MiB of pages. */
+#define RC_FRAMES_BATCH	1024U
 
 #define RC_DIRECT_ORDER		10U
 #define RC_DIRECT_MIN_ORDER	4U
@@ -151,7 +167,7 @@ struct wpp_rc {
 	struct cred *cred;		/* the saved credentials, until committed */
 
 	/* stats */
-	u64 pages_written, pages_zero, pages_skipped;
+	u64 pages_written, pages_in_place, pages_zero, pages_skipped;
 	u64 t_restore, t_map, t_fill, t_get;	/* t_get: GET_PAGES calls, part of t_fill */
 	u64 t_threads;
 };
@@ -790,37 +806,197 @@ static void rc_sort_regions(struct wpp_rc *rc)
 	}
 }
 
+#ifdef CONFIG_USERFAULTFD
+/* The page-table page for va in mm, allocated on the way; NULL: no memory. */
+static pmd_t *rc_pmd_alloc(struct mm_struct *mm, unsigned long va)
+{
+	pgd_t *pgd = pgd_offset(mm, va);
+	p4d_t *p4d = p4d_alloc(mm, pgd, va);
+	pud_t *pud = p4d ? pud_alloc(mm, p4d, va) : NULL;
+	pmd_t *pmd = pud ? pmd_alloc(mm, pud, va) : NULL;
+
+	if (!pmd || pmd_trans_huge(*pmd) || pmd_devmap(*pmd))
+		return NULL;
+	if (unlikely(pmd_none(*pmd)) && __pte_alloc(mm, pmd))
+		return NULL;
+	return pmd;
+}
+
+/*
+ * Map pg, a new frame already holding the page's bytes, at va of a private
+ * mapping, the way userfaultfd's UFFDIO_COPY maps a filled page (its helper:
+ * anon rmap, LRU, memcg, RSS). No page fault zeroes a frame first and no
+ * buffer is copied: the firmware wrote the frame. Only where nothing is
+ * mapped yet (every page of a new mm). True: pg now belongs to the mm; false:
+ * the caller still owns it and writes the page the ordinary way.
+ */
+static bool rc_map_frame(struct mm_struct *mm, u64 va, struct page *pg)
+{
+	struct vm_area_struct *vma;
+	bool done = false;
+	pmd_t *pmd;
+
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, va);
+	if (!vma || (vma->vm_flags & (VM_SHARED | VM_PFNMAP | VM_MIXEDMAP | VM_HUGETLB)) ||
+	    unlikely(anon_vma_prepare(vma)))
+		goto out;
+	pmd = rc_pmd_alloc(mm, va);
+	if (!pmd)
+		goto out;
+	__SetPageUptodate(pg);	/* orders the frame's bytes before the pte */
+	if (mem_cgroup_charge(page_folio(pg), mm, GFP_KERNEL))
+		goto out;
+	done = !mfill_atomic_install_pte(mm, pmd, vma, va, pg, true, false);
+out:
+	mmap_read_unlock(mm);
+	return done;
+}
+#else
+static bool rc_map_frame(struct mm_struct *mm, u64 va, struct page *pg)
+{
+	return false;
+}
+#endif
+
 /*
  * One page of the snapshot into the new mm: skipped (vDSO, [vvar], shared
  * file mappings), left to the zero page (an all-zero private anonymous page),
- * a plain copy into the (current) new mm when writable, else a forced write
- * like ptrace's, which breaks COW of read-only private maps.
+ * its frame mapped as it is (frame: the firmware wrote the page into it;
+ * private mappings), else a plain copy into the (current) new mm when
+ * writable, else a forced write like ptrace's, which breaks COW of read-only
+ * private maps. A frame not mapped is freed.
  */
-static int rc_fill_one(struct wpp_rc *rc, struct mm_struct *mm, u64 idx, u8 *page)
+static int rc_fill_one(struct wpp_rc *rc, struct mm_struct *mm, u64 idx, u8 *page,
+		       struct page *frame)
 {
 	u64 va = rc->plist[idx].virtual_address & PAGE_MASK;
 	int r = rc_region_of(rc, va);
 	u8 kind = r < 0 ? RC_VVAR : rc->kind[r];
+	int ret = 0;
 
 	if (kind == RC_VDSO || kind == RC_VVAR ||
 	    (kind == RC_FILE && (rc->regions[r].flags & VM_SHARED))) {
 		rc->pages_skipped++;
-		return 0;
-	}
-	if (kind == RC_ANON && !(rc->regions[r].flags & VM_SHARED) &&
-	    !memchr_inv(page, 0, PAGE_SIZE)) {
+	} else if (kind == RC_ANON && !(rc->regions[r].flags & VM_SHARED) &&
+		   !memchr_inv(page, 0, PAGE_SIZE)) {
 		rc->pages_zero++;
-		return 0;
-	}
-	if (kind == RC_ANON && (rc->regions[r].flags & VM_WRITE) &&
-	    !copy_to_user((void __user *)(unsigned long)va, page, PAGE_SIZE)) {
+	} else if (frame && rc_map_frame(mm, va, frame)) {
 		rc->pages_written++;
+		rc->pages_in_place++;
 		return 0;
+	} else if (kind == RC_ANON && (rc->regions[r].flags & VM_WRITE) &&
+		   !copy_to_user((void __user *)(unsigned long)va, page, PAGE_SIZE)) {
+		rc->pages_written++;
+	} else if (access_remote_vm(mm, va, page, PAGE_SIZE, FOLL_FORCE | FOLL_WRITE) ==
+		   PAGE_SIZE) {
+		rc->pages_written++;
+	} else {
+		ret = rc_fail(rc, -EFAULT, "cannot fill page %#llx", va);
 	}
-	if (access_remote_vm(mm, va, page, PAGE_SIZE, FOLL_FORCE | FOLL_WRITE) != PAGE_SIZE)
-		return rc_fail(rc, -EFAULT, "cannot fill page %#llx", va);
-	rc->pages_written++;
-	return 0;
+	if (frame)
+		__free_page(frame);
+	return ret;
+}
+
+/*
+ * A frame for one page: below 4 GiB while there is room (a 32-bit SMM
+ * handler reaches it without moving its window onto high RAM, which under
+ * TCG flushes the whole TLB per frame), else anywhere.
+ */
+static struct page *rc_frame_alloc(void)
+{
+	struct page *pg = alloc_page(((GFP_HIGHUSER_MOVABLE & ~__GFP_HIGHMEM) | __GFP_DMA32 |
+				      __GFP_NOWARN | __GFP_NORETRY) & ~__GFP_DIRECT_RECLAIM);
+
+	return pg ? pg : alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NOWARN);
+}
+
+static int rc_cmp_pfn(const void *a, const void *b)
+{
+	unsigned long x = page_to_pfn(*(struct page * const *)a);
+	unsigned long y = page_to_pfn(*(struct page * const *)b);
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The frame-list form of GET_PAGES: a new frame per page, the firmware writes
+ * each page into its frame, the frame is mapped as it is. Returns the number
+ * of pages done: fewer than npages when the firmware refuses a frame
+ * (BAD_ADDR: an older firmware, or a frame it cannot reach), and the caller
+ * fills the rest through a buffer; *ret is set on any other failure.
+ */
+static u64 rc_fill_frames(struct wpp_rc *rc, struct mm_struct *mm, int *ret)
+{
+	struct page **pg = kvmalloc_array(RC_FRAMES_BATCH, sizeof(*pg), GFP_KERNEL);
+	u64 *frames = kvmalloc_array(RC_FRAMES_BATCH, sizeof(*frames), GFP_KERNEL);
+	u64 i = 0;
+	u32 j, n;
+
+	*ret = 0;
+	if (!pg || !frames)
+		goto out;
+	for (; i < rc->npages && !*ret; i += n) {
+		struct wpp_get_pages g = { .index = i, .dest_phys = WPP_GET_PAGES_FRAMES };
+		struct wpp_call c = {
+			.event = WPP_EV_GET_PAGES, .p1 = &g, .len1 = sizeof(g), .p2 = frames,
+		};
+		u64 tg;
+
+		n = min_t(u64, RC_FRAMES_BATCH, rc->npages - i);
+		for (j = 0; j < n; j++) {
+			pg[j] = rc_frame_alloc();
+			if (!pg[j])
+				break;
+		}
+		if (j < n) {
+			*ret = rc_fail(rc, -ENOMEM, "out of memory for the pages");
+			n = j;
+			goto free_batch;
+		}
+		/*
+		 * Any frame can take any page: in address order, neighbouring
+		 * frames go in one transfer and a firmware that maps high RAM
+		 * through a window moves it less often.
+		 */
+		sort(pg, n, sizeof(*pg), rc_cmp_pfn, NULL);
+		for (j = 0; j < n; j++)
+			frames[j] = PFN_PHYS(page_to_pfn(pg[j]));
+		g.count = n;
+		c.len2 = n * sizeof(*frames);
+		tg = ktime_get_ns();
+		*ret = wpp_smi(&c);
+		rc->t_get += ktime_get_ns() - tg;
+		if (*ret && c.status == WPP_E_BAD_ADDR) {
+			pr_info("recreate: the firmware refused GET_PAGES into the process' frames (bad_addr) at page %llu: the rest through a buffer\n",
+				i);
+			*ret = 0;
+			goto free_batch;
+		}
+		if (*ret) {
+			*ret = rc_fail(rc, -EIO, "GET_PAGES of pages %llu..%llu failed: firmware status %d",
+				       i, i + n - 1, c.status);
+			goto free_batch;
+		}
+		for (j = 0; j < n; j++) {
+			int r = rc_fill_one(rc, mm, i + j, page_address(pg[j]), pg[j]);
+
+			if (r && !*ret)
+				*ret = r;
+		}
+		cond_resched();
+	}
+	goto out;
+free_batch:
+	for (j = 0; j < n; j++)
+		__free_page(pg[j]);
+out:
+	if ((!pg || !frames) && !*ret)
+		pr_info("recreate: no memory for a frame list: pages through a buffer\n");
+	kvfree(pg);
+	kvfree(frames);
+	return i;
 }
 
 /* A physically contiguous buffer below 4 GiB for the direct form, or NULL. */
@@ -841,7 +1017,8 @@ static struct page *rc_direct_alloc(unsigned int *order)
 }
 
 /*
- * The snapshot's pages into the new mm. GET_PAGES' direct form (dest_phys)
+ * Pages from index `from` on into the new mm through a buffer, each written
+ * by a page fault and a copy. GET_PAGES' direct form (dest_phys)
  * has the firmware write each batch straight into a contiguous kernel buffer
  * (the persistent device's DMA), so a page is copied once, into the process;
  * through the mailbox it was copied twice (mailbox -> buffer -> process) and
@@ -850,7 +1027,7 @@ static struct page *rc_direct_alloc(unsigned int *order)
  * no contiguous memory: the mailbox form, said once in the log. The snapshot's
  * page CRC was checked by RESTORE either way.
  */
-static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
+static int rc_fill_buffered(struct wpp_rc *rc, struct mm_struct *mm, u64 from)
 {
 	unsigned int order = 0;
 	bool want = READ_ONCE(rc_direct);
@@ -861,7 +1038,7 @@ static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 	u64 i;
 	int ret = 0;
 
-	if (!rc->npages)
+	if (from >= rc->npages)
 		goto out;
 	if (!direct) {
 		pr_info("recreate: %s: pages through the mailbox\n",
@@ -873,7 +1050,7 @@ static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 		}
 		buf = mbuf;
 	}
-	for (i = 0; i < rc->npages && !ret; ) {
+	for (i = from; i < rc->npages && !ret; ) {
 		u32 n = min_t(u64, batch, rc->npages - i), j;
 		struct wpp_get_pages g = { .index = i, .count = n };
 		struct wpp_call c = {
@@ -911,7 +1088,7 @@ static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
 			break;
 		}
 		for (j = 0; j < n && !ret; j++)
-			ret = rc_fill_one(rc, mm, i + j, buf + (size_t)j * PAGE_SIZE);
+			ret = rc_fill_one(rc, mm, i + j, buf + (size_t)j * PAGE_SIZE, NULL);
 		i += n;
 		cond_resched();
 	}
@@ -920,6 +1097,23 @@ out:
 		__free_pages(direct, order);
 	kvfree(mbuf);
 	return ret;
+}
+
+/*
+ * The snapshot's pages into the new mm: into the process' own new frames
+ * (frame-list GET_PAGES), or what remains of them through a buffer when the
+ * firmware refuses that form. RESTORE has checked the page area's CRC before.
+ */
+static int rc_fill_pages(struct wpp_rc *rc, struct mm_struct *mm)
+{
+	u64 done = 0;
+	int ret = 0;
+
+	if (READ_ONCE(rc_frames) && rc->npages)
+		done = rc_fill_frames(rc, mm, &ret);
+	if (ret || done >= rc->npages)
+		return ret;
+	return rc_fill_buffered(rc, mm, done);
 }
 
 /* Load the FPU image into current's fpstate; on error nothing is changed. */
@@ -1559,10 +1753,11 @@ static int rc_recreate(struct wpp_rc *rc, const char __user *ubin)
 	__wpp_exec_done();
 	rc_threads_go(rc, false);
 
-	pr_info("recreated pid %d (was %d, %s) from snapshot %llu%s: %u regions, %llu pages (%llu written, %llu zero, %llu skipped), %u threads more, restore %llu ms, map %llu ms, fill %llu ms (get_pages %llu ms), threads %llu us, total %llu ms\n",
+	pr_info("recreated pid %d (was %d, %s) from snapshot %llu%s: %u regions, %llu pages (%llu written, %llu of them in place, %llu zero, %llu skipped), %u threads more, restore %llu ms, map %llu ms, fill %llu ms (get_pages %llu ms), threads %llu us, total %llu ms\n",
 		task_pid_nr(t), rc->pcb->pid, rc->pcb->comm, rc->snap_seq,
 		rc->consumed ? " (forced)" : "", rc->nregions, rc->npages, rc->pages_written,
-		rc->pages_zero, rc->pages_skipped, rc->threads_made, rc->t_restore / NSEC_PER_MSEC,
+		rc->pages_in_place, rc->pages_zero, rc->pages_skipped, rc->threads_made,
+		rc->t_restore / NSEC_PER_MSEC,
 		rc->t_map / NSEC_PER_MSEC, rc->t_fill / NSEC_PER_MSEC, rc->t_get / NSEC_PER_MSEC,
 		rc->t_threads / NSEC_PER_USEC, (ktime_get_ns() - t0) / NSEC_PER_MSEC);
 	return 0;

@@ -42,6 +42,11 @@ from hil.wpp import snapshot
 
 PROBE = "/usr/bin/wpp-mmprobe"
 DIRECT = "/sys/module/wpp/parameters/recreate_direct"
+FRAMES = "/sys/module/wpp/parameters/recreate_frames"
+# Each tracking mode recreates through another fill form (issue 16), so that all three
+# are checked page by page: eager into the process' own new frames (frame-list
+# GET_PAGES), batched through the kernel's contiguous buffer, lazy through the mailbox.
+FILL = {"eager": (1, 1), "batched": (0, 1), "lazy": (0, 0)}  # (frames, direct)
 LINE_RE = re.compile(r"^wpp-mmprobe: n=(\d+) pid=(\d+) case=(\S+) check=(\w+)(.*)$", re.M)
 CASES = [
     ("pmd-move", "eager"), ("pmd-move", "batched"), ("pmd-move", "lazy"),
@@ -185,17 +190,18 @@ def test_persisted_pages_equal_page_tables(wpp: Any, target: Any, case: str, mod
 
     target.boot()
     _sh(target, f"echo {mode} > /sys/module/wpp/parameters/mode")
-    # lazy cases recreate through the mailbox form of GET_PAGES, the others straight
-    # into the kernel's buffer (issue 16): both fills are checked page by page
-    direct = int(mode != "lazy")
-    _sh(target, f"echo {direct} > {DIRECT}")
+    frames, direct = FILL[mode]
+    _sh(target, f"echo {frames} > {FRAMES}; echo {direct} > {DIRECT}")
     try:
         res = _sh(target, f"wpp-recreate {PROBE}", timeout=300, check=False)
-        fill = _sh(target, "dmesg | grep 'recreate: recreate_direct=0' || true").stdout
+        fill = _sh(target, "dmesg | grep -E 'recreate: recreate_direct=0|recreated pid' "
+                   "|| true").stdout
     finally:
-        _sh(target, f"echo 1 > {DIRECT}", check=False)
+        _sh(target, f"echo 1 > {FRAMES}; echo 1 > {DIRECT}", check=False)
     assert res.ok, res.stderr.strip() or res.stdout.strip()
-    assert bool(fill) == (not direct), fill
+    in_place = re.findall(r"(\d+) of them in place", fill)
+    assert in_place and (int(in_place[-1]) > 0) == bool(frames), fill
+    assert ("recreate_direct=0" in fill) == (not frames and not direct), fill
     new = wait_for(lambda: _after(wpp, prog, last), 60, "two probe lines after recreation")
     _sh(target, f"kill {prog.pid}", check=False)
     assert new[0][0] == last + 1, new
