@@ -316,8 +316,8 @@ class Machine:
 
 
 def ensure_files(state: StateDir, config: TwinConfig) -> None:
-    """Create the chip (erased, 0xff), the preallocated persistent device and the guest's
-    ext4 data disk if missing."""
+    """Create the chip (erased, 0xff), the persistent device (written zeros) and the
+    guest's ext4 data disk if missing."""
     state.create()
     if not state.chip.exists() or state.chip.stat().st_size != config.chip_size:
         tmp = state.chip.with_suffix(".tmp")
@@ -328,16 +328,28 @@ def ensure_files(state: StateDir, config: TwinConfig) -> None:
             f.write(b"\xff" * (config.chip_size % len(block)))
         tmp.replace(state.chip)
     if not state.pdev.exists() or state.pdev.stat().st_size < config.pdev_size:
-        fd = os.open(state.pdev, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                os.posix_fallocate(fd, 0, config.pdev_size)
-            except OSError:  # e.g. tmpfs without fallocate: a sparse file still works
-                os.ftruncate(fd, config.pdev_size)
-        finally:
-            os.close(fd)
+        write_zeros(state.pdev, config.pdev_size)
     if not state.disk.exists():
         make_data_disk(state.disk, config.disk_size)
+
+
+def write_zeros(path: Path, size: int) -> None:
+    """Extend `path` to `size` bytes by writing zeros (existing bytes are kept).
+
+    Written, not fallocated: QEMU maps the file shared, and the SMM handler's first
+    store into each page of an unwritten (fallocated) or sparse extent costs the
+    filesystem an extent conversion on ext4. Measured on the twin: the first 100 MiB
+    persist into a fallocated device took 1,206 ms of SMM time, 776 ms into written
+    zeros, 677-737 ms for later persists. 512 MiB of zeros take about 0.15 s (page cache).
+    """
+    block = bytes(1 << 20)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        pos = os.lseek(fd, 0, os.SEEK_END)
+        while pos < size:
+            pos += os.write(fd, block[: min(len(block), size - pos)])
+    finally:
+        os.close(fd)
 
 
 def make_data_disk(path: Path, size: int) -> None:
