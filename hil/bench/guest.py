@@ -252,8 +252,8 @@ class Recreated:
     """What the kernel's ``recreated pid`` line says about bringing the pages back."""
 
     pages: int  # pages in the snapshot, every one fetched with GET_PAGES
-    fill_ms: float  # GET_PAGES calls + copying into the new process (zero pages skipped)
-    get_pages_ms: float  # the GET_PAGES calls alone (SMIs: device -> mailbox -> kernel)
+    fill_ms: float  # GET_PAGES calls + putting the pages into the process (zeros skipped)
+    get_pages_ms: float  # the GET_PAGES calls alone (SMIs: device -> the pages' frames)
 
 
 def parse_recreated(text: str) -> Recreated:

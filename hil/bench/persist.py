@@ -19,9 +19,9 @@ Page bandwidth, against what the machine itself can do (case ``page bandwidth``,
   persistent device, the header. The invalidated marker, metadata, regions and SMI entry
   are outside it (the fit's fixed part holds them).
 - ``recreate``: the kernel's ``recreated pid`` line: ``pages * 4 KiB / fill``, where
-  ``fill`` is every GET_PAGES call (SMM copies a batch from the device into the mailbox,
-  the kernel copies it out) plus writing each page into the new process (zero pages are
-  checked, not written). The firmware's RESTORE (verifying the snapshot), mapping the
+  ``fill`` is every GET_PAGES call (SMM writes each page into a new frame of the process,
+  or into a buffer where the firmware refuses frames) plus mapping the frames (zero pages
+  are checked, not mapped). The firmware's RESTORE (verifying the snapshot), mapping the
   regions and the threads are outside it. The kernel prints milliseconds.
 
 Only cycles with at least `BANDWIDTH_MIN_MIB` of pages give a bandwidth sample: in
