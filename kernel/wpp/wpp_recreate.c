@@ -895,7 +895,7 @@ static int rc_fill_one(struct wpp_rc *rc, struct mm_struct *mm, u64 idx, u8 *pag
 		ret = rc_fail(rc, -EFAULT, "cannot fill page %#llx", va);
 	}
 	if (frame)
-		__free_page(frame);
+		put_page(frame);	/* uncharges it too if rc_map_frame() charged it */
 	return ret;
 }
 
@@ -990,7 +990,7 @@ static u64 rc_fill_frames(struct wpp_rc *rc, struct mm_struct *mm, int *ret)
 	goto out;
 free_batch:
 	for (j = 0; j < n; j++)
-		__free_page(pg[j]);
+		put_page(pg[j]);
 out:
 	if ((!pg || !frames) && !*ret)
 		pr_info("recreate: no memory for a frame list: pages through a buffer\n");
