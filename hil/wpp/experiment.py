@@ -28,6 +28,8 @@ COUNTER_BIN = "/usr/bin/wpp-counter"
 MODE_PARAM = "/sys/module/wpp/parameters/mode"
 TRACKED_PID = "/sys/kernel/wpp/tracked_pid"
 TRIGGER = "/dev/wpp-trigger"
+START_S = 30.0  # the counter's first line, plus START_S_PER_MIB per MiB of its buffer
+START_S_PER_MIB = 10.0
 LOG_LINE = 64  # wpp-counter's fixed log-line width: the log's offset is n * LOG_LINE
 
 _COUNTER_LINE = re.compile(r"^wpp-counter: n=(?P<n>\d+) (?P<rest>.*)$")
@@ -289,7 +291,14 @@ class CycleRunner:
                 f"--log-file {self.data_dir}/wpp-counter.log")
         self.program = self.session.start(f"{COUNTER_BIN} {args}", name="counter")
         self.on_step(f"started tracked (pid {self.program.pid}): {COUNTER_BIN} {args}")
-        return self._wait_progress(0, 30)
+        return self._wait_progress(0, self.start_timeout_s())
+
+    def start_timeout_s(self) -> float:
+        """How long the counter may take to print its first line: it fills its buffer
+        first, and with eager tracking each page is an SMI. On a 2-vCPU twin each SMI
+        waits for the rendezvous of a vCPU the host may not be running: on this 2-core
+        host, busy with a second twin, 8 MiB (2,048 SMIs) took longer than 30 s."""
+        return START_S + START_S_PER_MIB * self.buffer_mib
 
     def cycle(self, index: int = 1) -> CycleReport:
         report = CycleReport(index, self.mode)
@@ -310,7 +319,7 @@ class CycleRunner:
         return result
 
     def _cycle(self, report: CycleReport) -> None:
-        first = self._last_line() or self._wait_progress(0, 30)
+        first = self._last_line() or self._wait_progress(0, self.start_timeout_s())
         iterations = max(1, int(self.run_s * 1000 / self.period_ms))
         line = self._timed(report, "run", lambda: self._wait_progress(
             first.n + iterations - 1, self.run_s + 30))

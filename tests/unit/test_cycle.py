@@ -83,3 +83,13 @@ def test_recreated_pids_from_the_report_line() -> None:
     line = "wpp-recreate: recreated /usr/bin/wpp-counter pid 97 as pid 97 (3 regions)"
     assert recreated_pids(line) == (97, 97)
     assert recreated_pids("wpp-recreate: error: nothing persisted") is None
+
+
+def test_start_waits_longer_for_a_bigger_buffer() -> None:
+    """The counter fills its buffer before its first line (eager: one SMI per page), so the
+    wait for it grows with the buffer; 30 s flat timed out for 8 MiB on a busy host."""
+    from hil.wpp.experiment import CycleRunner
+
+    small = CycleRunner(object(), buffer_mib=1).start_timeout_s()
+    big = CycleRunner(object(), buffer_mib=8).start_timeout_s()
+    assert small >= 30 and big >= small + 60
