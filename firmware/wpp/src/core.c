@@ -373,15 +373,6 @@ static int dev_write_crc(struct wpp_ctx *ctx, wpp_u64 off, const void *src, wpp_
 	return rc == WPP_OK ? d->write_crc(d->ctx, off, src, len, crc) : rc;
 }
 
-/* CRC of device bytes in place (a CPU-mapped device: pdev->crc). */
-static int dev_crc(struct wpp_ctx *ctx, wpp_u64 off, wpp_u64 len, wpp_u32 *crc)
-{
-	struct wpp_pdev *d = ctx->plat->pdev;
-	int rc = wpp_guard_device(ctx, 1);
-
-	return rc == WPP_OK ? d->crc(d->ctx, off, len, crc) : rc;
-}
-
 static int dev_read(struct wpp_ctx *ctx, wpp_u64 off, void *dst, wpp_u64 phys, wpp_u64 len)
 {
 	struct wpp_pdev *d = ctx->plat->pdev;
@@ -399,6 +390,34 @@ static int dev_wait(struct wpp_ctx *ctx)
 	wpp_u64 t = ctx->plat->dev_timeout_us ? ctx->plat->dev_timeout_us : 5000000;
 
 	return d->wait ? d->wait(d->ctx, t) : WPP_OK;
+}
+
+/*
+ * Update *crc over device bytes, one piece of at most buf_size per transfer:
+ * in place on a CPU-mapped device (pdev->crc), else read into buf (at
+ * buf_phys for DMA) and CRC'd there.
+ */
+static int dev_crc(struct wpp_ctx *ctx, wpp_u64 off, wpp_u64 len, wpp_u32 *crc, wpp_u8 *buf,
+		   wpp_u64 buf_phys, wpp_u64 buf_size)
+{
+	struct wpp_pdev *d = ctx->plat->pdev;
+	int rc = WPP_OK;
+
+	for (wpp_u64 done = 0, n; rc == WPP_OK && done < len; done += n) {
+		n = WPP_MIN(buf_size, len - done);
+		if (d->crc) {
+			rc = wpp_guard_device(ctx, 1);
+			if (rc == WPP_OK)
+				rc = d->crc(d->ctx, off + done, n, crc);
+			continue;
+		}
+		rc = dev_read(ctx, off + done, buf, buf_phys, n);
+		if (rc == WPP_OK)
+			rc = dev_wait(ctx);
+		if (rc == WPP_OK)
+			*crc = wpp_crc32(*crc, buf, n);
+	}
+	return rc;
 }
 
 /* ---------------------------------------------------------------- init */
@@ -733,21 +752,16 @@ struct persist_run {
 /*
  * A run SMM cannot map for the CPU (above 4 GiB on the FPGA board: the device
  * moves it by DMA) is CRC'd from what landed on the device, read back through
- * the SMRAM bounce buffer. Its CRC is never dropped: restore refuses a
+ * the SMRAM bounce buffer (dev_crc()). Its CRC is never dropped: restore refuses a
  * snapshot without a page CRC, and a failed read-back fails the persist.
  */
 static int crc_readback(struct wpp_ctx *ctx, struct persist_run *run)
 {
 	int rc = dev_wait(ctx);
 
-	for (wpp_u64 done = 0; rc == WPP_OK && done < run->len; done += sizeof(ctx->bounce)) {
-		rc = dev_read(ctx, run->dev_off + done, ctx->bounce, WPP_PHYS_NONE,
-			      sizeof(ctx->bounce));
-		if (rc == WPP_OK)
-			rc = dev_wait(ctx);
-		if (rc == WPP_OK)
-			run->crc = wpp_crc32(run->crc, ctx->bounce, sizeof(ctx->bounce));
-	}
+	if (rc == WPP_OK)
+		rc = dev_crc(ctx, run->dev_off, run->len, &run->crc, ctx->bounce, WPP_PHYS_NONE,
+			     sizeof(ctx->bounce));
 	if (rc != WPP_OK)
 		wpp_logf(ctx->plat, "persist check=page_crc_readback pa=0x%llx status=%d",
 			 U(run->phys), rc);
@@ -1359,26 +1373,10 @@ static int ev_restore(struct wpp_ctx *ctx, const wpp_u8 *pl, wpp_u32 len, wpp_u6
 	if (h.flags & WPP_SNAP_F_PAGE_CRC) {
 		wpp_u32 crc = 0;
 
-		for (wpp_u64 done = 0; done < h.page_area_length;) {
-			wpp_u64 n = WPP_MIN((wpp_u64)WPP_INTERNAL_SCRATCH_SIZE,
-					h.page_area_length - done);
-
-			if (ctx->plat->pdev->crc) {
-				rc = dev_crc(ctx, h.page_area_offset + done, n, &crc);
-				if (rc != WPP_OK)
-					goto fail;
-				done += n;
-				continue;
-			}
-			rc = dev_read(ctx, h.page_area_offset + done, scratch(ctx),
-				      scratch_phys(ctx), n);
-			if (rc == WPP_OK)
-				rc = dev_wait(ctx);
-			if (rc != WPP_OK)
-				goto fail;
-			crc = wpp_crc32(crc, scratch(ctx), n);
-			done += n;
-		}
+		rc = dev_crc(ctx, h.page_area_offset, h.page_area_length, &crc, scratch(ctx),
+			     scratch_phys(ctx), WPP_INTERNAL_SCRATCH_SIZE);
+		if (rc != WPP_OK)
+			goto fail;
 		if (crc != h.page_crc32) {
 			why = "page_crc";
 			rc = WPP_E_CORRUPT;
