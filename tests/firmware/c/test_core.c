@@ -1634,34 +1634,39 @@ static wpp_u32 all_cpus(void *ctx)
 	return 2;
 }
 
+/* A process to persist, after a rendezvous that expected `cpus` (two are there). */
+static void open_after_rendezvous(struct host_platform *hp, wpp_u32 cpus, int want)
+{
+	open_hp(hp, 64 * MiB, 1);
+	build_process(hp, 3);
+	hp->plat.smm_cpus = all_cpus;
+	CHECK_EQ(wpp_rendezvous(&hp->ctx, cpus, 1000), want);
+}
+
+/* BAR reads by the guard during one successful persist. */
+static int persist_locates(struct host_platform *hp)
+{
+	int before = hp->bar_locates;
+
+	CHECK_EQ(ev(hp, WPP_EV_PERSIST), WPP_OK);
+	return hp->bar_locates - before;
+}
+
 static void t_bar_once_when_all_held(void)
 {
 	struct host_platform hp;
-	int locates;
 
-	open_hp(&hp, 64 * MiB, 1);
-	build_process(&hp, 3);
-	hp.plat.smm_cpus = all_cpus;
-	CHECK_EQ(wpp_rendezvous(&hp.ctx, 2, 1000), WPP_OK);
-	locates = hp.bar_locates;
-	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
-	CHECK_EQ(hp.bar_locates - locates, 1);
+	open_after_rendezvous(&hp, 2, WPP_OK);
+	CHECK_EQ(persist_locates(&hp), 1);
 	/* the next event had no rendezvous: per transfer again */
-	locates = hp.bar_locates;
-	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
-	CHECK(hp.bar_locates - locates > 3);
+	CHECK(persist_locates(&hp) > 3);
 	hp.on_write = move_bar_once;
 	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_E_DEVICE_MOVED);
-	/* a rendezvous that timed out (a CPU missing) does not count */
 	hp.on_write = NULL;
 	host_platform_close(&hp);
-	open_hp(&hp, 64 * MiB, 1);
-	build_process(&hp, 3);
-	hp.plat.smm_cpus = all_cpus;
-	CHECK_EQ(wpp_rendezvous(&hp.ctx, 3, 1000), WPP_E_TIMEOUT);
-	locates = hp.bar_locates;
-	CHECK_EQ(ev(&hp, WPP_EV_PERSIST), WPP_OK);
-	CHECK(hp.bar_locates - locates > 3);
+	/* a rendezvous that timed out (a CPU missing) does not count */
+	open_after_rendezvous(&hp, 3, WPP_E_TIMEOUT);
+	CHECK(persist_locates(&hp) > 3);
 	host_platform_close(&hp);
 }
 
