@@ -321,29 +321,28 @@ def ensure_files(state: StateDir, config: TwinConfig) -> None:
     state.create()
     if not state.chip.exists() or state.chip.stat().st_size != config.chip_size:
         tmp = state.chip.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            block = b"\xff" * (1 << 20)
-            for _ in range(config.chip_size // len(block)):
-                f.write(block)
-            f.write(b"\xff" * (config.chip_size % len(block)))
+        tmp.unlink(missing_ok=True)
+        write_fill(tmp, config.chip_size, 0xFF, mode=0o666)
         tmp.replace(state.chip)
     if not state.pdev.exists() or state.pdev.stat().st_size < config.pdev_size:
-        write_zeros(state.pdev, config.pdev_size)
+        write_fill(state.pdev, config.pdev_size, 0)
     if not state.disk.exists():
         make_data_disk(state.disk, config.disk_size)
 
 
-def write_zeros(path: Path, size: int) -> None:
-    """Extend `path` to `size` bytes by writing zeros (existing bytes are kept).
+def write_fill(path: Path, size: int, byte: int, mode: int = 0o600) -> None:
+    """Extend `path` to `size` bytes by writing `byte` (existing bytes are kept): the
+    erased chip (0xff) and the persistent device (zeros). A new file gets `mode`
+    (less the umask).
 
-    Written, not fallocated: QEMU maps the file shared, and the SMM handler's first
-    store into each page of an unwritten (fallocated) or sparse extent costs the
-    filesystem an extent conversion on ext4. Measured on the twin: the first 100 MiB
+    The device is written, not fallocated: QEMU maps the file shared, and the SMM
+    handler's first store into each page of an unwritten (fallocated) or sparse extent
+    costs the filesystem an extent conversion on ext4. Measured on the twin: the first 100 MiB
     persist into a fallocated device took 1,206 ms of SMM time, 776 ms into written
     zeros, 677-737 ms for later persists. 512 MiB of zeros take about 0.15 s (page cache).
     """
-    block = bytes(1 << 20)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    block = bytes([byte]) * (1 << 20)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
     try:
         pos = os.lseek(fd, 0, os.SEEK_END)
         while pos < size:
