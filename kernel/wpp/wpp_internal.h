@@ -43,6 +43,7 @@ struct wpp_smi_stats {
 	u64 errors[WPP_EV_COUNT];
 	u64 ns[WPP_EV_COUNT];
 	u64 no_answer;
+	u64 rerung;		/* doorbells rung again after no answer */
 	s32 last_status;
 	u16 last_event;
 };

@@ -62,14 +62,24 @@ static noinline void wpp_smi_raise(u8 event)
 		     : : "a" (event), "Nd" ((u16)WPP_APM_CNT_PORT) : "memory");
 }
 
+/*
+ * How often one request's doorbell is rung before "no answer". With several
+ * CPUs the SMI entry lets one CPU run the handler while the others wait; if
+ * that CPU took a late copy of the previous SMI and read the mailbox before
+ * this request was complete, our own SMI waits behind it and is dropped. The
+ * request is still unanswered, and nothing has acted on it, so ringing again
+ * is safe (an answered request is never rung again).
+ */
+#define WPP_SMI_RINGS	4
+
 int wpp_smi(struct wpp_call *c)
 {
 	struct wpp_mailbox_hdr *hdr = wpp_mbox;
 	u8 *payload = (u8 *)wpp_mbox + WPP_MAILBOX_HDR_SIZE;
 	u32 len = c->len1 + c->len2;
 	unsigned long flags;
-	unsigned int idx;
-	u32 seq, ack, rlen;
+	unsigned int idx, ring;
+	u32 seq, ack = 0, rlen;
 	s32 status;
 	u64 t0, dt;
 	int ret = 0;
@@ -102,8 +112,9 @@ int wpp_smi(struct wpp_call *c)
 	 * the handler now (another CPU's late copy of the previous broadcast SMI,
 	 * which the handler takes for an APM SMI) answers "duplicate" and leaves
 	 * the mailbox alone. Once seq is visible the request is complete, so such
-	 * an SMI may only answer this very request early; ours then finds it
-	 * answered. Writing seq first let a late SMI act on a half-written request
+	 * an SMI may only answer this very request early (the firmware reads the
+	 * port again once every CPU is held, so it judges the request by our
+	 * doorbell, not the previous one); ours then finds it answered. Writing seq first let a late SMI act on a half-written request
 	 * and had seq_ack overwritten after its answer ("no answer", or a page
 	 * removed twice: NOT_FOUND).
 	 */
@@ -113,12 +124,18 @@ int wpp_smi(struct wpp_call *c)
 	mb();
 
 	t0 = ktime_get_ns();
-	wpp_smi_raise(c->event);
-	/* read the answer only after the SMI returned */
-	mb();
+	for (ring = 0; ring < WPP_SMI_RINGS; ring++) {
+		if (ring)
+			wpp_stats.rerung++;
+		wpp_smi_raise(c->event);
+		/* read the answer only after the SMI returned */
+		mb();
+		ack = READ_ONCE(hdr->seq_ack);
+		if (ack == seq)
+			break;
+	}
 	dt = ktime_get_ns() - t0;
 
-	ack = READ_ONCE(hdr->seq_ack);
 	status = READ_ONCE(hdr->status);
 	rlen = READ_ONCE(hdr->payload_len);
 	if (ack != seq) {

@@ -8,7 +8,7 @@
  *   batch_pending   page operations queued (batched mode)
  *   region          "<base> <size>" of the firmware region (hex)
  *   stats           one line per event: name calls errors ns
- *                   plus "no_answer N" and "last_status S"
+ *                   plus "no_answer N", "rerung N" and "last_status S"
  *   fw_counters     the firmware's struct wpp_counters (READ_DATA), key value;
  *                   mode 0400: every read is an SMI
  *   check           the power-loss page-table check: checks, failed, corrections
@@ -67,8 +67,8 @@ static ssize_t stats_show(struct kobject *k, struct kobj_attribute *a, char *buf
 		n += sysfs_emit_at(buf, n, "%s %llu %llu %llu\n",
 				   wpp_event_name(WPP_EV_FIRST + i),
 				   st->calls[i], st->errors[i], st->ns[i]);
-	n += sysfs_emit_at(buf, n, "no_answer %llu\nlast_status %d\n",
-			   st->no_answer, st->last_status);
+	n += sysfs_emit_at(buf, n, "no_answer %llu\nrerung %llu\nlast_status %d\n",
+			   st->no_answer, st->rerung, st->last_status);
 	kfree(st);
 	return n;
 }

@@ -348,6 +348,7 @@ static void take_handoff(void)
 
 int wpp_smi_apmc(uint8_t data)
 {
+	uint8_t now;
 	int ret;
 
 	if (data != WPP_APM_CNT_HANDOFF && (data < WPP_EV_FIRST || data > WPP_EV_LAST))
@@ -366,6 +367,22 @@ int wpp_smi_apmc(uint8_t data)
 	if (wpp_already_answered(&ctx, data))
 		return 1;
 	wpp_rendezvous(&ctx, handoff.smi_cpus, WPP_RENDEZVOUS_TIMEOUT_US);
+	/*
+	 * The APM value this SMI was dispatched with may be stale: on a machine
+	 * whose CPUs are host threads (the twin), one CPU can take its copy of
+	 * the previous broadcast SMI so late that the OS has meanwhile written
+	 * the next request, whose own `out` is still to come. The rendezvous
+	 * waits for the requesting CPU, which enters SMM only through that
+	 * `out`: read the port again now, so the request is judged by the value
+	 * its own doorbell wrote (a stale one answered it BAD_MAILBOX).
+	 */
+	now = apm_get_apmc();
+	if (now != data) {
+		wpp_logf(&plat, "smi status=0 apm_was=0x%x apm_now=0x%x", data, now);
+		if (now < WPP_EV_FIRST || now > WPP_EV_LAST)
+			return 1;	/* not a WPP doorbell: leave the mailbox alone */
+		data = now;
+	}
 	ret = wpp_handle_event(&ctx, data);
 	pae_disable();
 	return ret;

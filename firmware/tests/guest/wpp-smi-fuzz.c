@@ -81,6 +81,7 @@
 #define LOW_LIMIT	0x100000ULL	/* below 1 MiB the OS and e820 disagree */
 /* ramstage -> SMM one-shot handoff (firmware/coreboot/drivers-wpp/wpp_coreboot.h) */
 #define APM_HANDOFF	0xad
+#define SMI_RINGS	4	/* doorbells per request, as the kernel driver */
 
 struct range {
 	uint64_t start, end;		/* inclusive */
@@ -109,6 +110,7 @@ static uint64_t own_pa[OWN_PAGES];
 static unsigned long status_count[WPP_E_COUNT + 1];
 static unsigned long event_count[16];
 static unsigned long answered, unanswered, violations, forbidden, forbidden_refused;
+static unsigned long rerung;	/* doorbells rung again: a late SMI held the handler */
 static unsigned long handoffs;
 static uint64_t last_bad_pa;	/* the last forbidden address drawn, for reports */
 static int last_class;
@@ -351,16 +353,23 @@ static int raise_smi(uint8_t port_ev, uint16_t hdr_ev, uint32_t magic, uint16_t 
 	__sync_synchronize();
 	h->seq = seq;
 	__sync_synchronize();
-	if (port_fd >= 0) {
-		if (pwrite(port_fd, &port_ev, 1, WPP_APM_CNT_PORT) != 1)
-			return -1001;
-	} else {
-		outb(port_ev, WPP_APM_CNT_PORT);
+	/* rung again while unanswered, as the kernel driver does (WPP_SMI_RINGS) */
+	for (int ring = 0; ring < SMI_RINGS; ring++) {
+		if (ring)
+			rerung++;
+		if (port_fd >= 0) {
+			if (pwrite(port_fd, &port_ev, 1, WPP_APM_CNT_PORT) != 1)
+				return -1001;
+		} else {
+			outb(port_ev, WPP_APM_CNT_PORT);
+		}
+		__sync_synchronize();
+		if (h->seq_ack == seq)
+			return h->status;
+		if (port_ev == APM_HANDOFF)
+			break;	/* never answered after boot */
 	}
-	__sync_synchronize();
-	if (h->seq_ack != seq)
-		return -1000;
-	return h->status;
+	return -1000;
 }
 
 static uint32_t random_len(uint32_t natural)
@@ -946,9 +955,9 @@ int main(int argc, char **argv)
 	sanity();
 
 	printf("wpp-fuzz done seed=%llu commands=%lu answered=%lu unanswered=%lu "
-	       "violations=%lu forbidden=%lu forbidden_refused=%lu handoffs=%lu statuses=",
-	       seed, count, answered, unanswered, violations, forbidden, forbidden_refused,
-	       handoffs);
+	       "violations=%lu forbidden=%lu forbidden_refused=%lu handoffs=%lu rerung=%lu "
+	       "statuses=", seed, count, answered, unanswered, violations, forbidden,
+	       forbidden_refused, handoffs, rerung);
 	for (int s = 0; s <= WPP_E_COUNT; s++)
 		printf("%s%lu", s ? "," : "", status_count[s]);
 	printf(" events=");

@@ -38,6 +38,7 @@
 #include "../../wpp/include/wpp_abi.h"
 
 #define MAP_LEN		(1UL << 20)	/* header + small payloads */
+#define SMI_RINGS	4		/* doorbells per request, as the kernel driver */
 
 static volatile uint8_t *mbox;
 static int port_fd = -1;	/* /dev/port when ioperm() is not available */
@@ -85,13 +86,16 @@ static int raise_smi(uint8_t port_ev, uint16_t hdr_ev, uint32_t magic, uint32_t 
 	__sync_synchronize();
 	h->seq = seq;
 	__sync_synchronize();
-	if (port_fd >= 0) {
-		if (pwrite(port_fd, &port_ev, 1, WPP_APM_CNT_PORT) != 1)
-			rc = -1;
-	} else {
-		outb(port_ev, WPP_APM_CNT_PORT);
+	/* rung again while unanswered, as the kernel driver does (see wpp-smi-fuzz.c) */
+	for (int ring = 0; ring < SMI_RINGS && rc == 0 && h->seq_ack != seq; ring++) {
+		if (port_fd >= 0) {
+			if (pwrite(port_fd, &port_ev, 1, WPP_APM_CNT_PORT) != 1)
+				rc = -1;
+		} else {
+			outb(port_ev, WPP_APM_CNT_PORT);
+		}
+		__sync_synchronize();
 	}
-	__sync_synchronize();
 	if (rc == 0 && h->seq_ack != seq)
 		unanswered = 1;
 	return rc;
