@@ -110,6 +110,26 @@ def _api_ready(url: str, user: str, password: str) -> bool:
     return r.status_code == 200
 
 
+def _daemon_answers(sd: StateDir, twin_board: Board, grace_s: float = 5.0) -> bool:
+    """Whether the daemon named in the state dir serves its API. A daemon that was just
+    killed keeps its pid for a moment while it exits: it is waited for (False: start a
+    new one), not reused, or the caller gets a URL nobody serves."""
+    marker = str(sd.path)
+    deadline = Deadline(grace_s)
+    while (pid := tracked_pid(sd.daemon_pidfile, marker)) is not None:
+        if _api_ready(twin_board.pikvm.url, twin_board.pikvm.user, sd.read_password()):
+            return True
+        if deadline.expired:
+            raise HilError(
+                f"the twin's daemon (pid {pid}) runs but its kvmd API at "
+                f"{twin_board.pikvm.url} does not answer",
+                f"see {sd.daemon_log}; stop it with 'hil emulate down', then "
+                "'hil emulate up'",
+            )
+        deadline.sleep(0.2)
+    return False
+
+
 def _log_tail(path: Path, lines: int = 5) -> str:
     try:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
@@ -165,12 +185,13 @@ def up(
     marker = str(sd.path)
     if tracked_pid(sd.daemon_pidfile, marker) is not None:
         config = sd.read_config()
-        if rom is not None:
-            flash_chip(sd, rom, config.chip_size)
         result = twin_board(board, sd, config)
-        if stop_at_exit:
-            _track(sd, result)
-        return result
+        if _daemon_answers(sd, result):
+            if rom is not None:
+                flash_chip(sd, rom, config.chip_size)
+            if stop_at_exit:
+                _track(sd, result)
+            return result
 
     emu = board.emulated
     ports = Ports(*free_ports(3)) if use_free_ports else _board_ports(board)

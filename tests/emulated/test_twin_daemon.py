@@ -112,6 +112,23 @@ def test_killed_daemon_takes_qemu_along(running: tuple[Board, StateDir]) -> None
     assert client_for(tb2).atx_state().power_led is False
 
 
+def test_hung_daemon_is_a_clear_error_not_reused(running: tuple[Board, StateDir]) -> None:
+    """A daemon that is alive but does not serve its API (stopped here with SIGSTOP) is
+    not handed out as a running twin: 'up' names it and how to get rid of it."""
+    tb, sd = running
+    daemon = tracked_pid(sd.daemon_pidfile, str(sd.path))
+    assert daemon is not None
+    os.kill(daemon, signal.SIGSTOP)
+    try:
+        with pytest.raises(HilError, match=rf"daemon \(pid {daemon}\) runs but its kvmd API"
+                                           ) as err:
+            twin.up(tb, state=sd.path, use_free_ports=True)
+        assert "hil emulate down" in (err.value.hint or "")
+    finally:
+        os.kill(daemon, signal.SIGCONT)
+    assert client_for(tb).atx_state().power_led is False  # the same daemon, answering again
+
+
 def test_fixed_port_in_use_is_a_clear_error(board: Board, tmp_path) -> None:
     """Only the port this test holds is busy: the other fixed ports are moved off the
     inventory's, which a twin started by hand ('hil emulate up') may be holding."""
