@@ -13,7 +13,10 @@ depend on it.)
 
 After each cut the moment is classified from what the handler had logged when it died:
 the ``wpp: persist`` line started (the completion marker is written before it) or not.
-``hil snapshot inspect --json`` must agree (complete vs incomplete/marker_missing); the
+``hil snapshot inspect --json`` must agree (complete vs incomplete/marker_missing), except
+for a cut between the marker and its log line: the device then holds a complete snapshot
+the log does not announce yet, accepted only if the full check, every page's CRC
+included, says complete (``at_marker``; seen once in 20 cuts); the
 board boots, nothing crashes, and the recreator either refuses the incomplete snapshot
 with its message (kernel and firmware logs say why) or recreates the process exactly,
 which then serves the next cut. One boot per cut. At the end a full cycle works.
@@ -124,6 +127,12 @@ def test_power_cut_at_random_moments_while_persisting(wpp: Any, target: Any) -> 
         logged = _since(twin.debugcon, mark)
         moment = "after_marker" if DONE in logged else "during"
         rc, report = inspect_cli(twin.pdev, no_pages=moment == "during")
+        if moment == "during" and report["verdict"] == "complete":
+            # the cut fell between the marker reaching the device and the handler's log
+            # line after it (seen once in 20 cuts): only the full check, every page's
+            # CRC included, may then call the snapshot complete
+            moment = "at_marker"
+            rc, report = inspect_cli(twin.pdev)
         rows.append((i, round(delay * 1000), moment, report["verdict"], report["check"]))
         print(f"cut {i:2d}: {delay * 1000:6.0f} ms into persisting -> {moment:12s} "
               f"inspect: {report['verdict']} {report['check']}")
@@ -152,7 +161,8 @@ def test_power_cut_at_random_moments_while_persisting(wpp: Any, target: Any) -> 
             probe.assert_continues(res)
     print("cuts:", rows)
     print(f"classes: {sum(r[2] == 'during' for r in rows)} during, "
-          f"{sum(r[2] != 'during' for r in rows)} after the marker")
+          f"{sum(r[2] == 'at_marker' for r in rows)} at the marker (not yet logged), "
+          f"{sum(r[2] == 'after_marker' for r in rows)} after the marker")
 
     # and at the end a full cycle works
     mark, _ = cut.start_persist()

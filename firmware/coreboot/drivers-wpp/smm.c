@@ -376,7 +376,7 @@ int wpp_smi_apmc(uint8_t data)
 	 * `out`: read the port again now, so the request is judged by the value
 	 * its own doorbell wrote (a stale one answered it BAD_MAILBOX).
 	 */
-	now = apm_get_apmc();
+	now = inb(APM_CNT);	/* not apm_get_apmc(): that one also logs */
 	if (now != data) {
 		wpp_logf(&plat, "smi status=0 apm_was=0x%x apm_now=0x%x", data, now);
 		if (now < WPP_EV_FIRST || now > WPP_EV_LAST)
