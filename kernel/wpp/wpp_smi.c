@@ -114,9 +114,10 @@ int wpp_smi(struct wpp_call *c)
 	 * the mailbox alone. Once seq is visible the request is complete, so such
 	 * an SMI may only answer this very request early (the firmware reads the
 	 * port again once every CPU is held, so it judges the request by our
-	 * doorbell, not the previous one); ours then finds it answered. Writing seq first let a late SMI act on a half-written request
-	 * and had seq_ack overwritten after its answer ("no answer", or a page
-	 * removed twice: NOT_FOUND).
+	 * doorbell, not the previous one); ours then finds it answered. Writing
+	 * seq first let a late SMI act on a half-written request and had seq_ack
+	 * overwritten after its answer ("no answer", or a page removed twice:
+	 * NOT_FOUND).
 	 */
 	wmb();
 	WRITE_ONCE(hdr->seq, seq);
